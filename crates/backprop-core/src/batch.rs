@@ -1,0 +1,206 @@
+//! Validated row-major views of a batch: inputs `X: B x n` and targets `Y: B x m`.
+
+use std::ops::Range;
+
+use crate::{Architecture, Error, MatrixRole, Scalar};
+
+/// A row-major `rows x cols` view of a slice whose length has been checked.
+#[derive(Clone, Copy, Debug)]
+pub struct MatrixRef<'a, T> {
+    values: &'a [T],
+    rows: usize,
+    cols: usize,
+}
+
+impl<'a, T> MatrixRef<'a, T> {
+    /// Views `values` as `rows x cols`, row-major; the length must be `rows * cols`.
+    pub fn new(values: &'a [T], rows: usize, cols: usize) -> Result<Self, Error> {
+        if rows.checked_mul(cols) != Some(values.len()) {
+            return Err(Error::MatrixLength {
+                rows,
+                cols,
+                found: values.len(),
+            });
+        }
+        Ok(MatrixRef { values, rows, cols })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The values, row-major.
+    pub fn as_slice(&self) -> &'a [T] {
+        self.values
+    }
+
+    /// Row `r`.
+    pub fn row(&self, r: usize) -> &'a [T] {
+        &self.values[r * self.cols..(r + 1) * self.cols]
+    }
+
+    /// The rows in `range`, which must lie within the matrix.
+    fn row_range(&self, range: Range<usize>) -> MatrixRef<'a, T> {
+        MatrixRef {
+            values: &self.values[range.start * self.cols..range.end * self.cols],
+            rows: range.len(),
+            cols: self.cols,
+        }
+    }
+}
+
+/// Checks that a matrix has rows and only finite values.
+fn check_finite_rows<T: Scalar>(matrix: &MatrixRef<'_, T>, role: MatrixRole) -> Result<(), Error> {
+    if matrix.rows == 0 {
+        return Err(Error::EmptyBatch { role });
+    }
+    match matrix.values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(Error::NonFiniteValue {
+            role,
+            row: index / matrix.cols,
+            col: index % matrix.cols,
+            value: matrix.values[index].to_f64(),
+        }),
+    }
+}
+
+/// Inputs of a forward pass: at least one row, every value finite.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a, T> {
+    matrix: MatrixRef<'a, T>,
+}
+
+impl<'a, T: Scalar> Inputs<'a, T> {
+    /// Validates a matrix of inputs: no empty batch, no NaN or infinity.
+    pub fn new(matrix: MatrixRef<'a, T>) -> Result<Self, Error> {
+        check_finite_rows(&matrix, MatrixRole::Inputs)?;
+        Ok(Inputs { matrix })
+    }
+
+    /// The inputs as a matrix.
+    pub fn matrix(&self) -> MatrixRef<'a, T> {
+        self.matrix
+    }
+
+    /// Number of samples `B`.
+    pub fn rows(&self) -> usize {
+        self.matrix.rows
+    }
+
+    /// Checks that the width is the architecture's input width `n`.
+    pub fn check_width(&self, architecture: &Architecture) -> Result<(), Error> {
+        check_width(
+            self.matrix.cols,
+            architecture.input_width(),
+            MatrixRole::Inputs,
+        )
+    }
+}
+
+fn check_width(found: usize, expected: usize, role: MatrixRole) -> Result<(), Error> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(Error::WidthMismatch {
+            role,
+            expected,
+            found,
+        })
+    }
+}
+
+/// A training batch: inputs and targets with the same number of rows (at
+/// least one), widths that match an architecture, and only finite values.
+///
+/// NaN and infinity are rejected here, when the batch is built, so that no
+/// kernel ever sees them.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a, T> {
+    inputs: MatrixRef<'a, T>,
+    targets: MatrixRef<'a, T>,
+}
+
+impl<'a, T: Scalar> Batch<'a, T> {
+    /// Validates `inputs: B x n` and `targets: B x m` for `architecture`.
+    pub fn new(
+        architecture: &Architecture,
+        inputs: MatrixRef<'a, T>,
+        targets: MatrixRef<'a, T>,
+    ) -> Result<Self, Error> {
+        if inputs.rows != targets.rows {
+            return Err(Error::RowCountMismatch {
+                input_rows: inputs.rows,
+                target_rows: targets.rows,
+            });
+        }
+        let batch = Batch { inputs, targets };
+        batch.check_widths(architecture)?;
+        check_finite_rows(&inputs, MatrixRole::Inputs)?;
+        check_finite_rows(&targets, MatrixRole::Targets)?;
+        Ok(batch)
+    }
+
+    /// Validates flat row-major slices of `rows` samples for `architecture`.
+    pub fn from_slices(
+        architecture: &Architecture,
+        rows: usize,
+        inputs: &'a [T],
+        targets: &'a [T],
+    ) -> Result<Self, Error> {
+        Batch::new(
+            architecture,
+            MatrixRef::new(inputs, rows, architecture.input_width())?,
+            MatrixRef::new(targets, rows, architecture.output_width())?,
+        )
+    }
+
+    /// Checks that the widths are the architecture's `n` and `m`.
+    pub fn check_widths(&self, architecture: &Architecture) -> Result<(), Error> {
+        check_width(
+            self.inputs.cols,
+            architecture.input_width(),
+            MatrixRole::Inputs,
+        )?;
+        check_width(
+            self.targets.cols,
+            architecture.output_width(),
+            MatrixRole::Targets,
+        )
+    }
+
+    /// Number of samples `B`.
+    pub fn rows(&self) -> usize {
+        self.inputs.rows
+    }
+
+    /// The inputs `X`.
+    pub fn inputs(&self) -> Inputs<'a, T> {
+        Inputs {
+            matrix: self.inputs,
+        }
+    }
+
+    /// The targets `Y`.
+    pub fn targets(&self) -> MatrixRef<'a, T> {
+        self.targets
+    }
+
+    /// The samples in `range` as a batch of their own; `None` if the range is
+    /// empty or reaches past the last row.
+    pub fn sub_batch(&self, range: Range<usize>) -> Option<Batch<'a, T>> {
+        if range.is_empty() || range.end > self.rows() {
+            return None;
+        }
+        Some(Batch {
+            inputs: self.inputs.row_range(range.clone()),
+            targets: self.targets.row_range(range),
+        })
+    }
+}

@@ -1,0 +1,248 @@
+//! The one error type of the workspace: every caller mistake becomes one of its variants.
+
+use std::fmt;
+
+use crate::Activation;
+
+/// Which matrix of a batch a value or shape belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatrixRole {
+    /// The inputs `X`, one sample per row.
+    Inputs,
+    /// The targets `Y`, one sample per row.
+    Targets,
+    /// The caller's output buffer of a forward pass.
+    Outputs,
+}
+
+impl fmt::Display for MatrixRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MatrixRole::Inputs => "inputs",
+            MatrixRole::Targets => "targets",
+            MatrixRole::Outputs => "outputs",
+        })
+    }
+}
+
+/// Everything that can go wrong when a caller hands the library bad input.
+///
+/// The library returns one of these for every caller mistake and never panics
+/// on one. Each message names the sizes involved.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// An architecture needs at least an input and an output width.
+    TooFewWidths {
+        /// How many widths were given.
+        found: usize,
+    },
+    /// A layer of width zero.
+    ZeroWidth {
+        /// The position of the zero in the widths (0 is the input width).
+        position: usize,
+        /// All the widths given.
+        widths: Vec<usize>,
+    },
+    /// The number of activations differs from the number of weight layers.
+    ActivationCount {
+        /// Weight layers: one fewer than the widths.
+        layers: usize,
+        /// Activations given.
+        found: usize,
+    },
+    /// Softmax cross-entropy fuses the softmax itself, so it needs identity outputs.
+    SoftmaxNeedsIdentityOutput {
+        /// The output activation that was given instead.
+        found: Activation,
+    },
+    /// The parameter count, or a layer's size, does not fit in `usize`.
+    ParameterCountOverflow {
+        /// The widths whose parameters do not fit.
+        widths: Vec<usize>,
+    },
+    /// A flat parameter buffer of the wrong length for its architecture.
+    ParameterLength {
+        /// The widths of the architecture.
+        widths: Vec<usize>,
+        /// The parameter count those widths need.
+        expected: usize,
+        /// The length given.
+        found: usize,
+    },
+    /// Two parameter sets (say, a network and a gradient buffer) of different layouts.
+    ParameterLayout {
+        /// The widths the operation needed.
+        expected: Vec<usize>,
+        /// The widths of the parameters given.
+        found: Vec<usize>,
+    },
+    /// A matrix whose buffer length is not `rows * cols`.
+    MatrixLength {
+        /// Rows claimed.
+        rows: usize,
+        /// Columns claimed.
+        cols: usize,
+        /// The buffer's length.
+        found: usize,
+    },
+    /// A batch without a single sample.
+    EmptyBatch {
+        /// Which matrix has no rows.
+        role: MatrixRole,
+    },
+    /// Inputs and targets with different numbers of samples.
+    RowCountMismatch {
+        /// Rows of `X`.
+        input_rows: usize,
+        /// Rows of `Y`.
+        target_rows: usize,
+    },
+    /// A matrix whose width does not match the architecture.
+    WidthMismatch {
+        /// Which matrix.
+        role: MatrixRole,
+        /// The width the architecture needs (`n` for inputs, `m` for targets and outputs).
+        expected: usize,
+        /// The width given.
+        found: usize,
+    },
+    /// A NaN or an infinity in a batch, rejected when the batch is built.
+    NonFiniteValue {
+        /// Which matrix.
+        role: MatrixRole,
+        /// Row of the value.
+        row: usize,
+        /// Column of the value.
+        col: usize,
+        /// The value, widened to `f64`.
+        value: f64,
+    },
+    /// A learning rate that is negative, NaN or infinite.
+    InvalidLearningRate {
+        /// The value, widened to `f64`.
+        value: f64,
+    },
+    /// A name (of a backend, activation or loss) that is not known.
+    UnknownName {
+        /// What kind of thing was named.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// The names that are valid.
+        valid: Vec<&'static str>,
+    },
+}
+
+/// Finds the item of `all` whose name is `name`; the error lists the valid names.
+///
+/// Backs the `FromStr` of every named choice (activations, losses, backends).
+pub fn parse_name<K: Copy>(
+    what: &'static str,
+    name: &str,
+    all: &[K],
+    name_of: fn(K) -> &'static str,
+) -> Result<K, Error> {
+    all.iter()
+        .copied()
+        .find(|&item| name_of(item) == name)
+        .ok_or_else(|| Error::UnknownName {
+            what,
+            name: name.to_owned(),
+            valid: all.iter().map(|&item| name_of(item)).collect(),
+        })
+}
+
+/// Formats widths as `64-32-10`.
+pub(crate) fn widths_label(widths: &[usize]) -> String {
+    widths
+        .iter()
+        .map(|w| w.to_string())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::TooFewWidths { found } => write!(
+                f,
+                "an architecture needs at least 2 widths (inputs and outputs), got {found}"
+            ),
+            Error::ZeroWidth { position, widths } => write!(
+                f,
+                "width {position} of {} is zero; every layer needs at least one neuron",
+                widths_label(widths)
+            ),
+            Error::ActivationCount { layers, found } => write!(
+                f,
+                "{layers} weight layers need {layers} activations, got {found}"
+            ),
+            Error::SoftmaxNeedsIdentityOutput { found } => write!(
+                f,
+                "softmax cross-entropy needs an identity output activation, got {found}"
+            ),
+            Error::ParameterCountOverflow { widths } => write!(
+                f,
+                "the parameter count of {} does not fit in usize",
+                widths_label(widths)
+            ),
+            Error::ParameterLength {
+                widths,
+                expected,
+                found,
+            } => write!(
+                f,
+                "architecture {} has {expected} parameters, got a buffer of {found}",
+                widths_label(widths)
+            ),
+            Error::ParameterLayout { expected, found } => write!(
+                f,
+                "parameters laid out for {} where {} was needed",
+                widths_label(found),
+                widths_label(expected)
+            ),
+            Error::MatrixLength { rows, cols, found } => write!(
+                f,
+                "a {rows} x {cols} matrix needs {} values, got {found}",
+                rows.checked_mul(*cols)
+                    .map_or_else(|| "more than usize::MAX".to_owned(), |n| n.to_string())
+            ),
+            Error::EmptyBatch { role } => {
+                write!(f, "{role} have 0 rows; a batch needs at least one sample")
+            }
+            Error::RowCountMismatch {
+                input_rows,
+                target_rows,
+            } => write!(
+                f,
+                "inputs have {input_rows} rows but targets have {target_rows}"
+            ),
+            Error::WidthMismatch {
+                role,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{role} have {found} columns but the architecture needs {expected}"
+            ),
+            Error::NonFiniteValue {
+                role,
+                row,
+                col,
+                value,
+            } => write!(f, "{role} hold {value} at row {row}, column {col}"),
+            Error::InvalidLearningRate { value } => write!(
+                f,
+                "the learning rate must be finite and at least 0, got {value}"
+            ),
+            Error::UnknownName { what, name, valid } => write!(
+                f,
+                "unknown {what} '{name}'; valid names are: {}",
+                valid.join(", ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

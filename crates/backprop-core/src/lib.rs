@@ -1,0 +1,36 @@
+//! Core types of the backprop workspace: what every backend computes with and implements.
+//!
+//! This crate holds the math conventions (activations, losses), the shapes
+//! (architectures, flat parameters, validated batches), the [`Backend`] trait
+//! and the one [`Error`] type. It contains no backend and depends on no
+//! linear-algebra or threading crate.
+//!
+//! The math, for layers `l = 1..L` with `A^0 = X`:
+//!
+//! ```text
+//! Z^l = A^{l-1} W^l^T + 1 b^l^T        A^l = act_l(Z^l)
+//! delta^L = dJ/dA^L (.) act_L'(Z^L)     (fused to dJ/dZ^L for softmax cross-entropy)
+//! dJ/dW^l = delta^l^T A^{l-1}           dJ/db^l = column sums of delta^l
+//! delta^{l-1} = (delta^l W^l) (.) act_{l-1}'(Z^{l-1})
+//! theta <- theta - eta dJ/dtheta
+//! ```
+
+mod activation;
+mod architecture;
+mod backend;
+mod batch;
+mod error;
+mod loss;
+mod network;
+mod params;
+mod scalar;
+
+pub use activation::Activation;
+pub use architecture::{Architecture, LayerShape, ParamLocation};
+pub use backend::{Backend, ForwardTask, GradientTask};
+pub use batch::{Batch, Inputs, MatrixRef};
+pub use error::{Error, MatrixRole, parse_name};
+pub use loss::Loss;
+pub use network::{Network, check_learning_rate};
+pub use params::{LayerParams, LayerParamsMut, Params};
+pub use scalar::Scalar;

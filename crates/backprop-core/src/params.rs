@@ -1,0 +1,195 @@
+//! All weights and biases of a network in one contiguous buffer, with per-layer views.
+//!
+//! The layout is `W^1, b^1, W^2, b^2, ...`, each `W^l` row-major
+//! `d_l x d_{l-1}`. Gradients use the same type and layout, so finite
+//! differences, the SGD update, summing per-thread gradients and comparing two
+//! backends are each one loop over one slice.
+
+use crate::{Architecture, Error, LayerShape, Scalar};
+
+/// A flat parameter (or gradient) buffer laid out for one set of widths.
+///
+/// Its length and layout never change after it is built; only the values do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params<T> {
+    widths: Vec<usize>,
+    layers: Vec<LayerShape>,
+    values: Vec<T>,
+}
+
+/// One layer's weights and biases, borrowed from a [`Params`].
+#[derive(Clone, Copy, Debug)]
+pub struct LayerParams<'a, T> {
+    /// Where the layer sits and its widths.
+    pub shape: LayerShape,
+    /// `W^l`, `outputs x inputs`, row-major.
+    pub weights: &'a [T],
+    /// `b^l`, `outputs` values.
+    pub bias: &'a [T],
+}
+
+/// One layer's weights and biases, mutably borrowed from a [`Params`].
+#[derive(Debug)]
+pub struct LayerParamsMut<'a, T> {
+    /// Where the layer sits and its widths.
+    pub shape: LayerShape,
+    /// `W^l`, `outputs x inputs`, row-major.
+    pub weights: &'a mut [T],
+    /// `b^l`, `outputs` values.
+    pub bias: &'a mut [T],
+}
+
+impl<T: Scalar> Params<T> {
+    /// All-zero parameters for an architecture.
+    pub fn zeros(architecture: &Architecture) -> Self {
+        Params {
+            widths: architecture.widths().to_vec(),
+            layers: architecture.layers().to_vec(),
+            values: vec![T::ZERO; architecture.param_count()],
+        }
+    }
+
+    /// Wraps a flat buffer laid out as this module describes.
+    pub fn from_values(architecture: &Architecture, values: Vec<T>) -> Result<Self, Error> {
+        if values.len() != architecture.param_count() {
+            return Err(Error::ParameterLength {
+                widths: architecture.widths().to_vec(),
+                expected: architecture.param_count(),
+                found: values.len(),
+            });
+        }
+        Ok(Params {
+            widths: architecture.widths().to_vec(),
+            layers: architecture.layers().to_vec(),
+            values,
+        })
+    }
+
+    /// The same values rounded (or widened) to another precision.
+    pub fn to_precision<U: Scalar>(&self) -> Params<U> {
+        Params {
+            widths: self.widths.clone(),
+            layers: self.layers.clone(),
+            values: self
+                .values
+                .iter()
+                .map(|v| U::from_f64(v.to_f64()))
+                .collect(),
+        }
+    }
+
+    /// The widths this buffer is laid out for.
+    pub fn widths(&self) -> &[usize] {
+        &self.widths
+    }
+
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether there are no values (never true for a valid architecture).
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// All values, in layout order.
+    pub fn as_slice(&self) -> &[T] {
+        &self.values
+    }
+
+    /// All values, mutably; the layout stays fixed.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut self.values
+    }
+
+    /// The values, giving up the layout.
+    pub fn into_values(self) -> Vec<T> {
+        self.values
+    }
+
+    /// The weight layers' shapes.
+    pub fn layer_shapes(&self) -> &[LayerShape] {
+        &self.layers
+    }
+
+    /// Layer `l`'s weights and biases (`l` from 0); `None` past the last layer.
+    pub fn layer(&self, l: usize) -> Option<LayerParams<'_, T>> {
+        let shape = *self.layers.get(l)?;
+        Some(LayerParams {
+            shape,
+            weights: &self.values[shape.weight_range()],
+            bias: &self.values[shape.bias_range()],
+        })
+    }
+
+    /// Layer `l`'s weights and biases, mutably; `None` past the last layer.
+    pub fn layer_mut(&mut self, l: usize) -> Option<LayerParamsMut<'_, T>> {
+        let shape = *self.layers.get(l)?;
+        let (weights, bias) = self.values[shape.offset..shape.offset + shape.param_count()]
+            .split_at_mut(shape.weight_count());
+        Some(LayerParamsMut {
+            shape,
+            weights,
+            bias,
+        })
+    }
+
+    /// Whether `other` is laid out for the same widths.
+    pub fn same_layout<U>(&self, other: &Params<U>) -> bool {
+        self.widths == other.widths
+    }
+
+    /// Checks that this buffer is laid out for `architecture`.
+    pub fn check_layout(&self, architecture: &Architecture) -> Result<(), Error> {
+        if self.widths == architecture.widths() {
+            Ok(())
+        } else {
+            Err(Error::ParameterLayout {
+                expected: architecture.widths().to_vec(),
+                found: self.widths.clone(),
+            })
+        }
+    }
+
+    /// Sets every value to zero.
+    pub fn fill_zero(&mut self) {
+        self.values.fill(T::ZERO);
+    }
+
+    /// `self += alpha * x`, the one loop behind SGD and gradient accumulation.
+    pub fn axpy(&mut self, alpha: T, x: &Params<T>) -> Result<(), Error> {
+        self.check_same_layout(x)?;
+        for (value, &x) in self.values.iter_mut().zip(&x.values) {
+            *value += alpha * x;
+        }
+        Ok(())
+    }
+
+    /// `self += x`.
+    pub fn add_assign(&mut self, x: &Params<T>) -> Result<(), Error> {
+        self.check_same_layout(x)?;
+        for (value, &x) in self.values.iter_mut().zip(&x.values) {
+            *value += x;
+        }
+        Ok(())
+    }
+
+    /// `self *= alpha`.
+    pub fn scale(&mut self, alpha: T) {
+        for value in &mut self.values {
+            *value *= alpha;
+        }
+    }
+
+    fn check_same_layout(&self, other: &Params<T>) -> Result<(), Error> {
+        if self.same_layout(other) {
+            Ok(())
+        } else {
+            Err(Error::ParameterLayout {
+                expected: self.widths.clone(),
+                found: other.widths.clone(),
+            })
+        }
+    }
+}

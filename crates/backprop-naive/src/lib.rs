@@ -1,0 +1,155 @@
+//! The reference backend: plain loops over one sample at a time, a line-by-line
+//! transcription of the math in `backprop-core`.
+//!
+//! It is meant to be read. Every other backend is checked against it, and it
+//! is itself checked against finite differences and dual numbers.
+
+use backprop_core::{Architecture, Backend, Error, ForwardTask, GradientTask, Network, Scalar};
+
+/// Per-sample scratch: `z^l` and `a^l` for every layer, and `delta^l`.
+#[derive(Debug, Default)]
+struct SampleScratch<T> {
+    widths: Vec<usize>,
+    /// `z[l]` is the pre-activation of weight layer `l` (0-based).
+    z: Vec<Vec<T>>,
+    /// `a[l]` is the activation of weight layer `l`; the input is not copied.
+    a: Vec<Vec<T>>,
+    /// `delta[l] = dJ/dz[l]` for the current sample.
+    delta: Vec<Vec<T>>,
+}
+
+impl<T: Scalar> SampleScratch<T> {
+    /// Sizes the buffers for `architecture`; allocates only when the widths change.
+    fn fit(&mut self, architecture: &Architecture) {
+        if self.widths == architecture.widths() {
+            return;
+        }
+        let layer_widths = || architecture.widths()[1..].iter().map(|&w| vec![T::ZERO; w]);
+        self.z = layer_widths().collect();
+        self.a = layer_widths().collect();
+        self.delta = layer_widths().collect();
+        self.widths = architecture.widths().to_vec();
+    }
+
+    /// Forward pass of one sample `x`: `z^l = W^l a^{l-1} + b^l`, `a^l = act_l(z^l)`.
+    fn forward(&mut self, network: &Network<T>, x: &[T]) {
+        let architecture = network.architecture();
+        for (l, &activation) in architecture.activations().iter().enumerate() {
+            let layer = network
+                .params()
+                .layer(l)
+                .expect("layer within the architecture");
+            let (before, after) = self.a.split_at_mut(l);
+            let input: &[T] = if l == 0 { x } else { &before[l - 1] };
+            let (z, a) = (&mut self.z[l], &mut after[0]);
+            for j in 0..layer.shape.outputs {
+                let row = &layer.weights[j * layer.shape.inputs..(j + 1) * layer.shape.inputs];
+                let mut sum = layer.bias[j];
+                for k in 0..layer.shape.inputs {
+                    sum += row[k] * input[k];
+                }
+                z[j] = sum;
+                a[j] = activation.value(sum);
+            }
+        }
+    }
+}
+
+/// The reference backend: readable loops, `f32` or `f64`.
+#[derive(Debug, Default)]
+pub struct NaiveBackend<T> {
+    scratch: SampleScratch<T>,
+}
+
+impl<T: Scalar> NaiveBackend<T> {
+    /// A backend with empty scratch; it sizes itself on first use.
+    pub fn new() -> Self {
+        NaiveBackend::default()
+    }
+}
+
+impl<T: Scalar> Backend<T> for NaiveBackend<T> {
+    fn name(&self) -> &'static str {
+        "naive"
+    }
+
+    fn run_forward(&mut self, task: ForwardTask<'_, T>) -> Result<(), Error> {
+        let (network, inputs, outputs) = task.into_parts();
+        let architecture = network.architecture();
+        self.scratch.fit(architecture);
+        let m = architecture.output_width();
+        let last = architecture.layer_count() - 1;
+        for b in 0..inputs.rows() {
+            self.scratch.forward(network, inputs.matrix().row(b));
+            outputs[b * m..(b + 1) * m].copy_from_slice(&self.scratch.a[last]);
+        }
+        Ok(())
+    }
+
+    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
+        let (network, batch, gradient) = task.into_parts();
+        let architecture = network.architecture();
+        let activations = architecture.activations();
+        let loss = architecture.loss();
+        let last = architecture.layer_count() - 1;
+        let inverse_batch = T::ONE / T::from_usize(batch.rows());
+        let s = &mut self.scratch;
+        s.fit(architecture);
+        gradient.fill_zero();
+
+        let mut loss_sum = T::ZERO;
+        for b in 0..batch.rows() {
+            let x = batch.inputs().matrix().row(b);
+            let y = batch.targets().row(b);
+            s.forward(network, x);
+
+            // The sample's share of J, and delta^L = dJ/dz^L (1/B included).
+            loss_sum += loss.sample_value(&s.z[last], &s.a[last], y);
+            loss.output_delta(
+                activations[last],
+                &s.z[last],
+                &s.a[last],
+                y,
+                inverse_batch,
+                &mut s.delta[last],
+            );
+
+            for l in (0..=last).rev() {
+                let input: &[T] = if l == 0 { x } else { &s.a[l - 1] };
+                let weights = network
+                    .params()
+                    .layer(l)
+                    .expect("layer within the architecture")
+                    .weights;
+                let (delta_before, delta_here) = s.delta.split_at_mut(l);
+                let delta = &delta_here[0];
+                let inputs = input.len();
+
+                // dJ/dW^l += delta^l a^{l-1}^T and dJ/db^l += delta^l.
+                let grad = gradient
+                    .layer_mut(l)
+                    .expect("layer within the architecture");
+                for (j, &d) in delta.iter().enumerate() {
+                    for k in 0..inputs {
+                        grad.weights[j * inputs + k] += d * input[k];
+                    }
+                    grad.bias[j] += d;
+                }
+
+                // delta^{l-1} = (W^l^T delta^l) (.) act_{l-1}'(z^{l-1}); not needed below layer 0.
+                if l > 0 {
+                    let previous = &mut delta_before[l - 1];
+                    for k in 0..inputs {
+                        let mut sum = T::ZERO;
+                        for (j, &d) in delta.iter().enumerate() {
+                            sum += d * weights[j * inputs + k];
+                        }
+                        previous[k] =
+                            sum * activations[l - 1].derivative(s.z[l - 1][k], s.a[l - 1][k]);
+                    }
+                }
+            }
+        }
+        Ok(loss_sum / T::from_usize(batch.rows()))
+    }
+}

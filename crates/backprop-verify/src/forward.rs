@@ -1,0 +1,118 @@
+//! The one forward-loss function every oracle differentiates, written once and generically.
+//!
+//! It knows nothing of backpropagation and shares no arithmetic with the
+//! backends: activations and losses are written out again here, from the
+//! definitions, so that a mistake in `backprop-core` cannot hide in both.
+
+use backprop_core::{Activation, Architecture, Loss};
+
+use crate::real::Real;
+
+/// A loss function of the parameters: an architecture and a batch in `f64`.
+#[derive(Clone, Copy, Debug)]
+pub struct Problem<'a> {
+    /// The network's shape and loss.
+    pub architecture: &'a Architecture,
+    /// `X`, row-major `rows x n`.
+    pub inputs: &'a [f64],
+    /// `Y`, row-major `rows x m`.
+    pub targets: &'a [f64],
+    /// The number of samples `B`.
+    pub rows: usize,
+}
+
+impl Problem<'_> {
+    /// `J(theta)` evaluated in `R`.
+    pub fn loss<R: Real>(&self, params: &[R]) -> R {
+        self.loss_recording_relu_signs(params, None)
+    }
+
+    /// `J(theta)`, also pushing `z > 0` for every ReLU pre-activation in
+    /// evaluation order, so that two evaluations can be compared for a kink
+    /// crossed between them.
+    pub fn loss_recording_relu_signs<R: Real>(
+        &self,
+        params: &[R],
+        mut relu_signs: Option<&mut Vec<bool>>,
+    ) -> R {
+        let widths = self.architecture.widths();
+        let (n, m) = (widths[0], widths[widths.len() - 1]);
+        let mut total = R::constant(0.0);
+        for b in 0..self.rows {
+            let mut a: Vec<R> = self.inputs[b * n..(b + 1) * n]
+                .iter()
+                .map(|&x| R::constant(x))
+                .collect();
+            let mut offset = 0;
+            for (pair, &activation) in widths.windows(2).zip(self.architecture.activations()) {
+                let (fan_in, fan_out) = (pair[0], pair[1]);
+                let weights = &params[offset..offset + fan_out * fan_in];
+                let bias = &params[offset + fan_out * fan_in..offset + fan_out * (fan_in + 1)];
+                offset += fan_out * (fan_in + 1);
+                a = (0..fan_out)
+                    .map(|j| {
+                        let z =
+                            (0..fan_in).fold(bias[j], |z, k| z + weights[j * fan_in + k] * a[k]);
+                        if let (Activation::Relu, Some(signs)) =
+                            (activation, relu_signs.as_deref_mut())
+                        {
+                            signs.push(z.value() > 0.0);
+                        }
+                        activate(activation, z)
+                    })
+                    .collect();
+            }
+            total = total
+                + sample_loss(
+                    self.architecture.loss(),
+                    &a,
+                    &self.targets[b * m..(b + 1) * m],
+                );
+        }
+        total / R::constant(self.rows as f64)
+    }
+}
+
+/// An activation from its definition.
+fn activate<R: Real>(activation: Activation, z: R) -> R {
+    match activation {
+        Activation::Sigmoid => z.sigmoid(),
+        Activation::Tanh => z.tanh(),
+        Activation::Relu if z.value() > 0.0 => z,
+        Activation::Relu => R::constant(0.0),
+        Activation::Identity => z,
+    }
+}
+
+/// One sample's loss times `B`: `sum (y - a)^2 / (2m)` or `-sum y log softmax(a)`.
+fn sample_loss<R: Real>(loss: Loss, outputs: &[R], targets: &[f64]) -> R {
+    match loss {
+        Loss::Mse => {
+            let sum = outputs
+                .iter()
+                .zip(targets)
+                .fold(R::constant(0.0), |sum, (&a, &y)| {
+                    let error = R::constant(y) - a;
+                    sum + error * error
+                });
+            sum / R::constant(2.0 * outputs.len() as f64)
+        }
+        Loss::SoftmaxCrossEntropy => {
+            let shift = outputs
+                .iter()
+                .map(|z| z.value())
+                .fold(f64::NEG_INFINITY, f64::max);
+            let shift = R::constant(shift);
+            let sum_exp = outputs
+                .iter()
+                .fold(R::constant(0.0), |sum, &z| sum + (z - shift).exp());
+            let log_normaliser = shift + sum_exp.ln();
+            outputs
+                .iter()
+                .zip(targets)
+                .fold(R::constant(0.0), |sum, (&z, &y)| {
+                    sum - R::constant(y) * (z - log_normaliser)
+                })
+        }
+    }
+}

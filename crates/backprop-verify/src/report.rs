@@ -1,0 +1,195 @@
+//! What a check reports: the worst error-to-tolerance ratio and where it occurred.
+
+use std::fmt;
+
+use backprop_core::ParamLocation;
+
+/// The checks of the verification protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CheckKind {
+    /// Gradient components against Richardson central differences (`f64`).
+    FiniteDifferences,
+    /// Gradient components against dual numbers (`f64`).
+    DualNumbers,
+    /// Random directional derivatives `g . v` against dual numbers (`f64`).
+    Directional,
+    /// Loss and gradient against the naive backend in the same precision.
+    AgreesWithNaive,
+    /// An `f32` gradient against the `f64` oracle on the same rounded values.
+    F32AgainstF64,
+    /// The loss of an all-zero network, whose value is known exactly.
+    GoldenLoss,
+    /// A batch gradient against the mean of its per-sample gradients.
+    BatchLaw,
+    /// Repeated runs give bit-identical loss and gradient.
+    Determinism,
+}
+
+impl CheckKind {
+    /// Every check, in report order.
+    pub const ALL: [CheckKind; 8] = [
+        CheckKind::FiniteDifferences,
+        CheckKind::DualNumbers,
+        CheckKind::Directional,
+        CheckKind::AgreesWithNaive,
+        CheckKind::F32AgainstF64,
+        CheckKind::GoldenLoss,
+        CheckKind::BatchLaw,
+        CheckKind::Determinism,
+    ];
+
+    /// A short column label.
+    pub fn label(self) -> &'static str {
+        match self {
+            CheckKind::FiniteDifferences => "fd",
+            CheckKind::DualNumbers => "dual",
+            CheckKind::Directional => "g.v",
+            CheckKind::AgreesWithNaive => "naive",
+            CheckKind::F32AgainstF64 => "f32/f64",
+            CheckKind::GoldenLoss => "golden",
+            CheckKind::BatchLaw => "batch",
+            CheckKind::Determinism => "determ",
+        }
+    }
+}
+
+impl fmt::Display for CheckKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// What a compared value is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Quantity {
+    /// A gradient component.
+    Param(ParamLocation),
+    /// The loss value.
+    Loss,
+    /// The directional derivative along random direction number `k`.
+    Direction(usize),
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Quantity::Param(location) => location.fmt(f),
+            Quantity::Loss => f.write_str("loss"),
+            Quantity::Direction(k) => write!(f, "direction {k}"),
+        }
+    }
+}
+
+/// The worst comparison of a check.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Discrepancy {
+    /// What was compared.
+    pub quantity: Quantity,
+    /// The backend's value.
+    pub actual: f64,
+    /// The oracle's value.
+    pub expected: f64,
+    /// The tolerance the difference was measured against.
+    pub tolerance: f64,
+}
+
+/// The outcome of one check on one backend and case.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckReport {
+    /// Which check.
+    pub kind: CheckKind,
+    /// The largest `|actual - expected| / tolerance`; at most 1 to pass.
+    pub worst_ratio: f64,
+    /// Where the largest ratio occurred.
+    pub worst: Option<Discrepancy>,
+    /// How many values were compared.
+    pub compared: usize,
+    /// How many values were left out, and counted, because they lie at a
+    /// ReLU kink where the oracle does not apply.
+    pub excluded: usize,
+    /// An error the backend returned instead of a result.
+    pub failure: Option<String>,
+}
+
+impl CheckReport {
+    /// Starts an empty report.
+    pub fn new(kind: CheckKind) -> Self {
+        CheckReport {
+            kind,
+            worst_ratio: 0.0,
+            worst: None,
+            compared: 0,
+            excluded: 0,
+            failure: None,
+        }
+    }
+
+    /// A report for a backend that returned an error.
+    pub fn failed(kind: CheckKind, failure: impl fmt::Display) -> Self {
+        CheckReport {
+            failure: Some(failure.to_string()),
+            worst_ratio: f64::INFINITY,
+            ..CheckReport::new(kind)
+        }
+    }
+
+    /// Whether the check passed: no error, and every ratio at most 1 (a NaN fails).
+    pub fn passed(&self) -> bool {
+        self.failure.is_none() && self.worst_ratio <= 1.0
+    }
+
+    /// Compares one value against its oracle within `tolerance`.
+    ///
+    /// A tolerance of zero demands bit-equality; a NaN anywhere is an infinite ratio.
+    pub fn compare(&mut self, quantity: Quantity, actual: f64, expected: f64, tolerance: f64) {
+        let difference = (actual - expected).abs();
+        let ratio = if difference == 0.0 {
+            0.0
+        } else if difference.is_nan() || tolerance == 0.0 {
+            f64::INFINITY
+        } else {
+            difference / tolerance
+        };
+        self.compared += 1;
+        if self.worst.is_none() || ratio > self.worst_ratio {
+            self.worst_ratio = ratio;
+            self.worst = Some(Discrepancy {
+                quantity,
+                actual,
+                expected,
+                tolerance,
+            });
+        }
+    }
+
+    /// Counts a value left out at a kink.
+    pub fn exclude(&mut self) {
+        self.excluded += 1;
+    }
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = if self.passed() { "pass" } else { "FAIL" };
+        write!(
+            f,
+            "{:<8} {verdict} worst ratio {:.3e}",
+            self.kind.label(),
+            self.worst_ratio
+        )?;
+        if let Some(failure) = &self.failure {
+            write!(f, " (error: {failure})")?;
+        }
+        if let Some(worst) = &self.worst {
+            write!(
+                f,
+                " at {}: {:.17e} vs {:.17e} (tolerance {:.3e})",
+                worst.quantity, worst.actual, worst.expected, worst.tolerance
+            )?;
+        }
+        if self.excluded > 0 {
+            write!(f, ", {} excluded at kinks", self.excluded)?;
+        }
+        Ok(())
+    }
+}

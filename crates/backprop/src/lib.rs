@@ -1,0 +1,70 @@
+//! Interchangeable backpropagation kernels for multilayer perceptrons, behind one [`Backend`] trait.
+//!
+//! Depend on this crate, pick a backend by name at run time, and train:
+//!
+//! ```
+//! use backprop::{Architecture, Backend, BackendKind, Batch, Network};
+//!
+//! # fn main() -> Result<(), backprop::Error> {
+//! let architecture = Architecture::seed(2, 3, 1)?; // 2-3-1, sigmoid, MSE
+//! let mut network = Network::<f64>::init(architecture, 7);
+//! let kind: BackendKind = "naive".parse()?;
+//! let mut backend = kind.create::<f64>();
+//! let inputs = [0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0];
+//! let targets = [0.0, 1.0, 1.0, 0.0];
+//! let batch = Batch::from_slices(network.architecture(), 4, &inputs, &targets)?;
+//! let mut gradient = network.zero_gradient();
+//! let first = backend.sgd_step(&mut network, &batch, &mut gradient, 0.5)?;
+//! let second = backend.loss_and_gradient(&network, &batch, &mut gradient)?;
+//! assert!(second < first);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use backprop_core::*;
+pub use backprop_naive::NaiveBackend;
+
+/// The backends this workspace offers, each with a stable name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// [`NaiveBackend`]: the readable reference, one sample at a time.
+    Naive,
+}
+
+impl BackendKind {
+    /// Every backend, reference first.
+    pub const ALL: [BackendKind; 1] = [BackendKind::Naive];
+
+    /// The stable name that `Display` prints and `FromStr` reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Naive => "naive",
+        }
+    }
+
+    /// A new backend of this kind for precision `T`, ready for any architecture.
+    pub fn create<T: Scalar>(self) -> Box<dyn Backend<T>> {
+        match self {
+            BackendKind::Naive => Box::new(NaiveBackend::<T>::new()),
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = Error;
+
+    /// Reads a backend name; an unknown name's error lists the valid ones.
+    fn from_str(name: &str) -> Result<Self, Error> {
+        parse_name("backend", name, &BackendKind::ALL, BackendKind::name)
+    }
+}

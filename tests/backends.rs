@@ -1,0 +1,7 @@
+//! The backends under test: one line each, all run through the same driver.
+
+use backprop::BackendKind;
+
+use crate::driver::backend_suite;
+
+backend_suite!(naive, BackendKind::Naive);

@@ -1,0 +1,9 @@
+//! The workspace's one integration-test binary: every backend against the oracles and each other.
+
+mod activations;
+mod backends;
+mod controls;
+mod driver;
+mod errors;
+mod facade;
+mod hand_worked;
