@@ -123,7 +123,7 @@ fn a_gradient_off_by_one_part_in_a_hundred_million_is_caught_by_dual_numbers() {
 }
 
 #[test]
-fn a_consistently_doubled_loss_is_caught_only_by_the_golden_value() {
+fn a_consistently_doubled_loss_is_caught_by_the_golden_value() {
     for case in cases()
         .into_iter()
         .filter(|c| c.network.architecture().loss() == Loss::Mse)

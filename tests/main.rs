@@ -7,3 +7,4 @@ mod driver;
 mod errors;
 mod facade;
 mod hand_worked;
+mod kinks;

@@ -111,6 +111,21 @@ impl Case<f64> {
 }
 
 impl<T: Scalar> Case<T> {
+    /// Zeroes the first neuron's weights and bias in the first layer, so that
+    /// its pre-activation is exactly 0 for every sample: with a ReLU there,
+    /// every sample sits on the kink. The finite-difference check must then
+    /// exclude the affected components and count them.
+    pub fn pin_first_neuron_at_kink(mut self) -> Self {
+        let mut params = self.network.params().clone();
+        if let Some(layer) = params.layer_mut(0) {
+            let inputs = layer.shape.inputs;
+            layer.weights[..inputs].fill(T::ZERO);
+            layer.bias[0] = T::ZERO;
+        }
+        self.network.set_params(params).expect("same layout");
+        self
+    }
+
     /// The case's values widened to `f64`, for the oracles: the loss of
     /// exactly the numbers the backend sees.
     pub fn widened(&self) -> Case<f64> {
