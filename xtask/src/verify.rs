@@ -75,8 +75,11 @@ impl Summary {
                 .expect("a known check");
             let keep = match self.worst.get(&column) {
                 None => true,
+                // A NaN ratio is worse than any number.
                 Some(current) => {
-                    !(report.worst_ratio <= current.worst_ratio) || report.failure.is_some()
+                    report.worst_ratio.is_nan()
+                        || report.worst_ratio > current.worst_ratio
+                        || report.failure.is_some()
                 }
             };
             if keep {

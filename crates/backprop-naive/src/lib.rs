@@ -4,6 +4,9 @@
 //! It is meant to be read. Every other backend is checked against it, and it
 //! is itself checked against finite differences and dual numbers.
 
+// The loops index `w_jk`, `a_k` and `delta_j` exactly as the math writes them.
+#![allow(clippy::needless_range_loop)]
+
 use backprop_core::{Architecture, Backend, Error, ForwardTask, GradientTask, Network, Scalar};
 
 /// Per-sample scratch: `z^l` and `a^l` for every layer, and `delta^l`.
