@@ -11,7 +11,9 @@ const SMALL: (&str, [usize; 3], usize) = ("S", [64, 32, 10], 64);
 fn step<T: Scalar>(c: &mut Criterion) {
     let (name, [n, h, m], rows) = SMALL;
     let architecture = Architecture::seed(n, h, m).expect("a valid architecture");
-    let inputs: Vec<T> = (0..rows * n).map(|i| T::from_f64((i % 17) as f64 / 17.0)).collect();
+    let inputs: Vec<T> = (0..rows * n)
+        .map(|i| T::from_f64((i % 17) as f64 / 17.0))
+        .collect();
     let targets: Vec<T> = (0..rows * m).map(|i| T::from_f64((i % 2) as f64)).collect();
     let batch = Batch::from_slices(&architecture, rows, &inputs, &targets).expect("a valid batch");
     let mut group = c.benchmark_group(format!("{name}/{}", T::NAME));
@@ -24,7 +26,12 @@ fn step<T: Scalar>(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(kind), |b| {
             b.iter(|| {
                 backend
-                    .sgd_step(&mut network, black_box(&batch), &mut gradient, learning_rate)
+                    .sgd_step(
+                        &mut network,
+                        black_box(&batch),
+                        &mut gradient,
+                        learning_rate,
+                    )
                     .expect("a valid step")
             })
         });
