@@ -5,3 +5,4 @@ use backprop::BackendKind;
 use crate::driver::backend_suite;
 
 backend_suite!(naive, BackendKind::Naive);
+backend_suite!(rayon_naive, BackendKind::RayonNaive);

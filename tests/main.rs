@@ -8,3 +8,4 @@ mod errors;
 mod facade;
 mod hand_worked;
 mod kinks;
+mod rayon_backend;

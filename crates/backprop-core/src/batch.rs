@@ -94,6 +94,17 @@ impl<'a, T: Scalar> Inputs<'a, T> {
         self.matrix.rows
     }
 
+    /// The rows in `range` as inputs of their own; `None` if the range is
+    /// empty or reaches past the last row.
+    pub fn sub_inputs(&self, range: Range<usize>) -> Option<Inputs<'a, T>> {
+        if range.is_empty() || range.end > self.rows() {
+            return None;
+        }
+        Some(Inputs {
+            matrix: self.matrix.row_range(range),
+        })
+    }
+
     /// Checks that the width is the architecture's input width `n`.
     pub fn check_width(&self, architecture: &Architecture) -> Result<(), Error> {
         check_width(

@@ -26,6 +26,7 @@ use std::str::FromStr;
 
 pub use backprop_core::*;
 pub use backprop_naive::NaiveBackend;
+pub use backprop_rayon::{DEFAULT_PARALLEL_THRESHOLD_FLOPS, Partitions, RayonBackend};
 
 /// The backends this workspace offers, each with a stable name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -33,16 +34,19 @@ pub use backprop_naive::NaiveBackend;
 pub enum BackendKind {
     /// [`NaiveBackend`]: the readable reference, one sample at a time.
     Naive,
+    /// [`RayonBackend`] over naive workers: the batch split across threads.
+    RayonNaive,
 }
 
 impl BackendKind {
     /// Every backend, reference first.
-    pub const ALL: [BackendKind; 1] = [BackendKind::Naive];
+    pub const ALL: [BackendKind; 2] = [BackendKind::Naive, BackendKind::RayonNaive];
 
     /// The stable name that `Display` prints and `FromStr` reads.
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Naive => "naive",
+            BackendKind::RayonNaive => "rayon-naive",
         }
     }
 
@@ -50,6 +54,9 @@ impl BackendKind {
     pub fn create<T: Scalar>(self) -> Box<dyn Backend<T>> {
         match self {
             BackendKind::Naive => Box::new(NaiveBackend::<T>::new()),
+            BackendKind::RayonNaive => {
+                Box::new(RayonBackend::new("rayon-naive", NaiveBackend::<T>::new))
+            }
         }
     }
 }

@@ -1,0 +1,186 @@
+//! The rayon backend forced to fork: agreement with the reference, weighting, reproducibility across runs and thread counts, errors from workers.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use backprop::{
+    Architecture, Backend, Error, ForwardTask, GradientTask, NaiveBackend, Partitions, RayonBackend,
+};
+use backprop_verify::Case;
+use backprop_verify::suite::{all_passed, check_f32, check_f64};
+use proptest::prelude::*;
+
+use crate::driver::{case, config, describe};
+
+fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
+    Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool"),
+    )
+}
+
+/// A rayon backend over naive workers that forks for every batch.
+fn forking(threads: usize, partitions: Partitions) -> RayonBackend<f64, NaiveBackend<f64>> {
+    RayonBackend::new("rayon-naive", NaiveBackend::new)
+        .with_pool(pool(threads))
+        .with_partitions(partitions)
+        .with_parallel_threshold(0.0)
+}
+
+fn fixed(count: usize) -> Partitions {
+    Partitions::Fixed(NonZeroUsize::new(count).expect("non-zero"))
+}
+
+fn loss_and_gradient(backend: &mut dyn Backend<f64>, case: &Case<f64>) -> (f64, Vec<f64>) {
+    let mut gradient = case.network.zero_gradient();
+    let loss = backend
+        .loss_and_gradient(&case.network, &case.batch(), &mut gradient)
+        .expect("a valid step");
+    (loss, gradient.into_values())
+}
+
+fn bits((loss, gradient): &(f64, Vec<f64>)) -> Vec<u64> {
+    std::iter::once(loss)
+        .chain(gradient)
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn forked_partitions_pass_every_check(case in case()) {
+        let reports = check_f64(&mut forking(2, Partitions::PerThread), &case, 3);
+        prop_assert!(all_passed(&reports), "{}", describe(&reports));
+        let mut single = RayonBackend::new("rayon-naive", NaiveBackend::<f32>::new)
+            .with_pool(pool(2))
+            .with_partitions(fixed(3))
+            .with_parallel_threshold(0.0);
+        let reports = check_f32(&mut single, &case);
+        prop_assert!(all_passed(&reports), "{}", describe(&reports));
+    }
+
+    #[test]
+    fn fixed_partitions_are_bit_identical_across_thread_counts(case in case()) {
+        let reference = bits(&loss_and_gradient(&mut forking(1, fixed(4)), &case));
+        for threads in [2, 3, 4, 8] {
+            let again = bits(&loss_and_gradient(&mut forking(threads, fixed(4)), &case));
+            prop_assert_eq!(&again, &reference, "{} threads", threads);
+        }
+    }
+}
+
+#[test]
+fn per_thread_partitions_are_bit_identical_across_runs() {
+    let architecture = Architecture::seed(12, 9, 4).unwrap();
+    let case = Case::random(architecture, 37, 4);
+    let mut backend = forking(2, Partitions::PerThread);
+    let first = bits(&loss_and_gradient(&mut backend, &case));
+    for _ in 0..20 {
+        assert_eq!(bits(&loss_and_gradient(&mut backend, &case)), first);
+        assert_eq!(
+            bits(&loss_and_gradient(
+                &mut forking(2, Partitions::PerThread),
+                &case
+            )),
+            first
+        );
+    }
+}
+
+#[test]
+fn tiny_batches_and_pools_agree_with_the_reference() {
+    let architecture = Architecture::seed(5, 4, 3).unwrap();
+    for rows in [1, 2, 3, 7] {
+        let case = Case::random(architecture.clone(), rows, rows as u64);
+        let (loss, gradient) = loss_and_gradient(&mut NaiveBackend::new(), &case);
+        // One thread; more partitions than rows; more threads than rows.
+        for mut backend in [
+            forking(1, Partitions::PerThread),
+            forking(2, fixed(8)),
+            forking(8, Partitions::PerThread),
+        ] {
+            let (l, g) = loss_and_gradient(&mut backend, &case);
+            assert!(
+                (l - loss).abs() <= 1e-14 * loss.abs(),
+                "{rows} rows: {l} vs {loss}"
+            );
+            for (a, b) in g.iter().zip(&gradient) {
+                assert!(
+                    (a - b).abs() <= 1e-14 * (1.0 + b.abs()),
+                    "{rows} rows: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn forward_outputs_match_the_reference_row_for_row() {
+    let architecture = Architecture::seed(6, 5, 3).unwrap();
+    let case = Case::random(architecture, 11, 8);
+    let mut expected = vec![0.0; 11 * 3];
+    NaiveBackend::new()
+        .forward(&case.network, &case.batch().inputs(), &mut expected)
+        .unwrap();
+    let mut outputs = vec![0.0; 11 * 3];
+    forking(2, fixed(4))
+        .forward(&case.network, &case.batch().inputs(), &mut outputs)
+        .unwrap();
+    assert_eq!(
+        outputs, expected,
+        "forward is per row, so partitioning changes no bit"
+    );
+}
+
+/// An inner backend that always fails, as an inner kernel rejecting its input would.
+struct Refusing;
+
+impl Backend<f64> for Refusing {
+    fn name(&self) -> &'static str {
+        "refusing"
+    }
+    fn run_forward(&mut self, _: ForwardTask<'_, f64>) -> Result<(), Error> {
+        Err(Error::InvalidLearningRate { value: -1.0 })
+    }
+    fn run_loss_and_gradient(&mut self, _: GradientTask<'_, f64>) -> Result<f64, Error> {
+        Err(Error::InvalidLearningRate { value: -1.0 })
+    }
+}
+
+#[test]
+fn an_inner_backend_error_reaches_the_caller_unchanged() {
+    let case = Case::random(Architecture::seed(3, 3, 2).unwrap(), 6, 1);
+    let mut backend = RayonBackend::new("refusing", || Refusing)
+        .with_pool(pool(2))
+        .with_parallel_threshold(0.0);
+    let mut gradient = case.network.zero_gradient();
+    let error = backend
+        .loss_and_gradient(&case.network, &case.batch(), &mut gradient)
+        .unwrap_err();
+    assert_eq!(error, Error::InvalidLearningRate { value: -1.0 });
+    let mut outputs = vec![0.0; 12];
+    let error = backend
+        .forward(&case.network, &case.batch().inputs(), &mut outputs)
+        .unwrap_err();
+    assert_eq!(error, Error::InvalidLearningRate { value: -1.0 });
+}
+
+#[test]
+fn one_backend_serves_two_architectures_in_a_row() {
+    let mut backend = forking(2, Partitions::PerThread);
+    for (widths, rows) in [([4, 6, 2], 9), ([7, 3, 5], 4), ([4, 6, 2], 9)] {
+        let case = Case::random(
+            Architecture::seed(widths[0], widths[1], widths[2]).unwrap(),
+            rows,
+            2,
+        );
+        let expected = loss_and_gradient(&mut NaiveBackend::new(), &case);
+        let actual = loss_and_gradient(&mut backend, &case);
+        assert!((actual.0 - expected.0).abs() <= 1e-14);
+        assert_eq!(actual.1.len(), expected.1.len());
+    }
+}
