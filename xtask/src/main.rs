@@ -4,7 +4,7 @@ mod verify;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask verify";
+const USAGE: &str = "usage: cargo xtask verify [--quick] [--json PATH] [--backend NAME] [--seed N]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -123,6 +123,13 @@ pub enum Error {
         /// The value, widened to `f64`.
         value: f64,
     },
+    /// A thread pool that could not be built.
+    ThreadPool {
+        /// The threads asked for.
+        threads: usize,
+        /// Why the pool could not be built.
+        reason: String,
+    },
     /// A name (of a backend, activation or loss) that is not known.
     UnknownName {
         /// What kind of thing was named.
@@ -236,6 +243,9 @@ impl fmt::Display for Error {
                 f,
                 "the learning rate must be finite and at least 0, got {value}"
             ),
+            Error::ThreadPool { threads, reason } => {
+                write!(f, "could not build a pool of {threads} threads: {reason}")
+            }
             Error::UnknownName { what, name, valid } => write!(
                 f,
                 "unknown {what} '{name}'; valid names are: {}",

@@ -397,6 +397,29 @@ pub fn determinism<T: Scalar>(
     report
 }
 
+/// A backend built for each thread count in `threads` (by `make`) gives the
+/// bit-identical loss and gradient of the first.
+pub fn thread_counts<T: Scalar>(
+    make: &dyn Fn(usize) -> Box<dyn Backend<T>>,
+    case: &Case<T>,
+    threads: &[usize],
+) -> CheckReport {
+    let mut report = CheckReport::new(CheckKind::ThreadCounts);
+    let mut first = None;
+    for &count in threads {
+        match loss_and_gradient(&mut *make(count), case) {
+            Ok(result) => match &first {
+                None => first = Some(result),
+                Some(first) => {
+                    compare_bits(&mut report, case.network.architecture(), first, &result)
+                }
+            },
+            Err(e) => return CheckReport::failed(CheckKind::ThreadCounts, e),
+        }
+    }
+    report
+}
+
 /// Compares two results bit for bit (tolerance zero, so any difference fails).
 pub fn compare_bits<T: Scalar>(
     report: &mut CheckReport,

@@ -23,11 +23,14 @@ pub enum CheckKind {
     BatchLaw,
     /// Repeated runs give bit-identical loss and gradient.
     Determinism,
+    /// A parallel backend in its reproducible configuration gives
+    /// bit-identical loss and gradient on every thread count.
+    ThreadCounts,
 }
 
 impl CheckKind {
     /// Every check, in report order.
-    pub const ALL: [CheckKind; 8] = [
+    pub const ALL: [CheckKind; 9] = [
         CheckKind::FiniteDifferences,
         CheckKind::DualNumbers,
         CheckKind::Directional,
@@ -36,6 +39,7 @@ impl CheckKind {
         CheckKind::GoldenLoss,
         CheckKind::BatchLaw,
         CheckKind::Determinism,
+        CheckKind::ThreadCounts,
     ];
 
     /// A short column label.
@@ -49,6 +53,7 @@ impl CheckKind {
             CheckKind::GoldenLoss => "golden",
             CheckKind::BatchLaw => "batch",
             CheckKind::Determinism => "determ",
+            CheckKind::ThreadCounts => "threads",
         }
     }
 }

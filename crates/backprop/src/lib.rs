@@ -22,7 +22,9 @@
 //! ```
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::str::FromStr;
+use std::sync::Arc;
 
 pub use backprop_core::*;
 pub use backprop_naive::NaiveBackend;
@@ -58,6 +60,50 @@ impl BackendKind {
                 Box::new(RayonBackend::new("rayon-naive", NaiveBackend::<T>::new))
             }
         }
+    }
+}
+
+/// Partitions of a parallel backend in its reproducible configuration: fixed,
+/// so that results do not depend on the thread count.
+pub const REPRODUCIBLE_PARTITIONS: NonZeroUsize = NonZeroUsize::new(8).expect("8 is not zero");
+
+impl BackendKind {
+    /// Whether this backend runs on several threads.
+    pub fn is_parallel(self) -> bool {
+        matches!(self, BackendKind::RayonNaive)
+    }
+
+    /// A backend of this kind whose results are bit-identical whatever
+    /// `threads` is: a parallel backend gets its own pool of `threads` threads,
+    /// [`REPRODUCIBLE_PARTITIONS`] fixed partitions, and forks for every
+    /// batch; a sequential backend is the same as [`BackendKind::create`].
+    pub fn create_reproducible<T: Scalar>(
+        self,
+        threads: usize,
+    ) -> Result<Box<dyn Backend<T>>, Error> {
+        if !self.is_parallel() {
+            return Ok(self.create());
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::ThreadPool {
+                threads,
+                reason: e.to_string(),
+            })?;
+        let configure = |backend: RayonBackend<T, NaiveBackend<T>>| {
+            backend
+                .with_pool(Arc::new(pool))
+                .with_partitions(Partitions::Fixed(REPRODUCIBLE_PARTITIONS))
+                .with_parallel_threshold(0.0)
+        };
+        Ok(match self {
+            BackendKind::RayonNaive => Box::new(configure(RayonBackend::new(
+                self.name(),
+                NaiveBackend::<T>::new,
+            ))),
+            BackendKind::Naive => self.create(),
+        })
     }
 }
 
