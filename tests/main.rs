@@ -9,3 +9,4 @@ mod facade;
 mod hand_worked;
 mod kinks;
 mod rayon_backend;
+mod training;

@@ -139,6 +139,39 @@ pub enum Error {
         /// The names that are valid.
         valid: Vec<&'static str>,
     },
+    /// A line of a data file that cannot be read as a sample.
+    Data {
+        /// The 1-based line at fault (for an unreadable stream, the line
+        /// being read when it failed).
+        line: usize,
+        /// The 1-based column (comma-separated field) at fault, when one field is.
+        column: Option<usize>,
+        /// What is wrong, with the value found and the value expected.
+        reason: String,
+    },
+    /// A checkpoint that cannot be read back as a network, or a network that cannot be saved as one.
+    Checkpoint {
+        /// The tensor at fault, such as `layers.0.weight`, when one is.
+        tensor: Option<String>,
+        /// What is wrong, with what was expected and what was found.
+        reason: String,
+    },
+    /// A file that cannot be opened, read or written.
+    Io {
+        /// The file's path.
+        path: String,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// A setting (of training, or of a data split) outside its valid range.
+    InvalidSetting {
+        /// The setting's name, such as `batch_size`.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What a valid value is.
+        expected: String,
+    },
 }
 
 /// Finds the item of `all` whose name is `name`; the error lists the valid names.
@@ -251,6 +284,30 @@ impl fmt::Display for Error {
                 "unknown {what} '{name}'; valid names are: {}",
                 valid.join(", ")
             ),
+            Error::Data {
+                line,
+                column: Some(column),
+                reason,
+            } => write!(f, "line {line}, column {column}: {reason}"),
+            Error::Data {
+                line,
+                column: None,
+                reason,
+            } => write!(f, "line {line}: {reason}"),
+            Error::Checkpoint {
+                tensor: Some(tensor),
+                reason,
+            } => write!(f, "checkpoint tensor '{tensor}': {reason}"),
+            Error::Checkpoint {
+                tensor: None,
+                reason,
+            } => write!(f, "checkpoint: {reason}"),
+            Error::Io { path, reason } => write!(f, "{path}: {reason}"),
+            Error::InvalidSetting {
+                name,
+                value,
+                expected,
+            } => write!(f, "{name} must be {expected}, got {value}"),
         }
     }
 }

@@ -121,3 +121,10 @@ impl FromStr for BackendKind {
         parse_name("backend", name, &BackendKind::ALL, BackendKind::name)
     }
 }
+
+pub mod checkpoint;
+pub mod digits;
+pub mod train;
+
+pub use digits::Dataset;
+pub use train::{EpochStats, Evaluation, TrainConfig, evaluate, train};

@@ -1,0 +1,835 @@
+//! Training on the handwritten digits end to end: the loader, the split, the training loop, every backend, and checkpoints.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use backprop::digits::{self, Split, TEST_FRACTION};
+use backprop::{
+    Activation, Architecture, Backend, BackendKind, Dataset, EpochStats, Error, Loss, MatrixRole,
+    Network, Scalar, TrainConfig, checkpoint, evaluate, train,
+};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+/// Samples per class in the shipped file, digits 0 to 9.
+const CLASS_COUNTS: [usize; 10] = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180];
+
+/// The seed of the initial weights and the shuffling in the training tests.
+const SEED: u64 = 7;
+
+fn digits_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/digits.csv.gz")
+}
+
+/// The shipped digits in their standard 80/20 split.
+fn digits_split<T: Scalar>() -> Split<T> {
+    digits::load::<T>(digits_path())
+        .expect("the shipped digits load")
+        .stratified_split(TEST_FRACTION, digits::SPLIT_SEED)
+        .expect("a valid split")
+}
+
+/// The fastest backend this build offers: faer when it is there, else the reference.
+fn fastest_kind() -> BackendKind {
+    ["faer", "naive"]
+        .iter()
+        .find_map(|name| name.parse().ok())
+        .unwrap_or(BackendKind::Naive)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(bytes).expect("writing to memory");
+    encoder.finish().expect("writing to memory")
+}
+
+/// One line of the digits CSV: pixel `i` is `i % 17`, then the label.
+fn csv_line(label: &str) -> String {
+    let mut fields: Vec<String> = (0..64).map(|i| (i % 17).to_string()).collect();
+    fields.push(label.to_owned());
+    fields.join(",") + "\n"
+}
+
+/// Three valid lines, labels 0, 1 and 2, with `replace(line_index, fields)` applied.
+fn csv_with(edit: impl FnOnce(&mut Vec<Vec<String>>)) -> String {
+    let mut lines: Vec<Vec<String>> = (0..3)
+        .map(|label| {
+            csv_line(&label.to_string())
+                .trim_end()
+                .split(',')
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect();
+    edit(&mut lines);
+    lines.iter().map(|fields| fields.join(",") + "\n").collect()
+}
+
+fn parse_gzip(csv: &str) -> Result<Dataset<f64>, Error> {
+    digits::parse::<f64>(gzip(csv.as_bytes()).as_slice())
+}
+
+/// The line and column of a data error, failing the test for any other result.
+fn data_error_position(result: Result<Dataset<f64>, Error>) -> (usize, Option<usize>, String) {
+    match result {
+        Err(error @ Error::Data { line, column, .. }) => (line, column, error.to_string()),
+        other => panic!("expected a data error, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- loader
+
+#[test]
+fn the_shipped_digits_load_with_scaled_pixels_and_one_hot_targets() {
+    let data = digits::load::<f64>(digits_path()).unwrap();
+    assert_eq!(data.rows(), digits::SAMPLES);
+    assert_eq!(data.feature_count(), 64);
+    assert_eq!(data.class_count(), 10);
+    assert_eq!(data.class_counts(), CLASS_COUNTS);
+    assert!(data.features().iter().all(|&p| (0.0..=1.0).contains(&p)));
+    assert!(data.features().contains(&1.0));
+    // The first line of the file: 0,0,5,13,9,1,0,0,... label 0.
+    let first = data.sample(0).unwrap();
+    assert_eq!(
+        &first[..6],
+        &[0.0, 0.0, 5.0 / 16.0, 13.0 / 16.0, 9.0 / 16.0, 1.0 / 16.0]
+    );
+    assert_eq!(data.labels()[..3], [0, 1, 2]);
+    for (targets, &label) in data.targets().chunks(10).zip(data.labels()) {
+        let hot: Vec<usize> = (0..10).filter(|&i| targets[i] == 1.0).collect();
+        assert_eq!(hot, [label]);
+        assert_eq!(targets.iter().sum::<f64>(), 1.0);
+    }
+    // f32 holds the same values, exactly (they are multiples of 1/16).
+    let narrow = digits::load::<f32>(digits_path()).unwrap();
+    assert_eq!(narrow, data.to_precision::<f32>());
+}
+
+#[test]
+fn csv_with_crlf_blank_lines_and_spaces_parses() {
+    let csv = csv_line("3").replace('\n', "\r\n") + "\n" + &csv_line(" 9 ").replace(",", " , ");
+    let data = parse_gzip(&csv).unwrap();
+    assert_eq!(data.labels(), [3, 9]);
+    assert_eq!(data.sample(1).unwrap()[16], 16.0 / 16.0);
+    let plain = digits::parse_csv::<f32>(csv.as_bytes()).unwrap();
+    assert_eq!(plain.labels(), [3, 9]);
+}
+
+#[test]
+fn a_wrong_column_count_names_the_line() {
+    let csv = csv_with(|lines| {
+        lines[1].pop();
+    });
+    let (line, column, message) = data_error_position(parse_gzip(&csv));
+    assert_eq!((line, column), (2, None));
+    assert!(
+        message.contains("line 2") && message.contains("found 64"),
+        "{message}"
+    );
+
+    let csv = csv_with(|lines| lines[2].push("1".to_owned()));
+    let (line, _, message) = data_error_position(parse_gzip(&csv));
+    assert_eq!(line, 3);
+    assert!(
+        message.contains("expected 65") && message.contains("found 66"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_non_number_names_the_line_and_column() {
+    let csv = csv_with(|lines| lines[2][4] = "seven".to_owned());
+    let (line, column, message) = data_error_position(parse_gzip(&csv));
+    assert_eq!((line, column), (3, Some(5)));
+    assert!(
+        message.contains("line 3, column 5") && message.contains("'seven'"),
+        "{message}"
+    );
+
+    let csv = csv_with(|lines| lines[0][10] = String::new());
+    assert_eq!(data_error_position(parse_gzip(&csv)).1, Some(11));
+}
+
+#[test]
+fn a_pixel_out_of_range_names_the_line_and_column() {
+    for bad in ["17", "-1", "16.5", "NaN", "inf"] {
+        let csv = csv_with(|lines| lines[1][63] = bad.to_owned());
+        let (line, column, message) = data_error_position(parse_gzip(&csv));
+        assert_eq!((line, column), (2, Some(64)), "{bad}");
+        assert!(message.contains("0..=16"), "{message}");
+    }
+}
+
+#[test]
+fn a_label_outside_0_to_9_names_the_line_and_column() {
+    for bad in ["10", "-1", "3.5", "NaN"] {
+        let csv = csv_with(|lines| lines[0][64] = bad.to_owned());
+        let (line, column, message) = data_error_position(parse_gzip(&csv));
+        assert_eq!((line, column), (1, Some(65)), "{bad}");
+        assert!(message.contains("0 to 9"), "{message}");
+    }
+}
+
+#[test]
+fn an_empty_file_is_an_error() {
+    for (what, bytes) in [
+        ("no bytes at all", Vec::new()),
+        ("an empty gzip stream", gzip(b"")),
+        ("only blank lines", gzip(b"\n\r\n  \n")),
+    ] {
+        let (line, column, message) = data_error_position(digits::parse::<f64>(bytes.as_slice()));
+        assert_eq!((line, column), (1, None), "{what}");
+        assert!(message.contains("empty"), "{what}: {message}");
+    }
+    let (_, _, message) = data_error_position(digits::parse_csv::<f64>(&b""[..]));
+    assert!(message.contains("empty"), "{message}");
+}
+
+#[test]
+fn a_truncated_or_foreign_stream_is_an_error_not_a_panic() {
+    let whole = std::fs::read(digits_path()).unwrap();
+    for keep in [whole.len() / 2, whole.len() - 4, 15] {
+        let (line, column, message) = data_error_position(digits::parse::<f64>(&whole[..keep]));
+        assert!(line >= 1 && column.is_none(), "{message}");
+        assert!(message.contains("gzip"), "cut at {keep}: {message}");
+    }
+    // Half the file decompresses to hundreds of good lines before the cut.
+    let (line, _, _) = data_error_position(digits::parse::<f64>(&whole[..whole.len() / 2]));
+    assert!(line > 100, "line {line}");
+    // Plain CSV is not gzip.
+    let plain = csv_line("1");
+    let (line, _, message) = data_error_position(digits::parse::<f64>(plain.as_bytes()));
+    assert_eq!(line, 1);
+    assert!(message.contains("gzip"), "{message}");
+}
+
+#[test]
+fn a_missing_file_is_an_io_error_naming_the_path() {
+    let error = digits::load::<f32>("no/such/digits.csv.gz").unwrap_err();
+    assert!(
+        matches!(&error, Error::Io { path, .. } if path == "no/such/digits.csv.gz"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn datasets_check_their_labels_and_lengths() {
+    let error = Dataset::<f64>::new(vec![0.0; 4], 2, vec![0, 3], 3).unwrap_err();
+    assert!(
+        matches!(&error, Error::InvalidSetting { name: "label", .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("3 (sample 1)"), "{error}");
+    let error = Dataset::<f64>::new(vec![0.0; 5], 2, vec![0, 1], 3).unwrap_err();
+    assert_eq!(
+        error,
+        Error::MatrixLength {
+            rows: 2,
+            cols: 2,
+            found: 5
+        }
+    );
+    let error = Dataset::<f64>::new(vec![0.0, f64::NAN], 2, vec![0], 3).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::NonFiniteValue {
+                role: MatrixRole::Inputs,
+                row: 0,
+                col: 1,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        digits::one_hot::<f32>(&[2, 0], 3).unwrap(),
+        [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]
+    );
+    let data = Dataset::<f64>::new(vec![1.0, 2.0, 3.0, 4.0], 2, vec![0, 1], 2).unwrap();
+    assert!(matches!(
+        data.subset(&[2]),
+        Err(Error::InvalidSetting { .. })
+    ));
+    assert_eq!(
+        data.subset(&[1, 1]).unwrap().features(),
+        [3.0, 4.0, 3.0, 4.0]
+    );
+}
+
+// ---------------------------------------------------------------- split
+
+#[test]
+fn the_split_is_stratified_disjoint_and_complete() {
+    let data = digits::load::<f32>(digits_path()).unwrap();
+    let indices = data
+        .stratified_split_indices(TEST_FRACTION, digits::SPLIT_SEED)
+        .unwrap();
+    let mut all: Vec<usize> = indices.train.iter().chain(&indices.test).copied().collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..data.rows()).collect::<Vec<_>>(),
+        "disjoint and complete"
+    );
+
+    let split = data
+        .stratified_split(TEST_FRACTION, digits::SPLIT_SEED)
+        .unwrap();
+    assert_eq!(split.train.rows() + split.test.rows(), data.rows());
+    for (class, (&train, &test)) in split
+        .train
+        .class_counts()
+        .iter()
+        .zip(&split.test.class_counts())
+        .enumerate()
+    {
+        let total = CLASS_COUNTS[class];
+        assert_eq!(train + test, total, "class {class}");
+        assert_eq!(test, (total as f64 * 0.2).round() as usize, "class {class}");
+    }
+    assert_eq!(split.test.rows(), 359);
+    assert_eq!(split.test.sample(0), data.sample(indices.test[0]));
+}
+
+#[test]
+fn the_split_is_deterministic_for_a_seed() {
+    let data = digits::load::<f32>(digits_path()).unwrap();
+    let first = data.stratified_split_indices(0.2, 3).unwrap();
+    assert_eq!(first, data.stratified_split_indices(0.2, 3).unwrap());
+    assert_ne!(first, data.stratified_split_indices(0.2, 4).unwrap());
+    for bad in [0.0, 1.0, -0.5, f64::NAN] {
+        let error = data.stratified_split_indices(bad, 3).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::InvalidSetting {
+                    name: "test_fraction",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- training
+
+fn seed_network<T: Scalar>() -> Network<T> {
+    Network::init(Architecture::seed(64, 32, 10).unwrap(), SEED)
+}
+
+fn softmax_network<T: Scalar>(hidden: Activation) -> Network<T> {
+    let architecture = Architecture::with_hidden_and_output(
+        &[64, 32, 10],
+        hidden,
+        Activation::Identity,
+        Loss::SoftmaxCrossEntropy,
+    )
+    .unwrap();
+    Network::init(architecture, SEED)
+}
+
+fn config(epochs: usize, learning_rate: f64) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 32,
+        learning_rate,
+        seed: SEED,
+    }
+}
+
+/// Trains `network` with `kind` and returns the history.
+fn run<T: Scalar>(
+    kind: BackendKind,
+    network: &mut Network<T>,
+    split: &Split<T>,
+    config: &TrainConfig,
+) -> Vec<EpochStats> {
+    let mut backend = kind.create::<T>();
+    train(
+        backend.as_mut(),
+        network,
+        &split.train,
+        &split.test,
+        config,
+        |_| {},
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_seed_network_reaches_95_percent() {
+    let split = digits_split::<f32>();
+    let mut network = seed_network::<f32>();
+    let history = run(fastest_kind(), &mut network, &split, &config(150, 20.0));
+    let last = history.last().unwrap();
+    assert!(last.test.accuracy() >= 0.95, "{last:?}");
+    assert!(
+        last.train_loss < history[0].train_loss / 4.0,
+        "{last:?} vs {:?}",
+        history[0]
+    );
+}
+
+#[test]
+fn softmax_cross_entropy_with_tanh_or_relu_reaches_96_percent() {
+    let split = digits_split::<f32>();
+    for hidden in [Activation::Tanh, Activation::Relu] {
+        let mut network = softmax_network::<f32>(hidden);
+        let history = run(fastest_kind(), &mut network, &split, &config(100, 0.3));
+        let last = history.last().unwrap();
+        assert!(last.test.accuracy() >= 0.96, "{hidden}: {last:?}");
+    }
+}
+
+#[test]
+fn every_backend_tracks_the_naive_losses_to_1e_9_in_f64() {
+    let split = digits_split::<f64>();
+    let config = config(10, 20.0);
+    let reference = run(
+        BackendKind::Naive,
+        &mut seed_network::<f64>(),
+        &split,
+        &config,
+    );
+    for kind in BackendKind::ALL
+        .into_iter()
+        .filter(|&k| k != BackendKind::Naive)
+    {
+        let history = run(kind, &mut seed_network::<f64>(), &split, &config);
+        assert_eq!(history.len(), reference.len());
+        for (ours, theirs) in history.iter().zip(&reference) {
+            let relative = (ours.train_loss - theirs.train_loss).abs() / theirs.train_loss;
+            assert!(
+                relative <= 1e-9,
+                "{kind}, epoch {}: relative {relative:e}",
+                ours.epoch
+            );
+            let relative = (ours.test.loss - theirs.test.loss).abs() / theirs.test.loss;
+            assert!(
+                relative <= 1e-9,
+                "{kind}, epoch {}: test loss relative {relative:e}",
+                ours.epoch
+            );
+        }
+    }
+}
+
+#[test]
+fn every_backend_reaches_the_same_accuracy_within_half_a_point() {
+    let split = digits_split::<f64>();
+    let config = config(150, 20.0);
+    let accuracies: Vec<(BackendKind, f64)> = BackendKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let history = run(kind, &mut seed_network::<f64>(), &split, &config);
+            (kind, history.last().unwrap().test.accuracy())
+        })
+        .collect();
+    let (_, reference) = accuracies[0];
+    assert!(reference >= 0.95, "{accuracies:?}");
+    for &(kind, accuracy) in &accuracies {
+        assert!(
+            (accuracy - reference).abs() <= 0.005,
+            "{kind}: {accuracies:?}"
+        );
+    }
+}
+
+#[test]
+fn training_is_reproducible_for_a_seed_and_reports_every_epoch() {
+    let split = digits_split::<f32>();
+    let mut seen = Vec::new();
+    let mut first = seed_network::<f32>();
+    let mut backend = BackendKind::Naive.create::<f32>();
+    let history = train(
+        backend.as_mut(),
+        &mut first,
+        &split.train,
+        &split.test,
+        &config(3, 20.0),
+        |stats| seen.push(*stats),
+    )
+    .unwrap();
+    assert_eq!(seen, history);
+    assert_eq!(
+        history.iter().map(|s| s.epoch).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+
+    let mut second = seed_network::<f32>();
+    assert_eq!(
+        run(BackendKind::Naive, &mut second, &split, &config(3, 20.0)),
+        history
+    );
+    assert_eq!(first, second);
+
+    let mut reshuffled = seed_network::<f32>();
+    let other_seed = TrainConfig {
+        seed: SEED + 1,
+        ..config(3, 20.0)
+    };
+    run(BackendKind::Naive, &mut reshuffled, &split, &other_seed);
+    assert_ne!(first.params(), reshuffled.params());
+
+    let mut untouched = seed_network::<f32>();
+    assert!(run(BackendKind::Naive, &mut untouched, &split, &config(0, 20.0)).is_empty());
+    assert_eq!(untouched, seed_network::<f32>());
+}
+
+#[test]
+fn evaluation_agrees_with_the_backend_loss_and_counts_argmax_hits() {
+    // Two samples, two classes, a 2-2 identity network: outputs are the inputs.
+    for loss in Loss::ALL {
+        let architecture = Architecture::new(&[2, 2], &[Activation::Identity], loss).unwrap();
+        let mut network = Network::<f64>::zeros(architecture.clone());
+        network.param_values_mut()[..4].copy_from_slice(&[1.0, 0.0, 0.0, 1.0]);
+        let data = Dataset::new(vec![0.9, 0.1, 0.8, 0.3], 2, vec![0, 1], 2).unwrap();
+        let mut backend = BackendKind::Naive.create::<f64>();
+        let result = evaluate(backend.as_mut(), &network, &data).unwrap();
+        assert_eq!((result.correct, result.samples), (1, 2));
+        assert_eq!(result.accuracy(), 0.5);
+        let batch = data.batch(&architecture).unwrap();
+        let mut gradient = network.zero_gradient();
+        let expected = backend
+            .loss_and_gradient(&network, &batch, &mut gradient)
+            .unwrap();
+        assert!(
+            (result.loss - expected).abs() <= 1e-15,
+            "{loss}: {} vs {expected}",
+            result.loss
+        );
+    }
+}
+
+#[test]
+fn bad_training_settings_are_errors_before_any_update() {
+    let split = digits_split::<f64>();
+    let mut network = seed_network::<f64>();
+    let mut backend = BackendKind::Naive.create::<f64>();
+    let mut attempt = |network: &mut Network<f64>,
+                       train_set: &Dataset<f64>,
+                       test_set: &Dataset<f64>,
+                       config: TrainConfig| {
+        train(
+            backend.as_mut(),
+            network,
+            train_set,
+            test_set,
+            &config,
+            |_| {},
+        )
+        .unwrap_err()
+    };
+    let error = attempt(
+        &mut network,
+        &split.train,
+        &split.test,
+        TrainConfig {
+            batch_size: 0,
+            ..config(1, 1.0)
+        },
+    );
+    assert!(
+        matches!(
+            error,
+            Error::InvalidSetting {
+                name: "batch_size",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let error = attempt(&mut network, &split.train, &split.test, config(1, -1.0));
+    assert!(
+        matches!(error, Error::InvalidLearningRate { .. }),
+        "{error:?}"
+    );
+    let empty = Dataset::<f64>::new(Vec::new(), 64, Vec::new(), 10).unwrap();
+    let error = attempt(&mut network, &split.train, &empty, config(1, 1.0));
+    assert!(matches!(error, Error::EmptyBatch { .. }), "{error:?}");
+    let three_classes = Dataset::<f64>::new(vec![0.5; 64], 64, vec![2], 3).unwrap();
+    let error = attempt(&mut network, &three_classes, &split.test, config(1, 1.0));
+    assert_eq!(
+        error,
+        Error::WidthMismatch {
+            role: MatrixRole::Targets,
+            expected: 10,
+            found: 3
+        }
+    );
+    assert_eq!(network, seed_network::<f64>(), "no update happened");
+
+    // A linear network with a huge step diverges to infinity: an error, not NaN statistics.
+    let linear = Architecture::new(&[64, 10], &[Activation::Identity], Loss::Mse).unwrap();
+    let mut network = Network::<f64>::init(linear, SEED);
+    let error = attempt(&mut network, &split.train, &split.test, config(5, 1e6));
+    assert!(
+        matches!(
+            error,
+            Error::InvalidSetting {
+                name: "learning_rate",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+// ---------------------------------------------------------------- checkpoints
+
+/// A small trained network of each loss and of several layers.
+fn trained_networks<T: Scalar>() -> Vec<Network<T>> {
+    let split = digits_split::<T>();
+    let deep = Architecture::new(
+        &[64, 16, 12, 10],
+        &[Activation::Relu, Activation::Tanh, Activation::Identity],
+        Loss::SoftmaxCrossEntropy,
+    )
+    .unwrap();
+    let mut networks = vec![seed_network::<T>(), Network::init(deep, SEED)];
+    for (network, rate) in networks.iter_mut().zip([20.0, 0.3]) {
+        run(BackendKind::Naive, network, &split, &config(2, rate));
+    }
+    networks
+}
+
+fn assert_bit_identical<T: Scalar>(a: &Network<T>, b: &Network<T>) {
+    assert_eq!(a.architecture(), b.architecture());
+    let bits = |n: &Network<T>| {
+        n.params()
+            .as_slice()
+            .iter()
+            .map(|v| v.to_f64().to_bits())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bits(a), bits(b));
+}
+
+#[test]
+fn checkpoints_round_trip_bit_identically() {
+    for network in trained_networks::<f32>() {
+        let loaded =
+            checkpoint::from_bytes::<f32>(&checkpoint::to_bytes(&network).unwrap()).unwrap();
+        assert_bit_identical(&network, &loaded);
+    }
+    for network in trained_networks::<f64>() {
+        let loaded =
+            checkpoint::from_bytes::<f64>(&checkpoint::to_bytes(&network).unwrap()).unwrap();
+        assert_bit_identical(&network, &loaded);
+    }
+    let network = &trained_networks::<f32>()[0];
+    let path = std::env::temp_dir().join(format!(
+        "backprop-checkpoint-{}.safetensors",
+        std::process::id()
+    ));
+    checkpoint::save(network, &path).unwrap();
+    let loaded = checkpoint::load::<f32>(&path);
+    std::fs::remove_file(&path).unwrap();
+    assert_bit_identical(network, &loaded.unwrap());
+}
+
+#[test]
+fn checkpoints_use_pytorch_linear_names_shapes_and_metadata() {
+    let network = &trained_networks::<f32>()[1];
+    let bytes = checkpoint::to_bytes(network).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let mut names = file.names();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "layers.0.bias",
+            "layers.0.weight",
+            "layers.1.bias",
+            "layers.1.weight",
+            "layers.2.bias",
+            "layers.2.weight"
+        ]
+    );
+    let weight = file.tensor("layers.1.weight").unwrap();
+    assert_eq!(
+        (weight.dtype(), weight.shape()),
+        (Dtype::F32, &[12, 16][..])
+    );
+    assert_eq!(file.tensor("layers.1.bias").unwrap().shape(), [12]);
+    // W^2 row-major, exactly as the flat parameters hold it.
+    let first = f32::from_le_bytes(weight.data()[..4].try_into().unwrap());
+    assert_eq!(first, network.params().layer(1).unwrap().weights[0]);
+    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata = header.metadata().clone().unwrap();
+    assert_eq!(metadata[checkpoint::WIDTHS_KEY], "64,16,12,10");
+    assert_eq!(metadata[checkpoint::ACTIVATIONS_KEY], "relu,tanh,identity");
+    assert_eq!(metadata[checkpoint::LOSS_KEY], "softmax-cross-entropy");
+}
+
+/// Tensors of a checkpoint, editable: name, dtype, shape and bytes.
+type Tensors = Vec<(String, Dtype, Vec<usize>, Vec<u8>)>;
+
+/// Rewrites a valid checkpoint after `edit` changes its tensors and metadata.
+fn rewrite(bytes: &[u8], edit: impl FnOnce(&mut Tensors, &mut HashMap<String, String>)) -> Vec<u8> {
+    let file = SafeTensors::deserialize(bytes).unwrap();
+    let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
+    let mut metadata = header.metadata().clone().unwrap();
+    let mut tensors: Tensors = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            (
+                name,
+                view.dtype(),
+                view.shape().to_vec(),
+                view.data().to_vec(),
+            )
+        })
+        .collect();
+    edit(&mut tensors, &mut metadata);
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            (
+                name.clone(),
+                TensorView::new(*dtype, shape.clone(), data).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize(views, Some(metadata)).unwrap()
+}
+
+/// The tensor name and message of a checkpoint error, failing the test for any other result.
+fn checkpoint_error(bytes: &[u8]) -> (Option<String>, String) {
+    match checkpoint::from_bytes::<f32>(bytes) {
+        Err(Error::Checkpoint { tensor, reason }) => {
+            let message = Error::Checkpoint {
+                tensor: tensor.clone(),
+                reason,
+            }
+            .to_string();
+            (tensor, message)
+        }
+        other => panic!("expected a checkpoint error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_missing_or_unexpected_tensor_is_named() {
+    let bytes = checkpoint::to_bytes(&seed_network::<f32>()).unwrap();
+    let missing = rewrite(&bytes, |tensors, _| {
+        tensors.retain(|t| t.0 != "layers.1.bias")
+    });
+    let (tensor, message) = checkpoint_error(&missing);
+    assert_eq!(tensor.as_deref(), Some("layers.1.bias"));
+    assert!(
+        message.contains("missing") && message.contains("[10]"),
+        "{message}"
+    );
+
+    let extra = rewrite(&bytes, |tensors, _| {
+        tensors.push((
+            "layers.2.weight".to_owned(),
+            Dtype::F32,
+            vec![1],
+            vec![0; 4],
+        ))
+    });
+    let (tensor, message) = checkpoint_error(&extra);
+    assert_eq!(tensor.as_deref(), Some("layers.2.weight"));
+    assert!(message.contains("unexpected"), "{message}");
+}
+
+#[test]
+fn a_wrong_shape_names_the_tensor_and_both_shapes() {
+    let bytes = checkpoint::to_bytes(&seed_network::<f32>()).unwrap();
+    // Transposed: the same bytes as [64, 32] instead of PyTorch's [32, 64].
+    let transposed = rewrite(&bytes, |tensors, _| {
+        for tensor in tensors.iter_mut().filter(|t| t.0 == "layers.0.weight") {
+            tensor.2 = vec![64, 32];
+        }
+    });
+    let (tensor, message) = checkpoint_error(&transposed);
+    assert_eq!(tensor.as_deref(), Some("layers.0.weight"));
+    assert!(
+        message.contains("[64, 32]") && message.contains("[32, 64]"),
+        "{message}"
+    );
+
+    // Metadata that disagrees with the tensors is caught the same way.
+    let wider = rewrite(&bytes, |_, metadata| {
+        metadata.insert(checkpoint::WIDTHS_KEY.to_owned(), "64,33,10".to_owned());
+    });
+    let (tensor, message) = checkpoint_error(&wider);
+    assert_eq!(tensor.as_deref(), Some("layers.0.weight"));
+    assert!(message.contains("[33, 64]"), "{message}");
+}
+
+#[test]
+fn a_wrong_dtype_names_the_tensor_and_both_dtypes() {
+    let wide = checkpoint::to_bytes(&seed_network::<f64>()).unwrap();
+    let (tensor, message) = checkpoint_error(&wide);
+    assert_eq!(tensor.as_deref(), Some("layers.0.weight"));
+    assert!(
+        message.contains("F64") && message.contains("F32"),
+        "{message}"
+    );
+
+    let bytes = checkpoint::to_bytes(&seed_network::<f32>()).unwrap();
+    let integers = rewrite(&bytes, |tensors, _| {
+        for tensor in tensors.iter_mut().filter(|t| t.0 == "layers.1.bias") {
+            tensor.1 = Dtype::I32;
+        }
+    });
+    let (tensor, message) = checkpoint_error(&integers);
+    assert_eq!(tensor.as_deref(), Some("layers.1.bias"));
+    assert!(message.contains("I32"), "{message}");
+}
+
+#[test]
+fn corrupt_bytes_are_errors() {
+    let bytes = checkpoint::to_bytes(&trained_networks::<f32>()[0]).unwrap();
+    // A flipped bit in the last weight: the header still parses, the checksum does not match.
+    let mut flipped = bytes.clone();
+    *flipped.last_mut().unwrap() ^= 0x01;
+    let (tensor, message) = checkpoint_error(&flipped);
+    assert_eq!(tensor, None);
+    assert!(
+        message.contains("corrupt") && message.contains("checksum"),
+        "{message}"
+    );
+    // Cut short, a garbled header, garbage, nothing at all.
+    let mut garbled = bytes.clone();
+    garbled[9] = b'#';
+    let cases: [(&str, &[u8]); 5] = [
+        ("truncated", &bytes[..bytes.len() - 7]),
+        ("header only", &bytes[..40]),
+        ("garbled header", &garbled),
+        ("garbage", b"definitely not a safetensors file"),
+        ("empty", b""),
+    ];
+    for (what, corrupt) in cases {
+        let (_, message) = checkpoint_error(corrupt);
+        assert!(message.contains("safetensors"), "{what}: {message}");
+    }
+}
+
+#[test]
+fn a_missing_or_invalid_architecture_is_an_error() {
+    let bytes = checkpoint::to_bytes(&seed_network::<f32>()).unwrap();
+    let no_loss = rewrite(&bytes, |_, metadata| {
+        metadata.remove(checkpoint::LOSS_KEY);
+    });
+    let (_, message) = checkpoint_error(&no_loss);
+    assert!(message.contains("'loss'"), "{message}");
+    let unknown = rewrite(&bytes, |_, metadata| {
+        metadata.insert(
+            checkpoint::ACTIVATIONS_KEY.to_owned(),
+            "sigmoid,swish".to_owned(),
+        );
+    });
+    let (_, message) = checkpoint_error(&unknown);
+    assert!(message.contains("swish"), "{message}");
+    let error = checkpoint::load::<f32>("no/such/model.safetensors").unwrap_err();
+    assert!(matches!(error, Error::Io { .. }), "{error:?}");
+}
