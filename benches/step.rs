@@ -1,48 +1,166 @@
-//! Criterion benchmarks: one training step (forward, backward, SGD update) of every backend.
+//! Criterion benchmarks: one training step (forward, backward, SGD update) of every backend,
+//! on the protocol's shapes S, M and L, a batch sweep on M, and the machine's GEMM peak.
+//!
+//! Groups are named `{shape}/{dtype}` with one id per backend, so
+//! `cargo bench -- S/` runs shape S only, `cargo bench -- sweep` the sweep and
+//! `cargo bench -- faer` one backend everywhere. Parallel backends run on the
+//! global rayon pool, built explicitly with one thread per core.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use backprop::{Architecture, BackendKind, Batch, Network, Scalar};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
+    criterion_main,
+};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, Par};
 
-/// Shape S of the benchmark protocol: 64-32-10, sigmoid, MSE, batch 64.
-const SMALL: (&str, [usize; 3], usize) = ("S", [64, 32, 10], 64);
+/// The reference shapes: name, widths, batch.
+const SHAPES: [(&str, [usize; 3], usize); 3] = [
+    ("S", [64, 32, 10], 64),
+    ("M", [784, 256, 10], 128),
+    ("L", [1024, 1024, 1024], 1024),
+];
 
-fn step<T: Scalar>(c: &mut Criterion) {
-    let (name, [n, h, m], rows) = SMALL;
-    let architecture = Architecture::seed(n, h, m).expect("a valid architecture");
-    let inputs: Vec<T> = (0..rows * n)
-        .map(|i| T::from_f64((i % 17) as f64 / 17.0))
+/// Batch sizes of the sweep on M's widths, in `f32`.
+const SWEEP: [usize; 6] = [1, 8, 64, 256, 1024, 4096];
+
+/// The side of the square product that measures the GEMM peak.
+const PEAK_SIDE: usize = 2048;
+
+/// Deterministic inputs in `[0, 1)` and `{0, 1}` targets.
+fn data<T: Scalar>(rows: usize, n: usize, m: usize) -> (Vec<T>, Vec<T>) {
+    let inputs = (0..rows * n)
+        .map(|i| T::from_f64((i * 7 % 17) as f64 / 17.0))
         .collect();
-    let targets: Vec<T> = (0..rows * m).map(|i| T::from_f64((i % 2) as f64)).collect();
+    let targets = (0..rows * m).map(|i| T::from_f64((i % 2) as f64)).collect();
+    (inputs, targets)
+}
+
+/// Benchmarks one SGD step of `kind` on a sigmoid/MSE network of `widths` and `rows` samples.
+fn bench_step<T: Scalar>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: BenchmarkId,
+    kind: BackendKind,
+    widths: [usize; 3],
+    rows: usize,
+) {
+    let [n, h, m] = widths;
+    let architecture = Architecture::seed(n, h, m).expect("a valid architecture");
+    let (inputs, targets) = data::<T>(rows, n, m);
     let batch = Batch::from_slices(&architecture, rows, &inputs, &targets).expect("a valid batch");
-    let mut group = c.benchmark_group(format!("{name}/{}", T::NAME));
+    let mut backend = kind.create::<T>();
+    let mut network = Network::<T>::init(architecture, 1);
+    let mut gradient = network.zero_gradient();
+    let learning_rate = T::from_f64(1e-3);
     group.throughput(Throughput::Elements(rows as u64));
-    for kind in BackendKind::ALL {
-        let mut backend = kind.create::<T>();
-        let mut network = Network::<T>::init(architecture.clone(), 1);
-        let mut gradient = network.zero_gradient();
-        let learning_rate = T::from_f64(1e-3);
-        group.bench_function(BenchmarkId::from_parameter(kind), |b| {
-            b.iter(|| {
-                backend
-                    .sgd_step(
-                        &mut network,
-                        black_box(&batch),
-                        &mut gradient,
-                        learning_rate,
-                    )
-                    .expect("a valid step")
-            })
-        });
+    group.bench_function(id, |b| {
+        b.iter(|| {
+            backend
+                .sgd_step(
+                    &mut network,
+                    black_box(&batch),
+                    &mut gradient,
+                    learning_rate,
+                )
+                .expect("a valid step")
+        })
+    });
+}
+
+/// Long steps (the naive backends on L take seconds) get the fewest samples criterion allows.
+fn configure(group: &mut BenchmarkGroup<'_, WallTime>, flops: f64) {
+    if flops > 1e9 {
+        group.sampling_mode(SamplingMode::Flat).sample_size(10);
+        group.measurement_time(Duration::from_secs(10));
+    }
+}
+
+fn shapes<T: Scalar>(c: &mut Criterion) {
+    for (shape, widths, rows) in SHAPES {
+        let mut group = c.benchmark_group(format!("{shape}/{}", T::NAME));
+        let flops = Architecture::seed(widths[0], widths[1], widths[2])
+            .expect("a valid architecture")
+            .step_flops(rows);
+        configure(&mut group, flops);
+        for kind in BackendKind::ALL {
+            bench_step::<T>(
+                &mut group,
+                BenchmarkId::from_parameter(kind),
+                kind,
+                widths,
+                rows,
+            );
+        }
+        group.finish();
+    }
+}
+
+fn sweep(c: &mut Criterion) {
+    let (_, widths, _) = SHAPES[1];
+    let mut group = c.benchmark_group("sweep-M/f32");
+    for rows in SWEEP {
+        let flops = Architecture::seed(widths[0], widths[1], widths[2])
+            .expect("a valid architecture")
+            .step_flops(rows);
+        configure(&mut group, flops);
+        for kind in BackendKind::ALL {
+            bench_step::<f32>(
+                &mut group,
+                BenchmarkId::new(kind.name(), rows),
+                kind,
+                widths,
+                rows,
+            );
+        }
     }
     group.finish();
 }
 
-fn steps(c: &mut Criterion) {
-    step::<f32>(c);
-    step::<f64>(c);
+/// The machine's matrix-multiply peak: a large faer product on every core.
+fn peak<T: Scalar + faer::traits::ComplexField>(c: &mut Criterion) {
+    let a = Mat::<T>::from_fn(PEAK_SIDE, PEAK_SIDE, |i, j| {
+        T::from_f64(((i + j) % 7) as f64 / 7.0)
+    });
+    let b = Mat::<T>::from_fn(PEAK_SIDE, PEAK_SIDE, |i, j| {
+        T::from_f64(((i * j) % 5) as f64 / 5.0)
+    });
+    let mut product = Mat::<T>::zeros(PEAK_SIDE, PEAK_SIDE);
+    let mut group = c.benchmark_group(format!("peak/{}", T::NAME));
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(
+        (PEAK_SIDE * PEAK_SIDE * PEAK_SIDE) as u64,
+    ));
+    group.bench_function(BenchmarkId::new("gemm", PEAK_SIDE), |bencher| {
+        bencher.iter(|| {
+            matmul(
+                product.as_mut(),
+                Accum::Replace,
+                a.as_ref(),
+                b.as_ref(),
+                T::ONE,
+                Par::rayon(0),
+            )
+        })
+    });
+    group.finish();
 }
 
-criterion_group!(benches, steps);
-criterion_main!(benches);
+fn benches(c: &mut Criterion) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Ignore the error of a pool already built (by criterion's own use of rayon, say).
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(cores)
+        .build_global();
+    peak::<f32>(c);
+    peak::<f64>(c);
+    shapes::<f32>(c);
+    shapes::<f64>(c);
+    sweep(c);
+}
+
+criterion_group!(step, benches);
+criterion_main!(step);

@@ -1,18 +1,30 @@
-//! Project automation, run as `cargo xtask <task>`: `verify` proves every backend's gradients.
+//! Project automation, run as `cargo xtask <task>`: `verify` proves every backend's gradients, `bench` times them.
 
+mod bench;
+mod plot;
 mod verify;
 
+use std::path::Path;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask verify [--quick] [--json PATH] [--backend NAME] [--seed N]";
+const USAGE: &str =
+    "usage: cargo xtask <verify | bench> [options]; --help after a task lists its options";
+
+/// The workspace root: the parent of this crate's folder.
+fn workspace_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf)
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("verify") => verify::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..], &workspace_root()),
         Some("-h" | "--help") => {
             println!(
-                "{USAGE}\n\n  verify    run every check on every backend and the negative controls"
+                "{USAGE}\n\n  verify    run every check on every backend and the negative controls\n  bench     run the criterion benches, then report, save and plot their medians"
             );
             return ExitCode::SUCCESS;
         }

@@ -1,0 +1,315 @@
+//! `cargo xtask bench`: runs the criterion benches, then tabulates, saves and plots their medians.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::plot;
+
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--json PATH] [--svg PATH] [FILTER]
+
+  --quick      criterion's quick mode: each benchmark until its estimate settles (a few minutes in all)
+  --json PATH  write every step's record {shape, widths, batch, dtype, backend, ns_per_step, gflops}
+  --svg PATH   where to draw the plot [default: target/bench.svg]
+  FILTER       a criterion filter, such as S/ or faer";
+
+/// The shapes of the benchmark protocol, as the benches name their groups.
+pub(crate) const SHAPES: [(&str, [usize; 3], usize); 3] = [
+    ("S", [64, 32, 10], 64),
+    ("M", [784, 256, 10], 128),
+    ("L", [1024, 1024, 1024], 1024),
+];
+
+/// A shape's `f32` target in ns per step, and other libraries' times in ns.
+type Target = (&'static str, f64, [(&'static str, f64); 3]);
+
+/// Time per `f32` step the best backend must reach on each shape, and what
+/// numpy by hand, JAX jit and PyTorch eager take on this machine class (DESIGN.md).
+const TARGETS: [Target; 3] = [
+    (
+        "S",
+        20e3,
+        [("numpy", 80e3), ("JAX", 132e3), ("PyTorch", 564e3)],
+    ),
+    (
+        "M",
+        0.8e6,
+        [("numpy", 1.25e6), ("JAX", 1.36e6), ("PyTorch", 1.59e6)],
+    ),
+    (
+        "L",
+        50e6,
+        [("numpy", 85e6), ("JAX", 65e6), ("PyTorch", 56.6e6)],
+    ),
+];
+
+/// One measured step.
+#[derive(Clone, Debug)]
+pub(crate) struct Record {
+    pub(crate) shape: String,
+    pub(crate) widths: [usize; 3],
+    pub(crate) batch: usize,
+    pub(crate) dtype: String,
+    pub(crate) backend: String,
+    pub(crate) ns_per_step: f64,
+}
+
+impl Record {
+    /// `6 B sum d_{l-1} d_l` over the time per step.
+    pub(crate) fn gflops(&self) -> f64 {
+        let [n, h, m] = self.widths;
+        6.0 * self.batch as f64 * (n * h + h * m) as f64 / self.ns_per_step
+    }
+}
+
+struct Options {
+    quick: bool,
+    json: Option<PathBuf>,
+    svg: PathBuf,
+    filter: Option<String>,
+}
+
+fn parse(args: &[String], root: &Path) -> anyhow::Result<Options> {
+    let mut options = Options {
+        quick: false,
+        json: None,
+        svg: root.join("target").join("bench.svg"),
+        filter: None,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .with_context(|| format!("{arg} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--json" => options.json = Some(PathBuf::from(value()?)),
+            "--svg" => options.svg = PathBuf::from(value()?),
+            "-h" | "--help" => bail!("{USAGE}"),
+            flag if flag.starts_with('-') => bail!("unknown option '{flag}'\n{USAGE}"),
+            filter => options.filter = Some(filter.to_owned()),
+        }
+    }
+    Ok(options)
+}
+
+/// Every `new/benchmark.json` under `dir` written since `since`, with its median in ns.
+fn read_results(
+    dir: &Path,
+    since: SystemTime,
+    found: &mut Vec<(Value, f64)>,
+) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            read_results(&path, since, found)?;
+            continue;
+        }
+        let in_new = path
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|name| name == "new");
+        if !in_new || path.file_name().is_none_or(|name| name != "benchmark.json") {
+            continue;
+        }
+        if std::fs::metadata(&path)?.modified()? < since {
+            continue;
+        }
+        let id: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        let estimates_path = path.with_file_name("estimates.json");
+        let estimates: Value = serde_json::from_str(
+            &std::fs::read_to_string(&estimates_path)
+                .with_context(|| format!("reading {}", estimates_path.display()))?,
+        )?;
+        let median = estimates["median"]["point_estimate"]
+            .as_f64()
+            .with_context(|| format!("no median in {}", estimates_path.display()))?;
+        found.push((id, median));
+    }
+    Ok(())
+}
+
+/// Splits the results into step records (groups `S/f32`, `sweep-M/f32`, ...) and GEMM peaks in GFLOP/s by dtype.
+fn records(results: &[(Value, f64)]) -> (Vec<Record>, BTreeMap<String, f64>) {
+    let mut steps = Vec::new();
+    let mut peaks = BTreeMap::new();
+    for (id, median) in results {
+        let group = id["group_id"].as_str().unwrap_or_default();
+        let function = id["function_id"].as_str().unwrap_or_default();
+        let value = id["value_str"].as_str();
+        let Some((shape, dtype)) = group.split_once('/') else {
+            continue;
+        };
+        if shape == "peak" {
+            let side: f64 = value.and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            peaks.insert(dtype.to_owned(), 2.0 * side.powi(3) / median);
+            continue;
+        }
+        let (shape, backend, batch) = match (shape.strip_prefix("sweep-"), value) {
+            (Some(shape), Some(batch)) => {
+                (format!("{shape}@{batch}"), function, batch.parse().ok())
+            }
+            (None, _) => (shape.to_owned(), value.unwrap_or(function), None),
+            _ => continue,
+        };
+        let base = shape.split('@').next().unwrap_or_default();
+        let Some(&(_, widths, rows)) = SHAPES.iter().find(|(name, _, _)| *name == base) else {
+            continue;
+        };
+        steps.push(Record {
+            shape,
+            widths,
+            batch: batch.unwrap_or(rows),
+            dtype: dtype.to_owned(),
+            backend: backend.to_owned(),
+            ns_per_step: *median,
+        });
+    }
+    steps.sort_by(|a, b| {
+        (a.shape.len(), &a.shape, a.batch, &a.dtype, &a.backend).cmp(&(
+            b.shape.len(),
+            &b.shape,
+            b.batch,
+            &b.dtype,
+            &b.backend,
+        ))
+    });
+    (steps, peaks)
+}
+
+/// A duration in the unit that reads best.
+pub(crate) fn human(ns: f64) -> String {
+    match ns {
+        ns if ns < 1e3 => format!("{ns:.0} ns"),
+        ns if ns < 1e6 => format!("{:.1} us", ns / 1e3),
+        ns if ns < 1e9 => format!("{:.2} ms", ns / 1e6),
+        ns => format!("{:.2} s", ns / 1e9),
+    }
+}
+
+fn print_table(steps: &[Record], peaks: &BTreeMap<String, f64>) {
+    println!(
+        "\n{:<10} {:<5} {:<12} {:>11} {:>9} {:>7} {:>9}",
+        "shape", "dtype", "backend", "median/step", "GFLOP/s", "% peak", "x naive"
+    );
+    for record in steps {
+        let naive = steps
+            .iter()
+            .find(|r| r.shape == record.shape && r.dtype == record.dtype && r.backend == "naive");
+        let speedup = naive.map_or_else(
+            || "-".to_owned(),
+            |n| format!("{:.1}", n.ns_per_step / record.ns_per_step),
+        );
+        let peak = peaks.get(&record.dtype).map_or_else(
+            || "-".to_owned(),
+            |p| format!("{:.1}", 100.0 * record.gflops() / p),
+        );
+        println!(
+            "{:<10} {:<5} {:<12} {:>11} {:>9.2} {:>7} {:>9}",
+            record.shape,
+            record.dtype,
+            record.backend,
+            human(record.ns_per_step),
+            record.gflops(),
+            peak,
+            speedup
+        );
+    }
+    for (dtype, peak) in peaks {
+        println!("GEMM peak ({dtype}, faer 2048^3 on every core): {peak:.1} GFLOP/s");
+    }
+    println!(
+        "\nf32 targets (best backend) against numpy by hand, JAX jit and PyTorch eager on this machine class:"
+    );
+    for (shape, target, others) in TARGETS {
+        let best = steps
+            .iter()
+            .filter(|r| r.shape == shape && r.dtype == "f32")
+            .min_by(|a, b| a.ns_per_step.total_cmp(&b.ns_per_step));
+        let Some(best) = best else { continue };
+        let verdict = if best.ns_per_step <= target {
+            "met"
+        } else {
+            "MISSED"
+        };
+        let comparisons: Vec<String> = others
+            .iter()
+            .map(|(name, ns)| format!("{:.1}x {name}", ns / best.ns_per_step))
+            .collect();
+        println!(
+            "  {shape}: {} ({}) vs target {}: {verdict}; {}",
+            human(best.ns_per_step),
+            best.backend,
+            human(target),
+            comparisons.join(", ")
+        );
+    }
+}
+
+/// Runs the benches and reports; `Ok(false)` if criterion failed.
+pub(crate) fn run(args: &[String], root: &Path) -> anyhow::Result<bool> {
+    let options = parse(args, root)?;
+    let started = SystemTime::now();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(root)
+        .args(["bench", "-p", "backprop-benches", "--bench", "step", "--"]);
+    if options.quick {
+        command.arg("--quick");
+    }
+    if let Some(filter) = &options.filter {
+        command.arg(filter);
+    }
+    let status = command.status().context("running cargo bench")?;
+    if !status.success() {
+        return Ok(false);
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let mut results = Vec::new();
+    read_results(&target.join("criterion"), started, &mut results)?;
+    let (steps, peaks) = records(&results);
+    if steps.is_empty() {
+        bail!(
+            "criterion wrote no results under {}",
+            target.join("criterion").display()
+        );
+    }
+    print_table(&steps, &peaks);
+
+    if let Some(path) = &options.json {
+        let list: Vec<Value> = steps
+            .iter()
+            .map(|r| {
+                json!({
+                    "shape": r.shape,
+                    "widths": r.widths,
+                    "batch": r.batch,
+                    "dtype": r.dtype,
+                    "backend": r.backend,
+                    "ns_per_step": r.ns_per_step,
+                    "gflops": r.gflops(),
+                })
+            })
+            .collect();
+        std::fs::write(path, serde_json::to_string_pretty(&list)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(parent) = options.svg.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&options.svg, plot::svg(&steps, &peaks))
+        .with_context(|| format!("writing {}", options.svg.display()))?;
+    println!("wrote {}", options.svg.display());
+    Ok(true)
+}
