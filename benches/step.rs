@@ -9,7 +9,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use backprop::{Architecture, BackendKind, Batch, Network, Scalar};
+use backprop::{
+    Architecture, Backend, BackendKind, Batch, FaerBackend, Network, Precision, Scalar,
+};
 use criterion::measurement::WallTime;
 use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
@@ -40,11 +42,22 @@ fn data<T: Scalar>(rows: usize, n: usize, m: usize) -> (Vec<T>, Vec<T>) {
     (inputs, targets)
 }
 
-/// Benchmarks one SGD step of `kind` on a sigmoid/MSE network of `widths` and `rows` samples.
-fn bench_step<T: Scalar>(
+/// Every registered backend, and the faer backend forced to run sequentially
+/// (the baseline the parallel backends are compared with).
+fn contenders<T: Precision>() -> Vec<(&'static str, Box<dyn Backend<T>>)> {
+    let mut contenders: Vec<(&'static str, Box<dyn Backend<T>>)> = BackendKind::ALL
+        .iter()
+        .map(|kind| (kind.name(), kind.create::<T>()))
+        .collect();
+    contenders.push(("faer-sequential", Box::new(FaerBackend::<T>::sequential())));
+    contenders
+}
+
+/// Benchmarks one SGD step of `backend` on a sigmoid/MSE network of `widths` and `rows` samples.
+fn bench_step<T: Precision>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     id: BenchmarkId,
-    kind: BackendKind,
+    mut backend: Box<dyn Backend<T>>,
     widths: [usize; 3],
     rows: usize,
 ) {
@@ -52,7 +65,6 @@ fn bench_step<T: Scalar>(
     let architecture = Architecture::seed(n, h, m).expect("a valid architecture");
     let (inputs, targets) = data::<T>(rows, n, m);
     let batch = Batch::from_slices(&architecture, rows, &inputs, &targets).expect("a valid batch");
-    let mut backend = kind.create::<T>();
     let mut network = Network::<T>::init(architecture, 1);
     let mut gradient = network.zero_gradient();
     let learning_rate = T::from_f64(1e-3);
@@ -79,21 +91,16 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>, flops: f64) {
     }
 }
 
-fn shapes<T: Scalar>(c: &mut Criterion) {
+fn shapes<T: Precision>(c: &mut Criterion) {
     for (shape, widths, rows) in SHAPES {
         let mut group = c.benchmark_group(format!("{shape}/{}", T::NAME));
         let flops = Architecture::seed(widths[0], widths[1], widths[2])
             .expect("a valid architecture")
             .step_flops(rows);
         configure(&mut group, flops);
-        for kind in BackendKind::ALL {
-            bench_step::<T>(
-                &mut group,
-                BenchmarkId::from_parameter(kind),
-                kind,
-                widths,
-                rows,
-            );
+        for (name, backend) in contenders::<T>() {
+            let id = BenchmarkId::from_parameter(name);
+            bench_step::<T>(&mut group, id, backend, widths, rows);
         }
         group.finish();
     }
@@ -107,14 +114,9 @@ fn sweep(c: &mut Criterion) {
             .expect("a valid architecture")
             .step_flops(rows);
         configure(&mut group, flops);
-        for kind in BackendKind::ALL {
-            bench_step::<f32>(
-                &mut group,
-                BenchmarkId::new(kind.name(), rows),
-                kind,
-                widths,
-                rows,
-            );
+        for (name, backend) in contenders::<f32>() {
+            let id = BenchmarkId::new(name, rows);
+            bench_step::<f32>(&mut group, id, backend, widths, rows);
         }
     }
     group.finish();

@@ -6,3 +6,5 @@ use crate::driver::backend_suite;
 
 backend_suite!(naive, BackendKind::Naive);
 backend_suite!(rayon_naive, BackendKind::RayonNaive);
+backend_suite!(faer, BackendKind::Faer);
+backend_suite!(rayon_faer, BackendKind::RayonFaer);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use backprop::digits::{self, Split, TEST_FRACTION};
 use backprop::{
     Activation, Architecture, Backend, BackendKind, Dataset, EpochStats, Error, Loss, MatrixRole,
-    Network, Scalar, TrainConfig, checkpoint, evaluate, train,
+    Network, Precision, Scalar, TrainConfig, checkpoint, evaluate, train,
 };
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -342,7 +342,7 @@ fn config(epochs: usize, learning_rate: f64) -> TrainConfig {
 }
 
 /// Trains `network` with `kind` and returns the history.
-fn run<T: Scalar>(
+fn run<T: Precision>(
     kind: BackendKind,
     network: &mut Network<T>,
     split: &Split<T>,
@@ -582,7 +582,7 @@ fn bad_training_settings_are_errors_before_any_update() {
 // ---------------------------------------------------------------- checkpoints
 
 /// A small trained network of each loss and of several layers.
-fn trained_networks<T: Scalar>() -> Vec<Network<T>> {
+fn trained_networks<T: Precision>() -> Vec<Network<T>> {
     let split = digits_split::<T>();
     let deep = Architecture::new(
         &[64, 16, 12, 10],

@@ -139,7 +139,7 @@ fn check_cell(kind: BackendKind, dtype: &str, cell: &Cell) -> Vec<CheckReport> {
     }
 }
 
-fn reproducible<T: backprop::Scalar>(kind: BackendKind, threads: usize) -> Box<dyn Backend<T>> {
+fn reproducible<T: backprop::Precision>(kind: BackendKind, threads: usize) -> Box<dyn Backend<T>> {
     match kind.create_reproducible::<T>(threads) {
         Ok(backend) => backend,
         // A pool that cannot be built fails the check through a refusing backend.

@@ -1,1 +1,292 @@
-//! placeholder
+//! The faer backend: the whole batch as row-major matrices, one faer GEMM per
+//! product and one fused elementwise pass per layer.
+//!
+//! For a batch of `B` samples and layers `l = 1..L` (the math of
+//! `backprop-core`), one step is:
+//!
+//! ```text
+//! forward   Z^l = A^{l-1} W^l^T           one GEMM (B x d_{l-1}) (d_{l-1} x d_l)
+//!           Z^l += 1 b^l^T, A^l = act(Z^l) one pass, both kept
+//! loss      J = mean of per-row values, delta^L = dJ/dZ^L   one pass per row
+//! backward  dW^l = delta^l^T A^{l-1}       one GEMM straight into the gradient
+//!           db^l = column sums of delta^l  one pass
+//!           delta^{l-1} = (delta^l W^l) (.) act'(Z^{l-1}, A^{l-1})
+//!                                          one GEMM and one pass, skipped for l = 1
+//! ```
+//!
+//! Every matrix is a zero-copy faer view of a row-major slice: the caller's
+//! inputs, the network's weights, the gradient's flat buffer or the backend's
+//! scratch. The scratch (`Z` and `A` per layer, two `delta` buffers of `B x`
+//! the widest layer, `B` row losses) is sized on the first call for a shape
+//! and reused, so a step on a shape seen before allocates nothing. Products
+//! and the larger elementwise passes run on the calling thread or on rayon as
+//! the backend's [`Parallelism`] says; [`Parallelism::Sequential`] never forks.
+//!
+//! # Performance
+//!
+//! `cargo xtask bench` (or `cargo bench -- faer`) times one step of this
+//! backend on the benchmark shapes, beside the others and beside
+//! `faer-sequential`, this backend built with [`Parallelism::Sequential`];
+//! README.md holds the figures.
+
+mod gemm;
+mod parallelism;
+mod passes;
+mod scratch;
+
+pub use parallelism::{AUTO_CROSSOVER_MNK, Parallelism};
+
+use backprop_core::{
+    Backend, Batch, Error, ForwardTask, GradientTask, Inputs, LayerParams, LayerParamsMut, Network,
+    Params, Scalar,
+};
+use gemm::{product, view, view_mut};
+use parallelism::PassCost;
+use passes::{bias_and_activation, column_sums, loss_and_output_delta, times_derivative};
+use scratch::Scratch;
+
+/// A [`Scalar`] that faer can multiply: `f32` or `f64`.
+///
+/// Keeps faer's `ComplexField` bound out of `backprop-core`. `Scalar` is
+/// sealed, so no other type can implement this trait either.
+pub trait FaerScalar: Scalar + faer::traits::ComplexField {}
+
+impl FaerScalar for f32 {}
+impl FaerScalar for f64 {}
+
+/// The GEMM backend: a batch as matrices, products by faer.
+///
+/// Holds its [`Parallelism`] and its scratch buffers; build one per thread
+/// (the scratch makes `&mut self` necessary).
+#[derive(Debug, Default)]
+pub struct FaerBackend<T> {
+    parallelism: Parallelism,
+    scratch: Scratch<T>,
+}
+
+impl<T: FaerScalar> FaerBackend<T> {
+    /// A backend with [`Parallelism::Auto`]: small products on the calling
+    /// thread, large ones on rayon's current pool.
+    pub fn new() -> Self {
+        FaerBackend::with_parallelism(Parallelism::Auto)
+    }
+
+    /// A backend that never forks, for use inside an outer thread pool.
+    pub fn sequential() -> Self {
+        FaerBackend::with_parallelism(Parallelism::Sequential)
+    }
+
+    /// A backend whose products run as `parallelism` says.
+    pub fn with_parallelism(parallelism: Parallelism) -> Self {
+        FaerBackend {
+            parallelism,
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// The parallelism the backend was built with.
+    pub fn parallelism(&self) -> Parallelism {
+        self.parallelism
+    }
+}
+
+impl<T: FaerScalar> Backend<T> for FaerBackend<T> {
+    fn name(&self) -> &'static str {
+        "faer"
+    }
+
+    fn run_forward(&mut self, task: ForwardTask<'_, T>) -> Result<(), Error> {
+        let (network, inputs, outputs) = task.into_parts();
+        let widths = network.architecture().widths();
+        self.in_pool(widths, inputs.rows(), |backend| {
+            backend.forward_here(network, inputs, outputs)
+        })
+    }
+
+    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
+        let (network, batch, gradient) = task.into_parts();
+        let widths = network.architecture().widths();
+        self.in_pool(widths, batch.rows(), |backend| {
+            backend.gradient_here(network, batch, gradient)
+        })
+    }
+}
+
+impl<T: FaerScalar> FaerBackend<T> {
+    /// Runs the work of a step on `rows` samples through `widths`: on the
+    /// calling thread if nothing in it forks or the thread is one of rayon's,
+    /// and otherwise as one job on rayon's global pool.
+    ///
+    /// Forking from a thread outside the pool means waking a worker and then
+    /// sleeping until the job is done, for every product and pass; from a
+    /// worker it is a push onto its own queue. Moving the whole step onto a
+    /// worker pays the hand-over once; on the measured machine that took
+    /// about 5% off the M step.
+    fn in_pool<R: Send>(
+        &mut self,
+        widths: &[usize],
+        rows: usize,
+        work: impl FnOnce(&mut Self) -> R + Send,
+    ) -> R {
+        if rayon::current_thread_index().is_some() || !self.parallelism.may_fork(widths, rows) {
+            work(self)
+        } else {
+            rayon::scope(|_| work(self))
+        }
+    }
+
+    /// The forward pass of a checked task on the calling thread.
+    fn forward_here(
+        &mut self,
+        network: &Network<T>,
+        inputs: Inputs<'_, T>,
+        outputs: &mut [T],
+    ) -> Result<(), Error> {
+        let rows = inputs.rows();
+        self.scratch.fit(network.architecture().widths(), rows)?;
+        forward(
+            &mut self.scratch,
+            network,
+            inputs.matrix().as_slice(),
+            rows,
+            self.parallelism,
+            Some(outputs),
+        )
+    }
+
+    /// The loss and gradient of a checked task on the calling thread.
+    fn gradient_here(
+        &mut self,
+        network: &Network<T>,
+        batch: Batch<'_, T>,
+        gradient: &mut Params<T>,
+    ) -> Result<T, Error> {
+        let architecture = network.architecture();
+        let activations = architecture.activations();
+        let rows = batch.rows();
+        let x = batch.inputs().matrix().as_slice();
+        let s = &mut self.scratch;
+        s.fit(architecture.widths(), rows)?;
+        forward(s, network, x, rows, self.parallelism, None)?;
+
+        // The loss and delta^L = dJ/dZ^L, row by row.
+        let last = architecture.layer_count() - 1;
+        let outputs = architecture.output_width();
+        let loss_sum = loss_and_output_delta(
+            architecture,
+            &s.z[last],
+            &s.a[last],
+            batch.targets().as_slice(),
+            &mut s.row_loss,
+            &mut s.delta[..rows * outputs],
+            self.parallelism
+                .pass_blocks(rows, outputs, PassCost::of_loss(architecture.loss())),
+        );
+
+        let (mut delta, mut delta_below) = (&mut s.delta, &mut s.delta_below);
+        for l in (0..=last).rev() {
+            let weights = layer(network.params(), l)?.weights;
+            let grad = layer_mut(gradient, l)?;
+            let (inputs, outputs) = (grad.shape.inputs, grad.shape.outputs);
+            let delta_here = &delta[..rows * outputs];
+            let input: &[T] = if l == 0 { x } else { &s.a[l - 1] };
+
+            // dW^l = delta^l^T A^{l-1}, written over the gradient's own buffer.
+            product(
+                view_mut(grad.weights, outputs, inputs),
+                view(delta_here, rows, outputs).transpose(),
+                view(input, rows, inputs),
+                self.parallelism,
+            );
+            column_sums(delta_here, grad.bias);
+
+            // delta^{l-1} = (delta^l W^l) (.) act'_{l-1}; delta^0 is never needed.
+            if l > 0 {
+                let below = &mut delta_below[..rows * inputs];
+                product(
+                    view_mut(below, rows, inputs),
+                    view(delta_here, rows, outputs),
+                    view(weights, outputs, inputs),
+                    self.parallelism,
+                );
+                times_derivative(
+                    below,
+                    &s.z[l - 1],
+                    &s.a[l - 1],
+                    activations[l - 1],
+                    inputs,
+                    self.parallelism.pass_blocks(rows, inputs, PassCost::Cheap),
+                );
+                std::mem::swap(&mut delta, &mut delta_below);
+            }
+        }
+        Ok(loss_sum / T::from_usize(rows))
+    }
+}
+
+/// The forward pass of `rows` samples `x` (`rows x n`, row-major).
+///
+/// Leaves `Z^l` and `A^l` of every layer in the scratch, except that the
+/// output layer's `A^L` goes straight into `output` when one is given.
+fn forward<T: FaerScalar>(
+    scratch: &mut Scratch<T>,
+    network: &Network<T>,
+    x: &[T],
+    rows: usize,
+    parallelism: Parallelism,
+    mut output: Option<&mut [T]>,
+) -> Result<(), Error> {
+    let activations = network.architecture().activations();
+    let last = activations.len() - 1;
+    for (l, &activation) in activations.iter().enumerate() {
+        let layer = layer(network.params(), l)?;
+        let (inputs, outputs) = (layer.shape.inputs, layer.shape.outputs);
+        let (below, here) = scratch.a.split_at_mut(l);
+        let input: &[T] = if l == 0 { x } else { &below[l - 1] };
+        let a: &mut [T] = match output.as_deref_mut() {
+            Some(output) if l == last => output,
+            _ => &mut here[0],
+        };
+        let z = &mut scratch.z[l];
+        product(
+            view_mut(z, rows, outputs),
+            view(input, rows, inputs),
+            view(layer.weights, outputs, inputs).transpose(),
+            parallelism,
+        );
+        let blocks = parallelism.pass_blocks(rows, outputs, PassCost::of_activation(activation));
+        bias_and_activation(z, a, layer.bias, activation, blocks);
+    }
+    Ok(())
+}
+
+/// Layer `l` of parameters already checked against the architecture.
+fn layer<T: Scalar>(params: &Params<T>, l: usize) -> Result<LayerParams<'_, T>, Error> {
+    params.layer(l).ok_or_else(|| layout_error(params))
+}
+
+/// Layer `l` of a gradient buffer already checked against the architecture.
+///
+/// The error is built only on the (unreachable) failure path, so that the
+/// lookup allocates nothing.
+fn layer_mut<T: Scalar>(params: &mut Params<T>, l: usize) -> Result<LayerParamsMut<'_, T>, Error> {
+    if l >= params.layer_shapes().len() {
+        return Err(layout_error(params));
+    }
+    params.layer_mut(l).ok_or_else(|| Error::ParameterLayout {
+        expected: Vec::new(),
+        found: Vec::new(),
+    })
+}
+
+/// The error for a layer missing from checked parameters, which the tasks rule out.
+#[cold]
+fn layout_error<T: Scalar>(params: &Params<T>) -> Error {
+    Error::ParameterLayout {
+        expected: params.widths().to_vec(),
+        found: params.widths().to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -13,8 +13,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use backprop::digits::{self, TEST_FRACTION};
 use backprop::{
-    Activation, Architecture, BackendKind, EpochStats, Loss, Network, Scalar, TrainConfig,
-    checkpoint, evaluate, train,
+    Activation, Architecture, BackendKind, EpochStats, Loss, Network, Precision, Scalar,
+    TrainConfig, checkpoint, evaluate, train,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -43,7 +43,7 @@ struct Options {
     learning_rate: Option<f64>,
     batch_size: usize,
     seed: u64,
-    precision: Precision,
+    precision: Dtype,
     data: PathBuf,
     save: Option<PathBuf>,
     load: Option<PathBuf>,
@@ -51,7 +51,7 @@ struct Options {
 
 /// The floating-point type to train in.
 #[derive(Clone, Copy)]
-enum Precision {
+enum Dtype {
     F32,
     F64,
 }
@@ -114,7 +114,7 @@ fn parse_options(arguments: impl IntoIterator<Item = String>) -> Result<Option<O
         learning_rate: None,
         batch_size: DEFAULT_BATCH,
         seed: DEFAULT_SEED,
-        precision: Precision::F32,
+        precision: Dtype::F32,
         data: default_data_path(),
         save: None,
         load: None,
@@ -165,8 +165,8 @@ fn parse_options(arguments: impl IntoIterator<Item = String>) -> Result<Option<O
             "--seed" => options.seed = parse_value(&flag, value, "a whole number")?,
             "--precision" => {
                 options.precision = match value {
-                    "f32" => Precision::F32,
-                    "f64" => Precision::F64,
+                    "f32" => Dtype::F32,
+                    "f64" => Dtype::F64,
                     _ => bail!("invalid value '{value}' for --precision: expected f32 or f64"),
                 }
             }
@@ -200,7 +200,7 @@ fn initial_network<T: Scalar>(options: &Options) -> Result<Network<T>> {
     Ok(Network::init(architecture, options.seed))
 }
 
-fn run<T: Scalar>(options: &Options) -> Result<()> {
+fn run<T: Precision>(options: &Options) -> Result<()> {
     let data = digits::load::<T>(&options.data)
         .with_context(|| format!("cannot read the digits from {}", options.data.display()))?;
     let split = data.stratified_split(TEST_FRACTION, digits::SPLIT_SEED)?;
@@ -295,8 +295,8 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(options) => match options.precision {
-            Precision::F32 => run::<f32>(&options),
-            Precision::F64 => run::<f64>(&options),
+            Dtype::F32 => run::<f32>(&options),
+            Dtype::F64 => run::<f64>(&options),
         },
     });
     match outcome {

@@ -27,8 +27,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 pub use backprop_core::*;
+pub use backprop_faer::{AUTO_CROSSOVER_MNK, FaerBackend, FaerScalar, Parallelism};
 pub use backprop_naive::NaiveBackend;
 pub use backprop_rayon::{DEFAULT_PARALLEL_THRESHOLD_FLOPS, Partitions, RayonBackend};
+
+/// A precision every backend supports: `f32` or `f64`.
+pub trait Precision: Scalar + FaerScalar {}
+
+impl<T: Scalar + FaerScalar> Precision for T {}
 
 /// The backends this workspace offers, each with a stable name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -36,31 +42,13 @@ pub use backprop_rayon::{DEFAULT_PARALLEL_THRESHOLD_FLOPS, Partitions, RayonBack
 pub enum BackendKind {
     /// [`NaiveBackend`]: the readable reference, one sample at a time.
     Naive,
+    /// [`FaerBackend`]: the batch as matrices, faer GEMM, parallel products
+    /// for large shapes ([`Parallelism::Auto`]).
+    Faer,
     /// [`RayonBackend`] over naive workers: the batch split across threads.
     RayonNaive,
-}
-
-impl BackendKind {
-    /// Every backend, reference first.
-    pub const ALL: [BackendKind; 2] = [BackendKind::Naive, BackendKind::RayonNaive];
-
-    /// The stable name that `Display` prints and `FromStr` reads.
-    pub fn name(self) -> &'static str {
-        match self {
-            BackendKind::Naive => "naive",
-            BackendKind::RayonNaive => "rayon-naive",
-        }
-    }
-
-    /// A new backend of this kind for precision `T`, ready for any architecture.
-    pub fn create<T: Scalar>(self) -> Box<dyn Backend<T>> {
-        match self {
-            BackendKind::Naive => Box::new(NaiveBackend::<T>::new()),
-            BackendKind::RayonNaive => {
-                Box::new(RayonBackend::new("rayon-naive", NaiveBackend::<T>::new))
-            }
-        }
-    }
+    /// [`RayonBackend`] over sequential faer workers.
+    RayonFaer,
 }
 
 /// Partitions of a parallel backend in its reproducible configuration: fixed,
@@ -68,16 +56,41 @@ impl BackendKind {
 pub const REPRODUCIBLE_PARTITIONS: NonZeroUsize = NonZeroUsize::new(8).expect("8 is not zero");
 
 impl BackendKind {
-    /// Whether this backend runs on several threads.
+    /// Every backend, reference first.
+    pub const ALL: [BackendKind; 4] = [
+        BackendKind::Naive,
+        BackendKind::Faer,
+        BackendKind::RayonNaive,
+        BackendKind::RayonFaer,
+    ];
+
+    /// The stable name that `Display` prints and `FromStr` reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Naive => "naive",
+            BackendKind::Faer => "faer",
+            BackendKind::RayonNaive => "rayon-naive",
+            BackendKind::RayonFaer => "rayon-faer",
+        }
+    }
+
+    /// Whether this backend splits a batch across threads by itself.
     pub fn is_parallel(self) -> bool {
-        matches!(self, BackendKind::RayonNaive)
+        matches!(self, BackendKind::RayonNaive | BackendKind::RayonFaer)
+    }
+
+    /// A new backend of this kind for precision `T`, ready for any
+    /// architecture, in its default configuration (parallel backends on the
+    /// global rayon pool).
+    pub fn create<T: Precision>(self) -> Box<dyn Backend<T>> {
+        self.build(None)
     }
 
     /// A backend of this kind whose results are bit-identical whatever
     /// `threads` is: a parallel backend gets its own pool of `threads` threads,
     /// [`REPRODUCIBLE_PARTITIONS`] fixed partitions, and forks for every
-    /// batch; a sequential backend is the same as [`BackendKind::create`].
-    pub fn create_reproducible<T: Scalar>(
+    /// batch; any other backend is the same as [`BackendKind::create`].
+    pub fn create_reproducible<T: Precision>(
         self,
         threads: usize,
     ) -> Result<Box<dyn Backend<T>>, Error> {
@@ -91,19 +104,36 @@ impl BackendKind {
                 threads,
                 reason: e.to_string(),
             })?;
-        let configure = |backend: RayonBackend<T, NaiveBackend<T>>| {
+        Ok(self.build(Some(Arc::new(pool))))
+    }
+
+    /// The backend, reproducible on `pool` if one is given.
+    fn build<T: Precision>(self, pool: Option<Arc<rayon::ThreadPool>>) -> Box<dyn Backend<T>> {
+        match self {
+            BackendKind::Naive => Box::new(NaiveBackend::<T>::new()),
+            BackendKind::Faer => Box::new(FaerBackend::<T>::new()),
+            BackendKind::RayonNaive => rayon_over(self.name(), NaiveBackend::<T>::new, pool),
+            BackendKind::RayonFaer => rayon_over(self.name(), FaerBackend::<T>::sequential, pool),
+        }
+    }
+}
+
+/// A rayon backend over inner backends made by `make_inner`: on the global
+/// pool by default, or reproducibly on `pool`.
+fn rayon_over<T: Precision, B: Backend<T> + 'static>(
+    name: &'static str,
+    make_inner: fn() -> B,
+    pool: Option<Arc<rayon::ThreadPool>>,
+) -> Box<dyn Backend<T>> {
+    let backend = RayonBackend::new(name, make_inner);
+    match pool {
+        None => Box::new(backend),
+        Some(pool) => Box::new(
             backend
-                .with_pool(Arc::new(pool))
+                .with_pool(pool)
                 .with_partitions(Partitions::Fixed(REPRODUCIBLE_PARTITIONS))
-                .with_parallel_threshold(0.0)
-        };
-        Ok(match self {
-            BackendKind::RayonNaive => Box::new(configure(RayonBackend::new(
-                self.name(),
-                NaiveBackend::<T>::new,
-            ))),
-            BackendKind::Naive => self.create(),
-        })
+                .with_parallel_threshold(0.0),
+        ),
     }
 }
 

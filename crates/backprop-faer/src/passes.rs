@@ -1,0 +1,150 @@
+//! The fused elementwise passes between the products, on the calling thread
+//! or split into blocks of rows over rayon's pool.
+//!
+//! Each pass computes every value exactly as the naive backend does (the same
+//! core functions, the same order of operations), so the way it is split
+//! changes no bit of the result.
+
+use backprop_core::{Activation, Architecture, Scalar};
+use rayon::prelude::*;
+
+use crate::gemm::clear_upper_state;
+
+/// The length of one block when `values` (rows of `width`) are split `blocks` ways.
+fn block_len(values: usize, width: usize, blocks: usize) -> usize {
+    let width = width.max(1);
+    (values / width).div_ceil(blocks.max(1)).max(1) * width
+}
+
+/// `Z += 1 b^T` and `A = act(Z)` over a `rows x bias.len()` matrix, in `blocks` blocks.
+pub(crate) fn bias_and_activation<T: Scalar>(
+    z: &mut [T],
+    a: &mut [T],
+    bias: &[T],
+    activation: Activation,
+    blocks: usize,
+) {
+    // One loop per activation, so that each sees a fixed function.
+    fn pass<T: Scalar>(z: &mut [T], a: &mut [T], bias: &[T], act: impl Fn(T) -> T) {
+        let width = bias.len();
+        for (z, a) in z.chunks_exact_mut(width).zip(a.chunks_exact_mut(width)) {
+            for ((z, a), &b) in z.iter_mut().zip(a).zip(bias) {
+                let value = *z + b;
+                *z = value;
+                *a = act(value);
+            }
+        }
+    }
+    let run = |z: &mut [T], a: &mut [T]| match activation {
+        Activation::Sigmoid => pass(z, a, bias, |v| Activation::Sigmoid.value(v)),
+        Activation::Tanh => pass(z, a, bias, |v| Activation::Tanh.value(v)),
+        Activation::Relu => pass(z, a, bias, |v| Activation::Relu.value(v)),
+        Activation::Identity => pass(z, a, bias, |v| v),
+    };
+    if blocks <= 1 {
+        run(z, a);
+    } else {
+        let len = block_len(z.len(), bias.len(), blocks);
+        z.par_chunks_mut(len)
+            .zip(a.par_chunks_mut(len))
+            .for_each(|(z, a)| {
+                clear_upper_state();
+                run(z, a);
+            });
+    }
+}
+
+/// `delta (.)= act'(Z, A)` elementwise over rows of `width`, in `blocks` blocks.
+pub(crate) fn times_derivative<T: Scalar>(
+    delta: &mut [T],
+    z: &[T],
+    a: &[T],
+    activation: Activation,
+    width: usize,
+    blocks: usize,
+) {
+    fn pass<T: Scalar>(delta: &mut [T], z: &[T], a: &[T], derivative: impl Fn(T, T) -> T) {
+        for ((d, &z), &a) in delta.iter_mut().zip(z).zip(a) {
+            *d *= derivative(z, a);
+        }
+    }
+    let run = |delta: &mut [T], z: &[T], a: &[T]| match activation {
+        Activation::Sigmoid => pass(delta, z, a, |z, a| Activation::Sigmoid.derivative(z, a)),
+        Activation::Tanh => pass(delta, z, a, |z, a| Activation::Tanh.derivative(z, a)),
+        Activation::Relu => pass(delta, z, a, |z, a| Activation::Relu.derivative(z, a)),
+        Activation::Identity => {}
+    };
+    if blocks <= 1 || activation == Activation::Identity {
+        run(delta, z, a);
+    } else {
+        let len = block_len(delta.len(), width, blocks);
+        delta
+            .par_chunks_mut(len)
+            .zip(z.par_chunks(len))
+            .zip(a.par_chunks(len))
+            .for_each(|((delta, z), a)| {
+                clear_upper_state();
+                run(delta, z, a);
+            });
+    }
+}
+
+/// Writes each row's share of the loss into `row_loss` and its
+/// `delta^L = dJ/dZ^L` (the `1/B` included) into `delta`, in `blocks`
+/// blocks; returns the sum of the shares, taken over the rows in order.
+///
+/// `z` and `a` are the output layer's, `y` the targets, all `B x m`.
+pub(crate) fn loss_and_output_delta<T: Scalar>(
+    architecture: &Architecture,
+    z: &[T],
+    a: &[T],
+    y: &[T],
+    row_loss: &mut [T],
+    delta: &mut [T],
+    blocks: usize,
+) -> T {
+    let loss = architecture.loss();
+    let activations = architecture.activations();
+    let activation = activations[activations.len() - 1];
+    let width = architecture.output_width();
+    let rows = row_loss.len();
+    let inverse_batch = T::ONE / T::from_usize(rows);
+    let run = |z: &[T], a: &[T], y: &[T], row_loss: &mut [T], delta: &mut [T]| {
+        for ((((z, a), y), share), delta) in z
+            .chunks_exact(width)
+            .zip(a.chunks_exact(width))
+            .zip(y.chunks_exact(width))
+            .zip(row_loss.iter_mut())
+            .zip(delta.chunks_exact_mut(width))
+        {
+            *share = loss.sample_value(z, a, y);
+            loss.output_delta(activation, z, a, y, inverse_batch, delta);
+        }
+    };
+    if blocks <= 1 {
+        run(z, a, y, row_loss, delta);
+    } else {
+        let len = block_len(delta.len(), width, blocks);
+        let block_rows = len / width.max(1);
+        z.par_chunks(len)
+            .zip(a.par_chunks(len))
+            .zip(y.par_chunks(len))
+            .zip(row_loss.par_chunks_mut(block_rows))
+            .zip(delta.par_chunks_mut(len))
+            .for_each(|((((z, a), y), row_loss), delta)| {
+                clear_upper_state();
+                run(z, a, y, row_loss, delta);
+            });
+    }
+    row_loss.iter().fold(T::ZERO, |sum, &share| sum + share)
+}
+
+/// `sums = 1^T delta`: the column sums of a `rows x sums.len()` matrix, row by row.
+pub(crate) fn column_sums<T: Scalar>(delta: &[T], sums: &mut [T]) {
+    sums.fill(T::ZERO);
+    for row in delta.chunks_exact(sums.len()) {
+        for (sum, &d) in sums.iter_mut().zip(row) {
+            *sum += d;
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The backend's reusable buffers: `Z^l` and `A^l` per layer, two `delta` matrices, row losses.
+
+use backprop_core::{Error, Scalar};
+
+/// Row-major `B x d_l` matrices for one shape `(widths, rows)`, kept between calls.
+///
+/// Every region a step reads has been written earlier in the same step, so the
+/// values left over from a previous call (or a previous shape) are never used.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch<T> {
+    /// The widths the buffers are sized for (empty before the first call).
+    widths: Vec<usize>,
+    /// The batch size the buffers are sized for.
+    rows: usize,
+    /// `z[l]` holds `Z` of weight layer `l` (0-based), `B x d_{l+1}`.
+    pub(crate) z: Vec<Vec<T>>,
+    /// `a[l]` holds `A` of weight layer `l`; the input `A^0` is never copied.
+    pub(crate) a: Vec<Vec<T>>,
+    /// `delta` of the current layer, `B x` the widest layer.
+    pub(crate) delta: Vec<T>,
+    /// `delta` of the layer below, the same size; the two swap roles per layer.
+    pub(crate) delta_below: Vec<T>,
+    /// Each sample's share of the loss, summed in order once all are known.
+    pub(crate) row_loss: Vec<T>,
+}
+
+impl<T: Scalar> Scratch<T> {
+    /// Sizes the buffers for `widths` and `rows` samples.
+    ///
+    /// Does nothing when the shape is the one of the previous call, so that a
+    /// step allocates nothing; otherwise resizes in place, reusing capacity
+    /// when the shape shrinks. Fails only if a `rows x d_l` matrix would have
+    /// more than `usize::MAX` values.
+    pub(crate) fn fit(&mut self, widths: &[usize], rows: usize) -> Result<(), Error> {
+        if self.rows == rows && self.widths == widths {
+            return Ok(());
+        }
+        // Forget the old shape first, so a failure below leaves no stale match.
+        self.widths.clear();
+        let layer_widths = widths.get(1..).unwrap_or_default();
+        self.z.resize_with(layer_widths.len(), Vec::new);
+        self.a.resize_with(layer_widths.len(), Vec::new);
+        let mut widest = 0;
+        for ((z, a), &cols) in self.z.iter_mut().zip(&mut self.a).zip(layer_widths) {
+            let length = rows.checked_mul(cols).ok_or(Error::MatrixLength {
+                rows,
+                cols,
+                found: 0,
+            })?;
+            widest = widest.max(length);
+            z.resize(length, T::ZERO);
+            a.resize(length, T::ZERO);
+        }
+        self.delta.resize(widest, T::ZERO);
+        self.delta_below.resize(widest, T::ZERO);
+        self.row_loss.resize(rows, T::ZERO);
+        self.widths.extend_from_slice(widths);
+        self.rows = rows;
+        Ok(())
+    }
+}

@@ -1,0 +1,242 @@
+//! Unit tests: the faer backend against the naive reference, in both precisions.
+
+use backprop_core::{Activation, Architecture, Backend, Batch, Inputs, Loss, MatrixRef, Network};
+use backprop_naive::NaiveBackend;
+
+use crate::{FaerBackend, FaerScalar, Parallelism};
+
+/// A seeded splitmix64 stream of values in `[-1, 1)`.
+struct Values(u64);
+
+impl Values {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut x = self.0;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        (x >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    }
+
+    fn vec(&mut self, len: usize, scale: f64) -> Vec<f64> {
+        (0..len).map(|_| scale * self.next()).collect()
+    }
+}
+
+/// A network from `seed` whose biases are random too (initialisation zeroes them).
+fn network(architecture: Architecture, seed: u64) -> Network<f64> {
+    let mut network = Network::init(architecture, seed);
+    let mut values = Values(seed ^ 0x5eed);
+    for v in network.param_values_mut() {
+        *v += 0.1 * values.next();
+    }
+    network
+}
+
+/// Inputs in `[-2, 2)` and targets that suit the loss: values in `[0, 1)` for
+/// MSE, a probability distribution per row for softmax cross-entropy.
+fn data(architecture: &Architecture, rows: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
+    let mut values = Values(seed);
+    let x = values.vec(rows * architecture.input_width(), 2.0);
+    let m = architecture.output_width();
+    let mut y: Vec<f64> = values.vec(rows * m, 0.5).iter().map(|v| v + 0.5).collect();
+    if architecture.loss() == Loss::SoftmaxCrossEntropy {
+        for row in y.chunks_exact_mut(m) {
+            let total: f64 = row.iter().sum();
+            row.iter_mut().for_each(|v| *v /= total);
+        }
+    }
+    (x, y)
+}
+
+/// `max |a - b| / max |b|`, the normwise relative difference.
+fn relative_difference<T: FaerScalar>(a: &[T], b: &[T]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs()));
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0.0f64, |m, (a, b)| m.max((a.to_f64() - b.to_f64()).abs()));
+    if scale == 0.0 { diff } else { diff / scale }
+}
+
+/// Runs `faer` and the naive backend in precision `T` on one network and batch
+/// and checks loss, gradient and forward outputs agree to `tolerance`.
+fn check_against_naive<T: FaerScalar>(
+    faer: &mut FaerBackend<T>,
+    network: &Network<f64>,
+    rows: usize,
+    seed: u64,
+    tolerance: f64,
+) {
+    let network: Network<T> = network.to_precision();
+    let architecture = network.architecture();
+    let (x, y) = data(architecture, rows, seed);
+    let x: Vec<T> = x.into_iter().map(T::from_f64).collect();
+    let y: Vec<T> = y.into_iter().map(T::from_f64).collect();
+    let batch = Batch::from_slices(architecture, rows, &x, &y).unwrap();
+    let label = format!("{architecture} rows {rows} {}", T::NAME);
+
+    let mut naive = NaiveBackend::new();
+    let mut expected = network.zero_gradient();
+    let expected_loss = naive
+        .loss_and_gradient(&network, &batch, &mut expected)
+        .unwrap();
+
+    // Garbage in the gradient buffer must be overwritten, never read.
+    let mut gradient = network.zero_gradient();
+    gradient.as_mut_slice().fill(T::from_f64(f64::NAN));
+    let loss = faer
+        .loss_and_gradient(&network, &batch, &mut gradient)
+        .unwrap();
+
+    let loss_error = relative_difference(&[loss], &[expected_loss]);
+    assert!(loss_error <= tolerance, "{label}: loss {loss_error:e}");
+    let gradient_error = relative_difference(gradient.as_slice(), expected.as_slice());
+    assert!(
+        gradient_error <= tolerance,
+        "{label}: gradient {gradient_error:e}"
+    );
+
+    let inputs =
+        Inputs::new(MatrixRef::new(&x, rows, architecture.input_width()).unwrap()).unwrap();
+    let outputs = rows * architecture.output_width();
+    let mut expected_out = vec![T::ZERO; outputs];
+    naive.forward(&network, &inputs, &mut expected_out).unwrap();
+    let mut out = vec![T::from_f64(f64::NAN); outputs];
+    faer.forward(&network, &inputs, &mut out).unwrap();
+    let forward_error = relative_difference(&out, &expected_out);
+    assert!(
+        forward_error <= tolerance,
+        "{label}: forward {forward_error:e}"
+    );
+}
+
+/// Architectures covering every activation in hidden and output layers, both
+/// losses, and one to four weight layers.
+fn architectures() -> Vec<Architecture> {
+    use Activation::*;
+    let mse = Loss::Mse;
+    let ce = Loss::SoftmaxCrossEntropy;
+    vec![
+        Architecture::seed(5, 7, 3).unwrap(),
+        Architecture::new(&[4, 3], &[Tanh], mse).unwrap(),
+        Architecture::new(&[6, 9, 4], &[Relu, Identity], ce).unwrap(),
+        Architecture::new(&[8, 16, 12, 5], &[Tanh, Relu, Sigmoid], mse).unwrap(),
+        Architecture::new(&[3, 11, 2, 13, 7], &[Sigmoid, Tanh, Relu, Identity], ce).unwrap(),
+        Architecture::new(&[10, 1, 10], &[Identity, Relu], mse).unwrap(),
+        Architecture::new(&[33, 65, 17], &[Relu, Tanh], mse).unwrap(),
+    ]
+}
+
+#[test]
+fn f64_agrees_with_naive() {
+    let mut faer = FaerBackend::<f64>::sequential();
+    for (i, architecture) in architectures().into_iter().enumerate() {
+        let network = network(architecture, 10 + i as u64);
+        for rows in [1, 2, 7, 32] {
+            check_against_naive(&mut faer, &network, rows, 100 + rows as u64, 1e-12);
+        }
+    }
+}
+
+#[test]
+fn f32_agrees_with_naive() {
+    let mut faer = FaerBackend::<f32>::sequential();
+    for (i, architecture) in architectures().into_iter().enumerate() {
+        let network = network(architecture, 20 + i as u64);
+        for rows in [1, 5, 32] {
+            check_against_naive(&mut faer, &network, rows, 200 + rows as u64, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn one_backend_serves_several_shapes_in_a_row() {
+    // Growing, shrinking and returning shapes and batch sizes on one instance.
+    let mut faer = FaerBackend::<f64>::new();
+    let networks: Vec<Network<f64>> = architectures()
+        .into_iter()
+        .enumerate()
+        .map(|(i, architecture)| network(architecture, 30 + i as u64))
+        .collect();
+    for (network, rows) in networks.iter().zip([9, 1, 40, 3, 17, 2, 8]) {
+        check_against_naive(&mut faer, network, rows, 300, 1e-12);
+    }
+    for (network, rows) in networks.iter().rev().zip([1, 64, 5, 2, 33, 1, 4]) {
+        check_against_naive(&mut faer, network, rows, 301, 1e-12);
+    }
+}
+
+#[test]
+fn batch_of_one_sample() {
+    let mut faer = FaerBackend::<f64>::sequential();
+    for (i, architecture) in architectures().into_iter().enumerate() {
+        check_against_naive(
+            &mut faer,
+            &network(architecture, 40 + i as u64),
+            1,
+            400,
+            1e-12,
+        );
+    }
+}
+
+#[test]
+fn parallel_products_agree_with_sequential_ones() {
+    // Large enough that faer really forks the products.
+    use Activation::*;
+    let architecture = Architecture::new(
+        &[96, 128, 80, 10],
+        &[Tanh, Relu, Identity],
+        Loss::SoftmaxCrossEntropy,
+    )
+    .unwrap();
+    let network = network(architecture, 50);
+    let rows = 150;
+    let (x, y) = data(network.architecture(), rows, 500);
+    let batch = Batch::from_slices(network.architecture(), rows, &x, &y).unwrap();
+    let mut reference = network.zero_gradient();
+    let reference_loss = FaerBackend::sequential()
+        .loss_and_gradient(&network, &batch, &mut reference)
+        .unwrap();
+    for parallelism in [
+        Parallelism::Rayon(2),
+        Parallelism::Rayon(0),
+        Parallelism::Auto,
+    ] {
+        let mut faer = FaerBackend::with_parallelism(parallelism);
+        assert_eq!(faer.parallelism(), parallelism);
+        let mut gradient = network.zero_gradient();
+        let loss = faer
+            .loss_and_gradient(&network, &batch, &mut gradient)
+            .unwrap();
+        assert!(relative_difference(&[loss], &[reference_loss]) <= 1e-12);
+        let error = relative_difference(gradient.as_slice(), reference.as_slice());
+        assert!(error <= 1e-12, "{parallelism:?}: {error:e}");
+    }
+    check_against_naive(
+        &mut FaerBackend::<f64>::with_parallelism(Parallelism::Rayon(2)),
+        &network,
+        rows,
+        500,
+        1e-12,
+    );
+}
+
+#[test]
+fn sgd_step_matches_naive_and_name_is_stable() {
+    let network = network(Architecture::seed(6, 5, 2).unwrap(), 60);
+    let (x, y) = data(network.architecture(), 4, 600);
+    let batch = Batch::from_slices(network.architecture(), 4, &x, &y).unwrap();
+    let mut faer = FaerBackend::<f64>::default();
+    assert_eq!(Backend::<f64>::name(&faer), "faer");
+    let (mut a, mut b) = (network.clone(), network);
+    let (mut ga, mut gb) = (a.zero_gradient(), b.zero_gradient());
+    let la = faer.sgd_step(&mut a, &batch, &mut ga, 0.5).unwrap();
+    let lb = NaiveBackend::new()
+        .sgd_step(&mut b, &batch, &mut gb, 0.5)
+        .unwrap();
+    assert!(relative_difference(&[la], &[lb]) <= 1e-12);
+    assert!(relative_difference(a.params().as_slice(), b.params().as_slice()) <= 1e-12);
+}
