@@ -184,3 +184,30 @@ fn one_backend_serves_two_architectures_in_a_row() {
         assert_eq!(actual.1.len(), expected.1.len());
     }
 }
+
+#[test]
+fn the_fused_sgd_step_gives_the_bits_of_gradient_then_update() {
+    // 18,403 parameters: the combination runs in more than one block.
+    let case = Case::random(Architecture::seed(180, 100, 3).unwrap(), 13, 6);
+    let mut fused = case.network.clone();
+    let mut separate = case.network.clone();
+    let mut gradient = case.network.zero_gradient();
+    let mut backend = forking(2, fixed(3));
+    for _ in 0..3 {
+        let fused_loss = backend
+            .sgd_step(&mut fused, &case.batch(), &mut gradient, 0.25)
+            .unwrap();
+        let fused_gradient = gradient.clone();
+        let loss = backend
+            .loss_and_gradient(&separate, &case.batch(), &mut gradient)
+            .unwrap();
+        separate.apply_sgd(&gradient, 0.25).unwrap();
+        assert_eq!(fused_loss.to_bits(), loss.to_bits());
+        assert_eq!(fused_gradient, gradient);
+        assert_eq!(fused, separate);
+    }
+    let e = backend
+        .sgd_step(&mut fused, &case.batch(), &mut gradient, f64::NAN)
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidLearningRate { .. }), "{e:?}");
+}

@@ -42,7 +42,12 @@ pub(crate) fn product<T: FaerScalar>(
 /// about 120 ms, the M step from about 1.8 ms to about 1.2 ms.
 ///
 /// The elementwise passes call it too when they run on rayon's threads, which
-/// have just run the kernels of a parallel product.
+/// have just run the kernels of a parallel product, and a step that may fork
+/// ends by calling it on every thread of the pool: otherwise the next code to
+/// run there (another backend's workers, say) pays the slowdown. Measured with
+/// the rayon backend over naive workers on M (784-256-10, batch 128, f32)
+/// right after a parallel faer step: 22.8 ms a step with the pool's threads
+/// left dirty, 16.5 ms after clearing them.
 #[inline]
 pub(crate) fn clear_upper_state() {
     #[cfg(target_arch = "x86_64")]

@@ -128,11 +128,18 @@ impl<T: FaerScalar> FaerBackend<T> {
         rows: usize,
         work: impl FnOnce(&mut Self) -> R + Send,
     ) -> R {
-        if rayon::current_thread_index().is_some() || !self.parallelism.may_fork(widths, rows) {
+        if !self.parallelism.may_fork(widths, rows) {
+            return work(self);
+        }
+        let result = if rayon::current_thread_index().is_some() {
             work(self)
         } else {
             rayon::scope(|_| work(self))
-        }
+        };
+        // faer's kernels ran on the pool's threads too: leave none of them
+        // slowed down for whatever runs there next (see `clear_upper_state`).
+        rayon::broadcast(|_| gemm::clear_upper_state());
+        result
     }
 
     /// The forward pass of a checked task on the calling thread.

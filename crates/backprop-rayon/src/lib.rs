@@ -58,7 +58,9 @@ use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::sync::Arc;
 
-use backprop_core::{Backend, Error, ForwardTask, GradientTask, Network, Params, Scalar};
+use backprop_core::{
+    Backend, Batch, Error, ForwardTask, GradientTask, Network, Params, Scalar, check_learning_rate,
+};
 use rayon::ThreadPool;
 use rayon::prelude::*;
 
@@ -81,9 +83,10 @@ pub enum Partitions {
     Fixed(NonZeroUsize),
 }
 
-/// One partition's inner backend, gradient accumulator and forward outputs, reused across steps.
-struct Worker<T, B> {
-    backend: B,
+/// What a partition's worker leaves for the combination. Kept apart from
+/// the inner backends so that the combination can read every partition's
+/// results from any thread (a backend need not be `Sync`).
+struct PartitionResults<T> {
     accumulator: Option<Params<T>>,
     outputs: Vec<T>,
     outcome: Result<T, Error>,
@@ -110,7 +113,9 @@ pub struct RayonBackend<T, B> {
     pool: Option<Arc<ThreadPool>>,
     partitions: Partitions,
     parallel_threshold_flops: f64,
-    workers: Vec<Worker<T, B>>,
+    /// Partition `c`'s inner backend is `backends[c]`, its results `results[c]`.
+    backends: Vec<B>,
+    results: Vec<PartitionResults<T>>,
 }
 
 impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
@@ -124,7 +129,8 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             pool: None,
             partitions: Partitions::PerThread,
             parallel_threshold_flops: DEFAULT_PARALLEL_THRESHOLD_FLOPS,
-            workers: Vec::new(),
+            backends: Vec::new(),
+            results: Vec::new(),
         }
     }
 
@@ -170,9 +176,9 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
 
     /// Makes sure there are at least `count` workers, creating only the missing ones.
     fn ensure_workers(&mut self, count: usize) {
-        while self.workers.len() < count {
-            self.workers.push(Worker {
-                backend: (self.make_inner)(),
+        while self.backends.len() < count {
+            self.backends.push((self.make_inner)());
+            self.results.push(PartitionResults {
                 accumulator: None,
                 outputs: Vec::new(),
                 outcome: Ok(T::ZERO),
@@ -180,26 +186,35 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         }
     }
 
-    /// Runs `work` on the first `count` workers, on the pool if `fork`.
+    /// Runs `work` on the first `count` partitions' backends and results, on the pool if `fork`.
     fn run_workers<F>(&mut self, count: usize, fork: bool, work: F)
     where
-        F: Fn(usize, &mut Worker<T, B>) + Send + Sync,
+        F: Fn(usize, &mut B, &mut PartitionResults<T>) + Send + Sync,
     {
-        let workers = &mut self.workers[..count];
+        let backends = &mut self.backends[..count];
+        let results = &mut self.results[..count];
         if !fork {
-            workers.iter_mut().enumerate().for_each(|(c, w)| work(c, w));
+            for (c, (backend, results)) in backends.iter_mut().zip(results).enumerate() {
+                work(c, backend, results);
+            }
             return;
         }
-        let mut parallel = move || {
-            workers
-                .into_par_iter()
+        let parallel = move || {
+            backends
+                .par_iter_mut()
+                .zip(results.par_iter_mut())
                 .enumerate()
-                .for_each(|(c, w)| work(c, w))
+                .for_each(|(c, (backend, results))| work(c, backend, results))
         };
-        match &self.pool {
-            Some(pool) => pool.install(parallel),
-            None => parallel(),
-        }
+        on_pool(self.pool.as_deref(), parallel);
+    }
+}
+
+/// Runs `op` on `pool`, or where it is called (the global pool's terms) without one.
+fn on_pool<R: Send>(pool: Option<&ThreadPool>, op: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(pool) => pool.install(op),
+        None => op(),
     }
 }
 
@@ -219,20 +234,19 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
         let m = network.architecture().output_width();
         let (count, fork) = self.plan(network, rows);
         self.ensure_workers(count);
-        self.run_workers(count, fork, |c, worker| {
+        self.run_workers(count, fork, |c, backend, results| {
             let range = partition(c, count, rows);
-            worker.outputs.resize(range.len() * m, T::ZERO);
+            results.outputs.resize(range.len() * m, T::ZERO);
             let part = inputs.sub_inputs(range).expect("a non-empty partition");
-            worker.outcome = worker
-                .backend
-                .forward(network, &part, &mut worker.outputs)
+            results.outcome = backend
+                .forward(network, &part, &mut results.outputs)
                 .map(|()| T::ZERO);
         });
         let mut rest = outputs;
-        for worker in &self.workers[..count] {
-            worker.outcome.clone()?;
-            let (here, after) = rest.split_at_mut(worker.outputs.len());
-            here.copy_from_slice(&worker.outputs);
+        for results in &self.results[..count] {
+            results.outcome.clone()?;
+            let (here, after) = rest.split_at_mut(results.outputs.len());
+            here.copy_from_slice(&results.outputs);
             rest = after;
         }
         Ok(())
@@ -240,30 +254,124 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
         let (network, batch, gradient) = task.into_parts();
+        let (count, fork) = self.compute_partitions(network, &batch);
+        self.combine(count, batch.rows(), fork, gradient.as_mut_slice(), None)
+    }
+
+    /// One SGD step with the update fused into the combination of the
+    /// partitions' gradients: each parameter is updated right after its
+    /// gradient is summed, on the pool when the step forks. Gives the same
+    /// bits as [`Backend::loss_and_gradient`] followed by
+    /// [`Network::apply_sgd`].
+    fn sgd_step(
+        &mut self,
+        network: &mut Network<T>,
+        batch: &Batch<'_, T>,
+        gradient: &mut Params<T>,
+        learning_rate: T,
+    ) -> Result<T, Error> {
+        check_learning_rate(learning_rate)?;
+        GradientTask::new(network, *batch, gradient)?;
+        let (count, fork) = self.compute_partitions(network, batch);
+        let update = (network.param_values_mut(), -learning_rate);
+        self.combine(
+            count,
+            batch.rows(),
+            fork,
+            gradient.as_mut_slice(),
+            Some(update),
+        )
+    }
+}
+
+/// Parameters per block when the combination runs on the pool: large enough
+/// to amortise a task, small enough for a block of every accumulator to stay in cache.
+const COMBINE_BLOCK: usize = 1 << 14;
+
+impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
+    /// Runs the inner backends on the batch's partitions, leaving each
+    /// partition's mean loss and gradient in its worker.
+    fn compute_partitions(&mut self, network: &Network<T>, batch: &Batch<'_, T>) -> (usize, bool) {
         let rows = batch.rows();
         let (count, fork) = self.plan(network, rows);
         self.ensure_workers(count);
-        self.run_workers(count, fork, |c, worker| {
+        self.run_workers(count, fork, |c, backend, results| {
             let part = batch
                 .sub_batch(partition(c, count, rows))
                 .expect("a non-empty partition");
-            let accumulator = fitted(&mut worker.accumulator, network);
+            let accumulator = fitted(&mut results.accumulator, network);
             // Cannot fail on shape: the sub-batch and accumulator fit the network.
-            worker.outcome = worker
-                .backend
-                .loss_and_gradient(network, &part, accumulator);
+            results.outcome = backend.loss_and_gradient(network, &part, accumulator);
         });
-        // Combine in partition order, weighting each partition by its rows.
-        gradient.fill_zero();
-        let mut loss = T::ZERO;
+        (count, fork)
+    }
+
+    /// Combines the first `count` workers' results in partition order, each
+    /// weighted by its share `B_c / B` of the rows, into `gradient`, and
+    /// applies `theta += step * gradient` to the parameters given with a step.
+    ///
+    /// Every parameter's sum runs over the partitions in the same order
+    /// whichever thread computes it, so splitting the parameters into blocks
+    /// on the pool changes no bit.
+    fn combine(
+        &self,
+        count: usize,
+        rows: usize,
+        fork: bool,
+        gradient: &mut [T],
+        update: Option<(&mut [T], T)>,
+    ) -> Result<T, Error> {
+        let results = &self.results[..count];
         let total = T::from_usize(rows);
-        for (c, worker) in self.workers[..count].iter().enumerate() {
-            let partition_loss = worker.outcome.clone()?;
-            let weight = T::from_usize(partition(c, count, rows).len()) / total;
-            loss += weight * partition_loss;
-            let accumulator = worker.accumulator.as_ref().expect("filled by the worker");
-            gradient.axpy(weight, accumulator)?;
+        let weight = |c: usize| T::from_usize(partition(c, count, rows).len()) / total;
+        let mut loss = T::ZERO;
+        for (c, results) in results.iter().enumerate() {
+            loss += weight(c) * results.outcome.clone()?;
         }
+        let accumulator = |c: usize| -> &[T] {
+            results[c]
+                .accumulator
+                .as_ref()
+                .expect("filled by the worker")
+                .as_slice()
+        };
+        let combine_block = |start: usize, block: &mut [T], params: Option<&mut [T]>, step: T| {
+            let end = start + block.len();
+            for (g, &a) in block.iter_mut().zip(&accumulator(0)[start..end]) {
+                *g = weight(0) * a;
+            }
+            for c in 1..count {
+                let w = weight(c);
+                for (g, &a) in block.iter_mut().zip(&accumulator(c)[start..end]) {
+                    *g += w * a;
+                }
+            }
+            if let Some(params) = params {
+                for (theta, &g) in params.iter_mut().zip(block.iter()) {
+                    *theta += step * g;
+                }
+            }
+        };
+        let (params, step) = match update {
+            Some((params, step)) => (Some(params), step),
+            None => (None, T::ZERO),
+        };
+        if !fork {
+            combine_block(0, gradient, params, step);
+            return Ok(loss);
+        }
+        on_pool(self.pool.as_deref(), move || {
+            let gradient = gradient.par_chunks_mut(COMBINE_BLOCK).enumerate();
+            match params {
+                Some(params) => gradient.zip(params.par_chunks_mut(COMBINE_BLOCK)).for_each(
+                    |((k, block), params)| {
+                        combine_block(k * COMBINE_BLOCK, block, Some(params), step)
+                    },
+                ),
+                None => gradient
+                    .for_each(|(k, block)| combine_block(k * COMBINE_BLOCK, block, None, step)),
+            }
+        });
         Ok(loss)
     }
 }
