@@ -21,12 +21,13 @@ fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
     )
 }
 
-/// A rayon backend over naive workers that forks for every batch.
+/// A rayon backend over naive workers that forks for every batch of more than one row.
 fn forking(threads: usize, partitions: Partitions) -> RayonBackend<f64, NaiveBackend<f64>> {
     RayonBackend::new("rayon-naive", NaiveBackend::new)
         .with_pool(pool(threads))
         .with_partitions(partitions)
         .with_parallel_threshold(0.0)
+        .with_min_rows_per_partition(1)
 }
 
 fn fixed(count: usize) -> Partitions {
@@ -58,7 +59,8 @@ proptest! {
         let mut single = RayonBackend::new("rayon-naive", NaiveBackend::<f32>::new)
             .with_pool(pool(2))
             .with_partitions(fixed(3))
-            .with_parallel_threshold(0.0);
+            .with_parallel_threshold(0.0)
+            .with_min_rows_per_partition(1);
         let reports = check_f32(&mut single, &case);
         prop_assert!(all_passed(&reports), "{}", describe(&reports));
     }
@@ -210,4 +212,22 @@ fn the_fused_sgd_step_gives_the_bits_of_gradient_then_update() {
         .sgd_step(&mut fused, &case.batch(), &mut gradient, f64::NAN)
         .unwrap_err();
     assert!(matches!(e, Error::InvalidLearningRate { .. }), "{e:?}");
+}
+
+#[test]
+fn small_batches_run_as_one_partition_with_the_inner_backends_bits() {
+    // 64-32-10 on 8 rows: below the default flop threshold, and fewer rows
+    // than two partitions of the default minimum; the step is the inner
+    // backend's own.
+    let case = Case::random(Architecture::seed(64, 32, 10).unwrap(), 8, 3);
+    let expected = bits(&loss_and_gradient(&mut NaiveBackend::new(), &case));
+    let mut default = RayonBackend::new("rayon-naive", NaiveBackend::new).with_pool(pool(2));
+    assert_eq!(bits(&loss_and_gradient(&mut default, &case)), expected);
+    let mut below_minimum = RayonBackend::new("rayon-naive", NaiveBackend::new)
+        .with_pool(pool(2))
+        .with_parallel_threshold(0.0);
+    assert_eq!(
+        bits(&loss_and_gradient(&mut below_minimum, &case)),
+        expected
+    );
 }

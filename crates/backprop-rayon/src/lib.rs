@@ -42,11 +42,16 @@
 //!
 //! # Small batches
 //!
-//! Forking costs microseconds, more than a whole step of a small network. A
-//! step whose conventional flop count `6 B sum d_{l-1} d_l` is below the
-//! backend's parallel threshold ([`DEFAULT_PARALLEL_THRESHOLD_FLOPS`] unless
-//! set) runs on the calling thread: with `PerThread` as one partition, with
-//! `Fixed` as the same partitions in order, so that its results stay the same.
+//! Forking costs microseconds, more than a whole step of a small network, and
+//! every partition pays for a pass over all the weights and a whole
+//! gradient. A step whose conventional flop count `6 B sum d_{l-1} d_l` is
+//! below the backend's parallel threshold ([`DEFAULT_PARALLEL_THRESHOLD_FLOPS`]
+//! unless set) runs on the calling thread: with `PerThread` as one partition,
+//! with `Fixed` as the same partitions in order, so that its results stay the
+//! same. `PerThread` also gives every partition at least
+//! [`DEFAULT_MIN_ROWS_PER_PARTITION`] rows, unless set. A step with a single
+//! partition is the inner backend's own step, straight into the caller's
+//! buffers.
 //!
 //! # Memory
 //!
@@ -66,11 +71,25 @@ use rayon::prelude::*;
 
 /// Steps below this many flops (by the conventional count) do not fork.
 ///
-/// Measured on a 2-core machine with `cargo bench --bench step -- S/`: at
-/// shape S (64-32-10, batch 64, about 0.9 Mflop) forking made the step
-/// slower than the sequential backend, at the batch sweep's 256 rows of M
-/// (about 300 Mflop) twice as fast.
-pub const DEFAULT_PARALLEL_THRESHOLD_FLOPS: f64 = 4.0e6;
+/// Forking has a fixed cost (waking a thread, joining) and a cost per
+/// partition that grows with the network (each partition writes a whole
+/// gradient, and the combination reads them all). Measured on the 2-core
+/// benchmark machine with `cargo run --release -p backprop-rayon --example
+/// fork_crossover` (rayon over sequential faer, forced to fork, against
+/// sequential faer; f32, medians): on 64-32-10, forking lost at batch 64
+/// (0.9 Mflop: 26.9 us against 22.3 us), broke even at batch 128 (1.8 Mflop:
+/// 44.4 us against 43.6 us) and won from batch 256 (3.6 Mflop: 81.1 us
+/// against 86.3 us; at 512, 150 us against 224 us).
+pub const DEFAULT_PARALLEL_THRESHOLD_FLOPS: f64 = 3.0e6;
+
+/// The fewest rows a `PerThread` partition gets by default.
+///
+/// A partition's cost has a part that does not shrink with its rows: it
+/// reads every weight and writes a whole gradient. Measured as above on
+/// 784-256-10: forking lost at batch 8 (225 us against 123 us) and batch 16
+/// (262 us against 189 us, 8 rows a partition) and won from batch 32 (273 us
+/// against 327 us, 16 rows a partition).
+pub const DEFAULT_MIN_ROWS_PER_PARTITION: usize = 16;
 
 /// How the batch is cut into partitions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +132,7 @@ pub struct RayonBackend<T, B> {
     pool: Option<Arc<ThreadPool>>,
     partitions: Partitions,
     parallel_threshold_flops: f64,
+    min_rows_per_partition: usize,
     /// Partition `c`'s inner backend is `backends[c]`, its results `results[c]`.
     backends: Vec<B>,
     results: Vec<PartitionResults<T>>,
@@ -129,6 +149,7 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             pool: None,
             partitions: Partitions::PerThread,
             parallel_threshold_flops: DEFAULT_PARALLEL_THRESHOLD_FLOPS,
+            min_rows_per_partition: DEFAULT_MIN_ROWS_PER_PARTITION,
             backends: Vec::new(),
             results: Vec::new(),
         }
@@ -153,6 +174,13 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         self
     }
 
+    /// With [`Partitions::PerThread`], gives each partition at least `rows`
+    /// rows (at least 1), using fewer partitions than threads for small batches.
+    pub fn with_min_rows_per_partition(mut self, rows: usize) -> Self {
+        self.min_rows_per_partition = rows.max(1);
+        self
+    }
+
     /// The threads of the pool this backend runs on.
     pub fn threads(&self) -> usize {
         self.pool
@@ -163,11 +191,16 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
     }
 
     /// The number of partitions for `rows` rows and whether to fork for them.
+    ///
+    /// `PerThread` uses as many partitions as there are threads and at least
+    /// `min_rows_per_partition` rows in each; `Fixed` uses its own count
+    /// whatever the size, so that its results never depend on it. Either way,
+    /// no partition is empty, and a step below the flop threshold does not fork.
     fn plan(&self, network: &Network<T>, rows: usize) -> (usize, bool) {
         let fork = network.architecture().step_flops(rows) >= self.parallel_threshold_flops;
         let partitions = match self.partitions {
             Partitions::Fixed(count) => count.get(),
-            Partitions::PerThread if fork => self.threads(),
+            Partitions::PerThread if fork => self.threads().min(rows / self.min_rows_per_partition),
             Partitions::PerThread => 1,
         };
         let partitions = partitions.min(rows).max(1);
@@ -254,6 +287,9 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
         let (network, batch, gradient) = task.into_parts();
+        if let Some(inner) = self.single_partition(network, batch.rows()) {
+            return inner.loss_and_gradient(network, &batch, gradient);
+        }
         let (count, fork) = self.compute_partitions(network, &batch);
         self.combine(count, batch.rows(), fork, gradient.as_mut_slice(), None)
     }
@@ -272,6 +308,9 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
     ) -> Result<T, Error> {
         check_learning_rate(learning_rate)?;
         GradientTask::new(network, *batch, gradient)?;
+        if let Some(inner) = self.single_partition(network, batch.rows()) {
+            return inner.sgd_step(network, batch, gradient, learning_rate);
+        }
         let (count, fork) = self.compute_partitions(network, batch);
         let update = (network.param_values_mut(), -learning_rate);
         self.combine(
@@ -289,6 +328,17 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
 const COMBINE_BLOCK: usize = 1 << 14;
 
 impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
+    /// The inner backend alone, when the plan for `rows` rows is one
+    /// partition: its result is then exactly the combination's (a weight of
+    /// `B / B = 1`), without the accumulator and the extra pass.
+    fn single_partition(&mut self, network: &Network<T>, rows: usize) -> Option<&mut B> {
+        if self.plan(network, rows).0 != 1 {
+            return None;
+        }
+        self.ensure_workers(1);
+        self.backends.first_mut()
+    }
+
     /// Runs the inner backends on the batch's partitions, leaving each
     /// partition's mean loss and gradient in its worker.
     fn compute_partitions(&mut self, network: &Network<T>, batch: &Batch<'_, T>) -> (usize, bool) {

@@ -1,0 +1,71 @@
+//! Measures where forking pays for the rayon backend: sequential faer against rayon over
+//! sequential faer forced to fork, on S's and M's widths at growing batch sizes.
+//!
+//! Run with `cargo run --release -p backprop-rayon --example fork_crossover`.
+//! Prints the median of 5 runs of the median of 301 steps (f32) for each.
+
+use std::time::Instant;
+
+use backprop_core::{Architecture, Backend, Batch, Network};
+use backprop_faer::FaerBackend;
+use backprop_rayon::RayonBackend;
+
+/// The median time of one SGD step over `reps` steps after one warm-up step.
+fn step_time(backend: &mut dyn Backend<f32>, widths: [usize; 3], rows: usize, reps: usize) -> f64 {
+    let [n, h, m] = widths;
+    let architecture = Architecture::seed(n, h, m).expect("a valid architecture");
+    let inputs: Vec<f32> = (0..rows * n).map(|i| (i % 17) as f32 / 17.0).collect();
+    let targets: Vec<f32> = (0..rows * m).map(|i| (i % 2) as f32).collect();
+    let batch = Batch::from_slices(&architecture, rows, &inputs, &targets).expect("a valid batch");
+    let mut network = Network::<f32>::init(architecture, 1);
+    let mut gradient = network.zero_gradient();
+    let mut step = || {
+        let start = Instant::now();
+        backend
+            .sgd_step(&mut network, &batch, &mut gradient, 1e-3)
+            .expect("a valid step");
+        start.elapsed().as_secs_f64()
+    };
+    step();
+    median((0..reps).map(|_| step()).collect())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let cases: [([usize; 3], &[usize]); 2] = [
+        ([64, 32, 10], &[64, 128, 256, 512]),
+        ([784, 256, 10], &[1, 8, 16, 32, 64, 128]),
+    ];
+    for (widths, batches) in cases {
+        for &rows in batches {
+            let [n, h, m] = widths;
+            let flops = Architecture::seed(n, h, m).expect("valid").step_flops(rows);
+            let sequential = median(
+                (0..5)
+                    .map(|_| step_time(&mut FaerBackend::sequential(), widths, rows, 301))
+                    .collect(),
+            );
+            let forked = median(
+                (0..5)
+                    .map(|_| {
+                        let mut backend =
+                            RayonBackend::new("forked", FaerBackend::<f32>::sequential)
+                                .with_parallel_threshold(0.0)
+                                .with_min_rows_per_partition(1);
+                        step_time(&mut backend, widths, rows, 301)
+                    })
+                    .collect(),
+            );
+            println!(
+                "{n}-{h}-{m} batch {rows:4} ({flops:9.3e} flop): sequential {:8.1} us, forked {:8.1} us, forked/sequential {:.2}",
+                sequential * 1e6,
+                forked * 1e6,
+                forked / sequential
+            );
+        }
+    }
+}
