@@ -39,19 +39,18 @@ impl Activation {
 
     /// `act(z)`, finite for every finite `z`.
     ///
-    /// The sigmoid is evaluated without overflow for any `|z|`: `e^-z` for
-    /// `z >= 0` and `e^z` otherwise, both at most 1, so `z = +-1000` gives the
-    /// limits 1 and 0 exactly.
+    /// The sigmoid is evaluated without overflow for any `|z|`: with
+    /// `e = e^-|z|`, at most 1, it is `1 / (1 + e)` for `z >= 0` and
+    /// `e / (1 + e)` otherwise, so `z = +-1000` gives the limits 1 and 0 exactly.
     #[inline]
     pub fn value<T: Scalar>(self, z: T) -> T {
         match self {
             Activation::Sigmoid => {
-                if z >= T::ZERO {
-                    T::ONE / (T::ONE + (-z).exp())
-                } else {
-                    let e = z.exp();
-                    e / (T::ONE + e)
-                }
+                // e = e^-|z| <= 1 never overflows: 1 / (1 + e) for z >= 0 and
+                // e / (1 + e) below, chosen by a select so that loops vectorize.
+                let e = (-z.abs()).exp();
+                let numerator = if z >= T::ZERO { T::ONE } else { e };
+                numerator / (T::ONE + e)
             }
             Activation::Tanh => z.tanh(),
             Activation::Relu => {

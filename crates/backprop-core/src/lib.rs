@@ -20,6 +20,7 @@ mod architecture;
 mod backend;
 mod batch;
 mod error;
+mod exp;
 mod loss;
 mod network;
 mod params;

@@ -57,12 +57,15 @@ pub trait Scalar:
     fn from_f64(value: f64) -> Self;
     /// Widens this value to `f64` (always exact).
     fn to_f64(self) -> f64;
-    /// The natural exponential.
+    /// The natural exponential, within one unit in the last place, branch-free
+    /// so that loops over it vectorize (see `exp.rs`).
     fn exp(self) -> Self;
     /// The natural logarithm.
     fn ln(self) -> Self;
     /// The hyperbolic tangent.
     fn tanh(self) -> Self;
+    /// The absolute value.
+    fn abs(self) -> Self;
     /// The larger of two values (the other one if either is NaN).
     fn max(self, other: Self) -> Self;
     /// Whether the value is neither infinite nor NaN.
@@ -75,7 +78,7 @@ pub trait Scalar:
 }
 
 macro_rules! impl_scalar {
-    ($t:ident, $name:literal) => {
+    ($t:ident, $name:literal, $exp:path) => {
         impl Scalar for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -93,7 +96,11 @@ macro_rules! impl_scalar {
             }
             #[inline]
             fn exp(self) -> Self {
-                $t::exp(self)
+                $exp(self)
+            }
+            #[inline]
+            fn abs(self) -> Self {
+                $t::abs(self)
             }
             #[inline]
             fn ln(self) -> Self {
@@ -115,5 +122,5 @@ macro_rules! impl_scalar {
     };
 }
 
-impl_scalar!(f32, "f32");
-impl_scalar!(f64, "f64");
+impl_scalar!(f32, "f32", crate::exp::exp_f32);
+impl_scalar!(f64, "f64", crate::exp::exp_f64);
