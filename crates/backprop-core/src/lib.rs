@@ -25,6 +25,7 @@ mod loss;
 mod network;
 mod params;
 mod scalar;
+pub mod vector;
 
 pub use activation::Activation;
 pub use architecture::{Architecture, LayerShape, ParamLocation};

@@ -160,9 +160,7 @@ impl<T: Scalar> Params<T> {
     /// `self += alpha * x`, the one loop behind SGD and gradient accumulation.
     pub fn axpy(&mut self, alpha: T, x: &Params<T>) -> Result<(), Error> {
         self.check_same_layout(x)?;
-        for (value, &x) in self.values.iter_mut().zip(&x.values) {
-            *value += alpha * x;
-        }
+        crate::vector::axpy(&mut self.values, alpha, &x.values);
         Ok(())
     }
 

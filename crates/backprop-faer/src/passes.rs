@@ -5,7 +5,7 @@
 //! core functions, the same order of operations), so the way it is split
 //! changes no bit of the result.
 
-use backprop_core::{Activation, Architecture, Loss, Scalar};
+use backprop_core::{Activation, Architecture, Loss, Scalar, widest_vectors};
 use rayon::prelude::*;
 
 use crate::gemm::clear_upper_state;
@@ -112,45 +112,6 @@ pub(crate) fn column_sums<T: Scalar>(delta: &[T], sums: &mut [T]) {
             *sum += d;
         }
     }
-}
-
-/// Defines a function that runs its body compiled for the widest vector
-/// instructions the CPU offers: AVX-512F, else AVX2 with FMA, else the
-/// baseline. The body is the same code in every version, and Rust never fuses
-/// a multiply and an add by itself, so every version computes the same bits;
-/// only the number of values per instruction differs. On the benchmark
-/// machine a sigmoid pass took 2.7 ns a value in the baseline (SSE2)
-/// version, 1.3 ns with AVX2 and 0.66 ns with AVX-512.
-macro_rules! widest_vectors {
-    ($(#[$doc:meta])* fn $name:ident<T: Scalar>($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
-        $(#[$doc])*
-        fn $name<T: Scalar>($($arg: $ty),*) {
-            #[inline(always)]
-            fn body<T: Scalar>($($arg: $ty),*) $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                fn avx512<T: Scalar>($($arg: $ty),*) {
-                    body($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2<T: Scalar>($($arg: $ty),*) {
-                    body($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F, detected just above.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU has AVX2 and FMA, detected just above.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            body($($arg),*)
-        }
-    };
 }
 
 widest_vectors! {

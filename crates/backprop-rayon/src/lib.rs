@@ -65,6 +65,7 @@ use std::sync::Arc;
 
 use backprop_core::{
     Backend, Batch, Error, ForwardTask, GradientTask, Network, Params, Scalar, check_learning_rate,
+    vector,
 };
 use rayon::ThreadPool;
 use rayon::prelude::*;
@@ -243,12 +244,26 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
     }
 }
 
-/// Runs `op` on `pool`, or where it is called (the global pool's terms) without one.
+/// Runs `op` on one of `pool`'s threads, or of the global pool's without
+/// one, unless the calling thread already is one of them.
+///
+/// A thread outside the pool that forks hands the work over and sleeps until
+/// it is done, and the pool's threads may have gone to sleep in between; a
+/// step that moves onto the pool once pays that hand-over once for both its
+/// forks (the partitions and the combination). On M (784-256-10, batch 128,
+/// f32, rayon over sequential faer on 2 threads) that took the step from
+/// about 0.65 ms to about 0.6 ms.
 fn on_pool<R: Send>(pool: Option<&ThreadPool>, op: impl FnOnce() -> R + Send) -> R {
     match pool {
         Some(pool) => pool.install(op),
-        None => op(),
+        None if rayon::current_thread_index().is_some() => op(),
+        None => rayon::scope(|_| op()),
     }
+}
+
+/// Runs `op` through [`on_pool`] if the step forks, and where it is called otherwise.
+fn on_pool_if<R: Send>(fork: bool, pool: Option<&ThreadPool>, op: impl FnOnce() -> R + Send) -> R {
+    if fork { on_pool(pool, op) } else { op() }
 }
 
 /// Rows of partition `c` of `count` over `rows` rows; sizes differ by at most one.
@@ -290,8 +305,11 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
         if let Some(inner) = self.single_partition(network, batch.rows()) {
             return inner.loss_and_gradient(network, &batch, gradient);
         }
-        let (count, fork) = self.compute_partitions(network, &batch);
-        self.combine(count, batch.rows(), fork, gradient.as_mut_slice(), None)
+        let (pool, fork) = (self.pool.clone(), self.plan(network, batch.rows()).1);
+        on_pool_if(fork, pool.as_deref(), || {
+            let (count, fork) = self.compute_partitions(network, &batch);
+            self.combine(count, batch.rows(), fork, gradient.as_mut_slice(), None)
+        })
     }
 
     /// One SGD step with the update fused into the combination of the
@@ -311,15 +329,13 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
         if let Some(inner) = self.single_partition(network, batch.rows()) {
             return inner.sgd_step(network, batch, gradient, learning_rate);
         }
-        let (count, fork) = self.compute_partitions(network, batch);
-        let update = (network.param_values_mut(), -learning_rate);
-        self.combine(
-            count,
-            batch.rows(),
-            fork,
-            gradient.as_mut_slice(),
-            Some(update),
-        )
+        let (pool, fork) = (self.pool.clone(), self.plan(network, batch.rows()).1);
+        on_pool_if(fork, pool.as_deref(), || {
+            let (count, fork) = self.compute_partitions(network, batch);
+            let update = (network.param_values_mut(), -learning_rate);
+            let gradient = gradient.as_mut_slice();
+            self.combine(count, batch.rows(), fork, gradient, Some(update))
+        })
     }
 }
 
@@ -387,19 +403,12 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         };
         let combine_block = |start: usize, block: &mut [T], params: Option<&mut [T]>, step: T| {
             let end = start + block.len();
-            for (g, &a) in block.iter_mut().zip(&accumulator(0)[start..end]) {
-                *g = weight(0) * a;
-            }
+            vector::scale_into(block, weight(0), &accumulator(0)[start..end]);
             for c in 1..count {
-                let w = weight(c);
-                for (g, &a) in block.iter_mut().zip(&accumulator(c)[start..end]) {
-                    *g += w * a;
-                }
+                vector::axpy(block, weight(c), &accumulator(c)[start..end]);
             }
             if let Some(params) = params {
-                for (theta, &g) in params.iter_mut().zip(block.iter()) {
-                    *theta += step * g;
-                }
+                vector::axpy(params, step, block);
             }
         };
         let (params, step) = match update {
