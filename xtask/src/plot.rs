@@ -222,7 +222,13 @@ pub(crate) fn svg(steps: &[Record], peaks: &BTreeMap<String, f64>) -> String {
     svg.push('\n');
     throughput_panel(&mut svg, steps, peaks, &names);
     sweep_panel(&mut svg, steps, &names);
-    legend(&mut svg, &names, 2.0 * PANEL_WIDTH - 110.0, MARGIN + 10.0);
+    let legend_top = PANEL_HEIGHT - MARGIN - 16.0 * names.len() as f64;
+    legend(
+        &mut svg,
+        &names,
+        2.0 * PANEL_WIDTH - MARGIN - 110.0,
+        legend_top,
+    );
     svg.push_str("</svg>\n");
     svg
 }

@@ -170,11 +170,23 @@ impl<T: backprop::Scalar> Backend<T> for Refusing {
 struct Summary {
     worst: BTreeMap<usize, CheckReport>,
     excluded_at_kinks: usize,
+    /// The largest, over cells, of the smallest uniform relative gradient
+    /// error the cell's oracle check detects: every cell catches a gradient
+    /// scaled by `1 + e` for `e` above this.
+    detectable: f64,
 }
 
 impl Summary {
     fn add(&mut self, reports: &[CheckReport]) {
         for report in reports {
+            // A cell whose gradient is all zero (every unit dead) scales to itself: skip it.
+            let gradient_check = matches!(
+                report.kind,
+                CheckKind::DualNumbers | CheckKind::F32AgainstF64
+            );
+            if gradient_check && report.detectable_relative_error.is_finite() {
+                self.detectable = self.detectable.max(report.detectable_relative_error);
+            }
             self.excluded_at_kinks += report.excluded;
             let column = CheckKind::ALL
                 .iter()
@@ -242,6 +254,7 @@ fn report_json(report: &CheckReport) -> Value {
         "worst_ratio": report.worst_ratio,
         "compared": report.compared,
         "excluded_at_kinks": report.excluded,
+        "detectable_relative_error": report.detectable_relative_error,
         "failure": report.failure,
         "worst": report.worst.map(|w| json!({
             "at": w.quantity.to_string(),
@@ -347,6 +360,18 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<bool> {
     for (label, summary) in &rows {
         println!("{}", summary.row(label));
         all_passed &= summary.passed();
+    }
+    println!();
+    for (label, summary) in &rows {
+        println!(
+            "{label:<18} every cell's {} check catches a gradient scaled by 1 + e for any e above {:.1e}",
+            if label.ends_with("f64") {
+                "dual"
+            } else {
+                "f32/f64"
+            },
+            summary.detectable
+        );
     }
     for failure in failures.iter().take(20) {
         println!("  {failure}");

@@ -114,6 +114,11 @@ pub struct CheckReport {
     pub excluded: usize,
     /// An error the backend returned instead of a result.
     pub failure: Option<String>,
+    /// The smallest uniform relative error this check would have caught:
+    /// a result scaled by `1 + e` fails it for any `e` above this, the least
+    /// `tolerance / |expected|` over the values compared (infinite if none
+    /// could fail that way).
+    pub detectable_relative_error: f64,
 }
 
 impl CheckReport {
@@ -126,6 +131,7 @@ impl CheckReport {
             compared: 0,
             excluded: 0,
             failure: None,
+            detectable_relative_error: f64::INFINITY,
         }
     }
 
@@ -156,6 +162,11 @@ impl CheckReport {
             difference / tolerance
         };
         self.compared += 1;
+        if expected != 0.0 {
+            self.detectable_relative_error = self
+                .detectable_relative_error
+                .min(tolerance / expected.abs());
+        }
         if self.worst.is_none() || ratio > self.worst_ratio {
             self.worst_ratio = ratio;
             self.worst = Some(Discrepancy {
