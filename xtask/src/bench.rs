@@ -15,6 +15,7 @@ const USAGE: &str = "usage: cargo xtask bench [--quick] [--json PATH] [--svg PAT
   --quick      criterion's quick mode: each benchmark until its estimate settles (a few minutes in all)
   --json PATH  write every step's record {shape, widths, batch, dtype, backend, ns_per_step, gflops}
   --svg PATH   where to draw the plot [default: target/bench.svg]
+  --no-run     report the results criterion already holds, without running the benches
   FILTER       a criterion filter, such as S/ or faer";
 
 /// The shapes of the benchmark protocol, as the benches name their groups.
@@ -68,6 +69,7 @@ impl Record {
 
 struct Options {
     quick: bool,
+    no_run: bool,
     json: Option<PathBuf>,
     svg: PathBuf,
     filter: Option<String>,
@@ -76,6 +78,7 @@ struct Options {
 fn parse(args: &[String], root: &Path) -> anyhow::Result<Options> {
     let mut options = Options {
         quick: false,
+        no_run: false,
         json: None,
         svg: root.join("target").join("bench.svg"),
         filter: None,
@@ -88,6 +91,7 @@ fn parse(args: &[String], root: &Path) -> anyhow::Result<Options> {
         };
         match arg.as_str() {
             "--quick" => options.quick = true,
+            "--no-run" => options.no_run = true,
             "--json" => options.json = Some(PathBuf::from(value()?)),
             "--svg" => options.svg = PathBuf::from(value()?),
             "-h" | "--help" => bail!("{USAGE}"),
@@ -258,10 +262,8 @@ fn print_table(steps: &[Record], peaks: &BTreeMap<String, f64>) {
     }
 }
 
-/// Runs the benches and reports; `Ok(false)` if criterion failed.
-pub(crate) fn run(args: &[String], root: &Path) -> anyhow::Result<bool> {
-    let options = parse(args, root)?;
-    let started = SystemTime::now();
+/// Runs `cargo bench` on the step benches; `Ok(false)` if it failed.
+fn run_benches(root: &Path, options: &Options) -> anyhow::Result<bool> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
     command
@@ -273,8 +275,19 @@ pub(crate) fn run(args: &[String], root: &Path) -> anyhow::Result<bool> {
     if let Some(filter) = &options.filter {
         command.arg(filter);
     }
-    let status = command.status().context("running cargo bench")?;
-    if !status.success() {
+    Ok(command.status().context("running cargo bench")?.success())
+}
+
+/// Runs the benches and reports; `Ok(false)` if criterion failed.
+pub(crate) fn run(args: &[String], root: &Path) -> anyhow::Result<bool> {
+    let options = parse(args, root)?;
+    // Only results written by this run count, unless reporting what is there.
+    let started = if options.no_run {
+        SystemTime::UNIX_EPOCH
+    } else {
+        SystemTime::now()
+    };
+    if !options.no_run && !run_benches(root, &options)? {
         return Ok(false);
     }
     let target =
