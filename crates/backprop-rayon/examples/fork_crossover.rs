@@ -1,8 +1,9 @@
 //! Measures where forking pays for the rayon backend: sequential faer against rayon over
-//! sequential faer forced to fork, on S's and M's widths at growing batch sizes.
+//! sequential faer forced to fork, on S's and M's widths at growing batch sizes, and on L.
 //!
 //! Run with `cargo run --release -p backprop-rayon --example fork_crossover`.
-//! Prints the median of 5 runs of the median of 301 steps (f32) for each.
+//! Prints, for each, the median of 5 interleaved runs of each variant, each
+//! run the median of many steps (f32): 301, or 11 on L.
 
 use std::time::Instant;
 
@@ -36,30 +37,30 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let cases: [([usize; 3], &[usize]); 2] = [
+    let cases: [([usize; 3], &[usize]); 3] = [
         ([64, 32, 10], &[64, 128, 256, 512]),
         ([784, 256, 10], &[1, 8, 16, 32, 64, 128]),
+        ([1024, 1024, 1024], &[1024]),
     ];
     for (widths, batches) in cases {
         for &rows in batches {
             let [n, h, m] = widths;
             let flops = Architecture::seed(n, h, m).expect("valid").step_flops(rows);
-            let sequential = median(
-                (0..5)
-                    .map(|_| step_time(&mut FaerBackend::sequential(), widths, rows, 301))
-                    .collect(),
-            );
-            let forked = median(
-                (0..5)
-                    .map(|_| {
-                        let mut backend =
-                            RayonBackend::new("forked", FaerBackend::<f32>::sequential)
-                                .with_parallel_threshold(0.0)
-                                .with_min_rows_per_partition(1);
-                        step_time(&mut backend, widths, rows, 301)
-                    })
-                    .collect(),
-            );
+            let reps = if flops > 1e9 { 11 } else { 301 };
+            let (mut sequential, mut forked) = (Vec::new(), Vec::new());
+            for _ in 0..5 {
+                sequential.push(step_time(
+                    &mut FaerBackend::sequential(),
+                    widths,
+                    rows,
+                    reps,
+                ));
+                let mut backend = RayonBackend::new("forked", FaerBackend::<f32>::sequential)
+                    .with_parallel_threshold(0.0)
+                    .with_min_rows_per_partition(1);
+                forked.push(step_time(&mut backend, widths, rows, reps));
+            }
+            let (sequential, forked) = (median(sequential), median(forked));
             println!(
                 "{n}-{h}-{m} batch {rows:4} ({flops:9.3e} flop): sequential {:8.1} us, forked {:8.1} us, forked/sequential {:.2}",
                 sequential * 1e6,

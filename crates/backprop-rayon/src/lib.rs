@@ -68,28 +68,27 @@ use backprop_core::{
     vector,
 };
 use rayon::ThreadPool;
-use rayon::prelude::*;
 
 /// Steps below this many flops (by the conventional count) do not fork.
 ///
-/// Forking has a fixed cost (waking a thread, joining) and a cost per
+/// Forking has a fixed cost (waking a thread, which takes tens of
+/// microseconds on the virtual benchmark machine, and joining) and a cost per
 /// partition that grows with the network (each partition writes a whole
 /// gradient, and the combination reads them all). Measured on the 2-core
 /// benchmark machine with `cargo run --release -p backprop-rayon --example
 /// fork_crossover` (rayon over sequential faer, forced to fork, against
-/// sequential faer; f32, medians): on 64-32-10, forking lost at batch 64
-/// (0.9 Mflop: 26.9 us against 22.3 us), broke even at batch 128 (1.8 Mflop:
-/// 44.4 us against 43.6 us) and won from batch 256 (3.6 Mflop: 81.1 us
-/// against 86.3 us; at 512, 150 us against 224 us).
-pub const DEFAULT_PARALLEL_THRESHOLD_FLOPS: f64 = 3.0e6;
+/// sequential faer; f32, medians of interleaved runs): on 64-32-10, forking
+/// lost at batch 256 (3.6 Mflop: 67 us against 58 us) and won at batch 512
+/// (7.3 Mflop: 94 us against 114 us).
+pub const DEFAULT_PARALLEL_THRESHOLD_FLOPS: f64 = 5.0e6;
 
 /// The fewest rows a `PerThread` partition gets by default.
 ///
 /// A partition's cost has a part that does not shrink with its rows: it
 /// reads every weight and writes a whole gradient. Measured as above on
-/// 784-256-10: forking lost at batch 8 (225 us against 123 us) and batch 16
-/// (262 us against 189 us, 8 rows a partition) and won from batch 32 (273 us
-/// against 327 us, 16 rows a partition).
+/// 784-256-10: forking lost at batch 16 (244 us against 202 us, 8 rows a
+/// partition) and won from batch 32 (308 us against 333 us, 16 rows a
+/// partition; at batch 128, 695 us against 1029 us).
 pub const DEFAULT_MIN_ROWS_PER_PARTITION: usize = 16;
 
 /// How the batch is cut into partitions.
@@ -233,37 +232,40 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             }
             return;
         }
-        let parallel = move || {
-            backends
-                .par_iter_mut()
-                .zip(results.par_iter_mut())
-                .enumerate()
-                .for_each(|(c, (backend, results))| work(c, backend, results))
-        };
-        on_pool(self.pool.as_deref(), parallel);
+        let partitions = backends.iter_mut().zip(results).enumerate();
+        spread(self.pool.as_deref(), partitions, &|(
+            c,
+            (backend, results),
+        )| {
+            work(c, backend, results)
+        });
     }
 }
 
-/// Runs `op` on one of `pool`'s threads, or of the global pool's without
-/// one, unless the calling thread already is one of them.
+/// Runs `work` on every item, the first on the calling thread and the others
+/// spawned on `pool` (the global pool without one), and returns when all are done.
 ///
-/// A thread outside the pool that forks hands the work over and sleeps until
-/// it is done, and the pool's threads may have gone to sleep in between; a
-/// step that moves onto the pool once pays that hand-over once for both its
-/// forks (the partitions and the combination). On M (784-256-10, batch 128,
-/// f32, rayon over sequential faer on 2 threads) that took the step from
-/// about 0.65 ms to about 0.6 ms.
-fn on_pool<R: Send>(pool: Option<&ThreadPool>, op: impl FnOnce() -> R + Send) -> R {
+/// The calling thread does a share of the work instead of handing all of it
+/// over and sleeping until it is done: a step then wakes one thread of a
+/// 2-thread pool, not two.
+fn spread<'scope, I: Send + 'scope>(
+    pool: Option<&ThreadPool>,
+    mut items: impl Iterator<Item = I>,
+    work: &'scope (impl Fn(I) + Sync),
+) {
+    let body = |scope: &rayon::Scope<'scope>| {
+        let first = items.next();
+        for item in items {
+            scope.spawn(move |_| work(item));
+        }
+        if let Some(item) = first {
+            work(item);
+        }
+    };
     match pool {
-        Some(pool) => pool.install(op),
-        None if rayon::current_thread_index().is_some() => op(),
-        None => rayon::scope(|_| op()),
+        Some(pool) => pool.in_place_scope(body),
+        None => rayon::in_place_scope(body),
     }
-}
-
-/// Runs `op` through [`on_pool`] if the step forks, and where it is called otherwise.
-fn on_pool_if<R: Send>(fork: bool, pool: Option<&ThreadPool>, op: impl FnOnce() -> R + Send) -> R {
-    if fork { on_pool(pool, op) } else { op() }
 }
 
 /// Rows of partition `c` of `count` over `rows` rows; sizes differ by at most one.
@@ -305,11 +307,8 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
         if let Some(inner) = self.single_partition(network, batch.rows()) {
             return inner.loss_and_gradient(network, &batch, gradient);
         }
-        let (pool, fork) = (self.pool.clone(), self.plan(network, batch.rows()).1);
-        on_pool_if(fork, pool.as_deref(), || {
-            let (count, fork) = self.compute_partitions(network, &batch);
-            self.combine(count, batch.rows(), fork, gradient.as_mut_slice(), None)
-        })
+        let (count, fork) = self.compute_partitions(network, &batch);
+        self.combine(count, batch.rows(), fork, gradient.as_mut_slice(), None)
     }
 
     /// One SGD step with the update fused into the combination of the
@@ -329,13 +328,15 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
         if let Some(inner) = self.single_partition(network, batch.rows()) {
             return inner.sgd_step(network, batch, gradient, learning_rate);
         }
-        let (pool, fork) = (self.pool.clone(), self.plan(network, batch.rows()).1);
-        on_pool_if(fork, pool.as_deref(), || {
-            let (count, fork) = self.compute_partitions(network, batch);
-            let update = (network.param_values_mut(), -learning_rate);
-            let gradient = gradient.as_mut_slice();
-            self.combine(count, batch.rows(), fork, gradient, Some(update))
-        })
+        let (count, fork) = self.compute_partitions(network, batch);
+        let update = (network.param_values_mut(), -learning_rate);
+        self.combine(
+            count,
+            batch.rows(),
+            fork,
+            gradient.as_mut_slice(),
+            Some(update),
+        )
     }
 }
 
@@ -419,18 +420,34 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             combine_block(0, gradient, params, step);
             return Ok(loss);
         }
-        on_pool(self.pool.as_deref(), move || {
-            let gradient = gradient.par_chunks_mut(COMBINE_BLOCK).enumerate();
+        // One contiguous range of parameters per thread, in blocks that stay in cache.
+        let range = gradient.len().div_ceil(self.threads()).max(1);
+        let combine_range = |start: usize, gradient: &mut [T], params: Option<&mut [T]>| {
+            let blocks = gradient.chunks_mut(COMBINE_BLOCK).enumerate();
             match params {
-                Some(params) => gradient.zip(params.par_chunks_mut(COMBINE_BLOCK)).for_each(
-                    |((k, block), params)| {
-                        combine_block(k * COMBINE_BLOCK, block, Some(params), step)
-                    },
-                ),
-                None => gradient
-                    .for_each(|(k, block)| combine_block(k * COMBINE_BLOCK, block, None, step)),
+                Some(params) => {
+                    for ((k, block), params) in blocks.zip(params.chunks_mut(COMBINE_BLOCK)) {
+                        combine_block(start + k * COMBINE_BLOCK, block, Some(params), step);
+                    }
+                }
+                None => {
+                    for (k, block) in blocks {
+                        combine_block(start + k * COMBINE_BLOCK, block, None, step);
+                    }
+                }
             }
-        });
+        };
+        let pool = self.pool.as_deref();
+        let ranges = gradient.chunks_mut(range).enumerate();
+        match params {
+            Some(params) => spread(pool, ranges.zip(params.chunks_mut(range)), &|(
+                (k, g),
+                p,
+            )| {
+                combine_range(k * range, g, Some(p))
+            }),
+            None => spread(pool, ranges, &|(k, g)| combine_range(k * range, g, None)),
+        }
         Ok(loss)
     }
 }
