@@ -89,15 +89,15 @@ impl<T: Scalar> Backend<T> for ControlBackend<T> {
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
         let (network, batch, gradient) = task.into_parts();
-        match self.flaw {
-            Flaw::ScalarStepOne | Flaw::MissingActivationDerivative => {
-                return Ok(flawed_backprop(self.flaw, network, &batch, gradient));
-            }
-            _ => {}
-        }
-        let loss = self.naive.loss_and_gradient(network, &batch, gradient)?;
+        // The flaws inside the recursion need their own backpropagation; the
+        // others post-process the naive backend's right answer.
+        let mut right_answer = || self.naive.loss_and_gradient(network, &batch, gradient);
         Ok(match self.flaw {
+            Flaw::ScalarStepOne | Flaw::MissingActivationDerivative => {
+                flawed_backprop(self.flaw, network, &batch, gradient)
+            }
             Flaw::TransposedWeightGradient => {
+                let loss = right_answer()?;
                 for l in 0..network.architecture().layer_count() {
                     let layer = gradient
                         .layer_mut(l)
@@ -113,6 +113,7 @@ impl<T: Scalar> Backend<T> for ControlBackend<T> {
                 loss
             }
             Flaw::BiasNotSummed => {
+                let loss = right_answer()?;
                 let last = batch
                     .sub_batch(batch.rows() - 1..batch.rows())
                     .expect("a batch has a last row");
@@ -139,15 +140,14 @@ impl<T: Scalar> Backend<T> for ControlBackend<T> {
                 loss
             }
             Flaw::ScaledGradient(factor) => {
+                let loss = right_answer()?;
                 gradient.scale(T::from_f64(factor));
                 loss
             }
             Flaw::LossWithoutHalf => {
+                let loss = right_answer()?;
                 gradient.scale(T::from_f64(2.0));
                 loss * T::from_f64(2.0)
-            }
-            Flaw::ScalarStepOne | Flaw::MissingActivationDerivative => {
-                unreachable!("handled above")
             }
         })
     }
