@@ -160,11 +160,6 @@ impl Architecture {
         self.widths[self.widths.len() - 1]
     }
 
-    /// The widest layer, the size of per-sample scratch vectors.
-    pub fn max_width(&self) -> usize {
-        self.widths.iter().copied().max().unwrap_or(0)
-    }
-
     /// The weight layers with their places in the flat parameter buffer.
     pub fn layers(&self) -> &[LayerShape] {
         &self.layers

@@ -11,8 +11,6 @@ pub enum MatrixRole {
     Inputs,
     /// The targets `Y`, one sample per row.
     Targets,
-    /// The caller's output buffer of a forward pass.
-    Outputs,
 }
 
 impl fmt::Display for MatrixRole {
@@ -20,7 +18,6 @@ impl fmt::Display for MatrixRole {
         f.write_str(match self {
             MatrixRole::Inputs => "inputs",
             MatrixRole::Targets => "targets",
-            MatrixRole::Outputs => "outputs",
         })
     }
 }

@@ -164,15 +164,6 @@ impl<T: Scalar> Params<T> {
         Ok(())
     }
 
-    /// `self += x`.
-    pub fn add_assign(&mut self, x: &Params<T>) -> Result<(), Error> {
-        self.check_same_layout(x)?;
-        for (value, &x) in self.values.iter_mut().zip(&x.values) {
-            *value += x;
-        }
-        Ok(())
-    }
-
     /// `self *= alpha`.
     pub fn scale(&mut self, alpha: T) {
         for value in &mut self.values {
