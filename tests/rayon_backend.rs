@@ -121,6 +121,21 @@ fn tiny_batches_and_pools_agree_with_the_reference() {
 }
 
 #[test]
+fn steps_called_from_inside_the_pool_finish_with_the_same_bits() {
+    let case = Case::random(Architecture::seed(7, 6, 3).unwrap(), 40, 11);
+    for threads in [1, 2] {
+        let pool = pool(threads);
+        let mut outside = forking(threads, fixed(4)).with_pool(Arc::clone(&pool));
+        let mut inside = forking(threads, fixed(4)).with_pool(Arc::clone(&pool));
+        let expected = bits(&loss_and_gradient(&mut outside, &case));
+        for _ in 0..3 {
+            let got = pool.install(|| loss_and_gradient(&mut inside, &case));
+            assert_eq!(bits(&got), expected, "{threads} threads");
+        }
+    }
+}
+
+#[test]
 fn forward_outputs_match_the_reference_row_for_row() {
     let architecture = Architecture::seed(6, 5, 3).unwrap();
     let case = Case::random(architecture, 11, 8);
@@ -191,27 +206,29 @@ fn one_backend_serves_two_architectures_in_a_row() {
 fn the_fused_sgd_step_gives_the_bits_of_gradient_then_update() {
     // 18,403 parameters: the combination runs in more than one block.
     let case = Case::random(Architecture::seed(180, 100, 3).unwrap(), 13, 6);
-    let mut fused = case.network.clone();
-    let mut separate = case.network.clone();
-    let mut gradient = case.network.zero_gradient();
-    let mut backend = forking(2, fixed(3));
-    for _ in 0..3 {
-        let fused_loss = backend
-            .sgd_step(&mut fused, &case.batch(), &mut gradient, 0.25)
-            .unwrap();
-        let fused_gradient = gradient.clone();
-        let loss = backend
-            .loss_and_gradient(&separate, &case.batch(), &mut gradient)
-            .unwrap();
-        separate.apply_sgd(&gradient, 0.25).unwrap();
-        assert_eq!(fused_loss.to_bits(), loss.to_bits());
-        assert_eq!(fused_gradient, gradient);
-        assert_eq!(fused, separate);
+    for partitions in [2, 3, 4] {
+        let mut fused = case.network.clone();
+        let mut separate = case.network.clone();
+        let mut gradient = case.network.zero_gradient();
+        let mut backend = forking(2, fixed(partitions));
+        for _ in 0..3 {
+            let fused_loss = backend
+                .sgd_step(&mut fused, &case.batch(), &mut gradient, 0.25)
+                .unwrap();
+            let fused_gradient = gradient.clone();
+            let loss = backend
+                .loss_and_gradient(&separate, &case.batch(), &mut gradient)
+                .unwrap();
+            separate.apply_sgd(&gradient, 0.25).unwrap();
+            assert_eq!(fused_loss.to_bits(), loss.to_bits());
+            assert_eq!(fused_gradient, gradient, "{partitions} partitions");
+            assert_eq!(fused, separate, "{partitions} partitions");
+        }
+        let e = backend
+            .sgd_step(&mut fused, &case.batch(), &mut gradient, f64::NAN)
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidLearningRate { .. }), "{e:?}");
     }
-    let e = backend
-        .sgd_step(&mut fused, &case.batch(), &mut gradient, f64::NAN)
-        .unwrap_err();
-    assert!(matches!(e, Error::InvalidLearningRate { .. }), "{e:?}");
 }
 
 #[test]

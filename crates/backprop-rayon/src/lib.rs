@@ -40,10 +40,24 @@
 //! bit-identical across thread counts: a 1-thread pool runs the same
 //! partitions one after another.
 //!
+//! # Forking
+//!
+//! A step that forks runs its partitions on the calling thread and on
+//! helpers: rayon jobs on the pool that, once a step's work is done, keep
+//! spinning for a while ([`DEFAULT_LINGER`] unless set with
+//! [`RayonBackend::with_linger`]) waiting for the next step, and go back to
+//! the pool when none comes. Waking a sleeping rayon thread takes 70–85 us on
+//! the benchmark machine, longer than a whole step of a small network, and a
+//! training loop forks for every step; a spinning helper picks up the next
+//! step at once. Work is handed out item by item, so the calling thread does
+//! whatever no helper has taken and a step never waits for a helper that has
+//! not started: a busy pool, a one-thread pool and a step called from inside
+//! the pool all work. While spinning, a helper lets other jobs queued on the
+//! pool run.
+//!
 //! # Small batches
 //!
-//! Forking costs microseconds, more than a whole step of a small network, and
-//! every partition pays for a pass over all the weights and a whole
+//! Every partition pays for a pass over all the weights and a whole
 //! gradient. A step whose conventional flop count `6 B sum d_{l-1} d_l` is
 //! below the backend's parallel threshold ([`DEFAULT_PARALLEL_THRESHOLD_FLOPS`]
 //! unless set) runs on the calling thread: with `PerThread` as one partition,
@@ -62,6 +76,7 @@
 use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use backprop_core::{
     Backend, Batch, Error, ForwardTask, GradientTask, Network, Params, Scalar, check_learning_rate,
@@ -69,26 +84,35 @@ use backprop_core::{
 };
 use rayon::ThreadPool;
 
+mod crew;
+
+use crew::Crew;
+pub use crew::DEFAULT_LINGER;
+
 /// Steps below this many flops (by the conventional count) do not fork.
 ///
-/// Forking has a fixed cost (waking a thread, which takes tens of
-/// microseconds on the virtual benchmark machine, and joining) and a cost per
-/// partition that grows with the network (each partition writes a whole
-/// gradient, and the combination reads them all). Measured on the 2-core
-/// benchmark machine with `cargo run --release -p backprop-rayon --example
-/// fork_crossover` (rayon over sequential faer, forced to fork, against
-/// sequential faer; f32, medians of interleaved runs): on 64-32-10, forking
-/// lost at batch 256 (3.6 Mflop: 67 us against 58 us) and won at batch 512
-/// (7.3 Mflop: 94 us against 114 us).
-pub const DEFAULT_PARALLEL_THRESHOLD_FLOPS: f64 = 5.0e6;
+/// A fork has a fixed cost (handing items to a helper that is already
+/// spinning, and waiting for the last one) and a cost per partition that
+/// grows with the network (each partition writes a whole gradient, and the
+/// combination reads them all). Measured on the 2-core benchmark machine
+/// with `cargo run --release -p backprop-rayon --example fork_crossover`
+/// (rayon over sequential faer, forced to fork, against sequential faer, in
+/// a loop of steps; f32, medians of interleaved runs): on 64-32-10, forking
+/// lost at batch 32 (455 kflop: 9.4 us against 8.4 us) and won from batch 64
+/// (909 kflop: 12.8 us against 15.2 us; 9.2 us against 12.3 us in another
+/// run). The first fork after the helpers have left costs a wake-up instead
+/// (70–85 us there), which a step this small does not earn back: see
+/// [`RayonBackend::with_linger`].
+pub const DEFAULT_PARALLEL_THRESHOLD_FLOPS: f64 = 6.0e5;
 
 /// The fewest rows a `PerThread` partition gets by default.
 ///
 /// A partition's cost has a part that does not shrink with its rows: it
 /// reads every weight and writes a whole gradient. Measured as above on
-/// 784-256-10: forking lost at batch 16 (244 us against 202 us, 8 rows a
-/// partition) and won from batch 32 (308 us against 333 us, 16 rows a
-/// partition; at batch 128, 695 us against 1029 us).
+/// 784-256-10: forking lost at batch 8 (187 us against 142 us, 4 rows a
+/// partition), was about even at batch 16 (227 us against 249 us, 8 rows)
+/// and won from batch 32 (302 us against 414 us, 16 rows; at batch 128,
+/// 584 us against 1013 us in a quiet run).
 pub const DEFAULT_MIN_ROWS_PER_PARTITION: usize = 16;
 
 /// How the batch is cut into partitions.
@@ -129,7 +153,7 @@ fn fitted<'a, T: Scalar>(
 pub struct RayonBackend<T, B> {
     name: &'static str,
     make_inner: Box<dyn Fn() -> B + Send + Sync>,
-    pool: Option<Arc<ThreadPool>>,
+    crew: Crew,
     partitions: Partitions,
     parallel_threshold_flops: f64,
     min_rows_per_partition: usize,
@@ -146,7 +170,7 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         RayonBackend {
             name,
             make_inner: Box::new(make_inner),
-            pool: None,
+            crew: Crew::new(),
             partitions: Partitions::PerThread,
             parallel_threshold_flops: DEFAULT_PARALLEL_THRESHOLD_FLOPS,
             min_rows_per_partition: DEFAULT_MIN_ROWS_PER_PARTITION,
@@ -157,7 +181,16 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
 
     /// Runs on `pool` instead of the global pool.
     pub fn with_pool(mut self, pool: Arc<ThreadPool>) -> Self {
-        self.pool = Some(pool);
+        self.crew.pool = Some(pool);
+        self
+    }
+
+    /// Lets the pool threads that helped with a step spin for `linger`
+    /// waiting for the next one ([`DEFAULT_LINGER`] unless set), so that a
+    /// step does not pay for waking a sleeping thread; `Duration::ZERO` lets
+    /// them go at once.
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.crew.linger = linger;
         self
     }
 
@@ -183,11 +216,7 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
 
     /// The threads of the pool this backend runs on.
     pub fn threads(&self) -> usize {
-        self.pool
-            .as_ref()
-            .map_or_else(rayon::current_num_threads, |pool| {
-                pool.current_num_threads()
-            })
+        self.crew.threads()
     }
 
     /// The number of partitions for `rows` rows and whether to fork for them.
@@ -233,38 +262,9 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             return;
         }
         let partitions = backends.iter_mut().zip(results).enumerate();
-        spread(self.pool.as_deref(), partitions, &|(
-            c,
-            (backend, results),
-        )| {
+        self.crew.spread(partitions, &|(c, (backend, results))| {
             work(c, backend, results)
         });
-    }
-}
-
-/// Runs `work` on every item, the first on the calling thread and the others
-/// spawned on `pool` (the global pool without one), and returns when all are done.
-///
-/// The calling thread does a share of the work instead of handing all of it
-/// over and sleeping until it is done: a step then wakes one thread of a
-/// 2-thread pool, not two.
-fn spread<'scope, I: Send + 'scope>(
-    pool: Option<&ThreadPool>,
-    mut items: impl Iterator<Item = I>,
-    work: &'scope (impl Fn(I) + Sync),
-) {
-    let body = |scope: &rayon::Scope<'scope>| {
-        let first = items.next();
-        for item in items {
-            scope.spawn(move |_| work(item));
-        }
-        if let Some(item) = first {
-            work(item);
-        }
-    };
-    match pool {
-        Some(pool) => pool.in_place_scope(body),
-        None => rayon::in_place_scope(body),
     }
 }
 
@@ -437,16 +437,16 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
                 }
             }
         };
-        let pool = self.pool.as_deref();
         let ranges = gradient.chunks_mut(range).enumerate();
         match params {
-            Some(params) => spread(pool, ranges.zip(params.chunks_mut(range)), &|(
-                (k, g),
-                p,
-            )| {
-                combine_range(k * range, g, Some(p))
-            }),
-            None => spread(pool, ranges, &|(k, g)| combine_range(k * range, g, None)),
+            Some(params) => self
+                .crew
+                .spread(ranges.zip(params.chunks_mut(range)), &|((k, g), p)| {
+                    combine_range(k * range, g, Some(p))
+                }),
+            None => self
+                .crew
+                .spread(ranges, &|(k, g)| combine_range(k * range, g, None)),
         }
         Ok(loss)
     }

@@ -29,7 +29,9 @@ use std::sync::Arc;
 pub use backprop_core::*;
 pub use backprop_faer::{AUTO_CROSSOVER_MNK, FaerBackend, FaerScalar, Parallelism};
 pub use backprop_naive::NaiveBackend;
-pub use backprop_rayon::{DEFAULT_PARALLEL_THRESHOLD_FLOPS, Partitions, RayonBackend};
+pub use backprop_rayon::{
+    DEFAULT_LINGER, DEFAULT_PARALLEL_THRESHOLD_FLOPS, Partitions, RayonBackend,
+};
 
 /// A precision every backend supports: `f32` or `f64`.
 pub trait Precision: Scalar + FaerScalar {}

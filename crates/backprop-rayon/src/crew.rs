@@ -1,0 +1,380 @@
+//! Forks whose helpers stay awake: rayon jobs that keep spinning for a while
+//! after a fork, so that the next fork starts at once instead of waking a
+//! sleeping thread (why that matters is in the crate docs, under "Forking").
+//!
+//! A [`Crew`] runs a fork's items on the calling thread and on helpers: jobs
+//! spawned on the pool that, after the items they took are done, spin
+//! (calling `rayon::yield_now` now and then, so that other work on the pool
+//! still runs) until the next fork posts items or the linger time passes
+//! without one. This is the "block time" of OpenMP runtimes, on top of an
+//! ordinary rayon pool.
+//!
+//! Items are taken one at a time from a shared board, so whichever threads
+//! turn up do the work: the calling thread takes items too, and a fork never
+//! waits for a helper that has not started, which keeps it free of deadlock
+//! when the pool is busy, has one thread, or is the pool the caller runs on.
+
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rayon::ThreadPool;
+
+/// How long a helper keeps spinning for the next fork by default.
+///
+/// Long enough to span the gap between two training steps, short enough that
+/// an idle program stops burning a core almost at once.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(2);
+
+/// Spins between two looks at the clock and at the pool's other work.
+const SPINS_PER_CHECK: u32 = 64;
+
+/// Spins of a fork waiting for its last items between two yields of the core.
+const SPINS_BEFORE_YIELD: u32 = 1 << 10;
+
+/// A fork's work, with its lifetime erased so that helpers (which are
+/// `'static` jobs) can hold it on the board.
+///
+/// Sound because [`Crew::run`] posts it, does not return before every item
+/// taken from the board is finished, and takes it off the board before
+/// returning: a helper calls it only for an item it took while it was posted.
+#[derive(Clone, Copy)]
+struct PostedWork(*const (dyn Fn(usize) + Sync + 'static));
+
+// SAFETY: the pointee is `Sync`, so calling it from any thread is sound; how
+// long it lives is covered on the type.
+unsafe impl Send for PostedWork {}
+
+/// What the calling thread and the helpers share, under one lock.
+struct Board {
+    work: Option<PostedWork>,
+    items: usize,
+    next_item: usize,
+    /// Helpers spawned and not yet gone.
+    helpers: usize,
+}
+
+struct Shared {
+    board: Mutex<Board>,
+    /// Bumped whenever a fork posts work; helpers watch it without the lock.
+    posts: AtomicU64,
+    /// Items of the posted work that are finished.
+    finished: AtomicUsize,
+    /// The first panic of an item, resumed on the calling thread.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+}
+
+impl Shared {
+    fn board(&self) -> MutexGuard<'_, Board> {
+        self.board.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next item of the posted work, if any is left.
+    fn take(&self) -> Option<(usize, PostedWork)> {
+        let mut board = self.board();
+        let work = board.work?;
+        (board.next_item < board.items).then(|| {
+            board.next_item += 1;
+            (board.next_item - 1, work)
+        })
+    }
+
+    /// Runs every item left, catching a panic so that the fork still ends.
+    fn run_items(&self) {
+        while let Some((item, work)) = self.take() {
+            // SAFETY: `item` was taken while `work` was posted, so `Crew::run`
+            // is waiting for it and the work is alive (see `PostedWork`).
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| unsafe { (*work.0)(item) }));
+            if let Err(payload) = outcome {
+                let mut panic = self.panic.lock().unwrap_or_else(PoisonError::into_inner);
+                panic.get_or_insert(payload);
+            }
+            self.finished.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// A helper's life: runs items whenever some are posted, and leaves once
+    /// `linger` has passed since the last ones.
+    fn help(&self, linger: Duration) {
+        let mut seen = None;
+        let mut deadline = Instant::now() + linger;
+        let mut spins = 0u32;
+        loop {
+            let posts = self.posts.load(Ordering::Acquire);
+            if seen != Some(posts) {
+                seen = Some(posts);
+                self.run_items();
+                deadline = Instant::now() + linger;
+            }
+            spins += 1;
+            if spins == SPINS_PER_CHECK {
+                spins = 0;
+                // Lets other work queued on the pool run meanwhile.
+                rayon::yield_now();
+                if Instant::now() >= deadline {
+                    let mut board = self.board();
+                    let posted = board.work.is_some() && board.next_item < board.items;
+                    if !posted {
+                        board.helpers -= 1;
+                        return;
+                    }
+                }
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Runs forks on a pool with helpers that stay awake between them.
+pub(crate) struct Crew {
+    shared: Arc<Shared>,
+    /// The pool helpers are spawned on; the global pool without one.
+    pub(crate) pool: Option<Arc<ThreadPool>>,
+    pub(crate) linger: Duration,
+}
+
+impl Crew {
+    /// A crew on the global pool whose helpers wait [`DEFAULT_LINGER`] for the next fork.
+    pub(crate) fn new() -> Self {
+        Crew {
+            shared: Arc::new(Shared {
+                board: Mutex::new(Board {
+                    work: None,
+                    items: 0,
+                    next_item: 0,
+                    helpers: 0,
+                }),
+                posts: AtomicU64::new(0),
+                finished: AtomicUsize::new(0),
+                panic: Mutex::new(None),
+            }),
+            pool: None,
+            linger: DEFAULT_LINGER,
+        }
+    }
+
+    /// The threads of the pool.
+    pub(crate) fn threads(&self) -> usize {
+        self.pool
+            .as_ref()
+            .map_or_else(rayon::current_num_threads, |pool| {
+                pool.current_num_threads()
+            })
+    }
+
+    /// Calls `work` on every item, each on one of the calling thread and up
+    /// to `threads - 1` helpers, and returns when all are done.
+    pub(crate) fn spread<I: Send>(
+        &self,
+        items: impl Iterator<Item = I>,
+        work: &(impl Fn(I) + Sync),
+    ) {
+        let items: Vec<Mutex<Option<I>>> = items.map(|item| Mutex::new(Some(item))).collect();
+        self.run(items.len(), &|k| {
+            let item = items[k]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .expect("the board hands out each item once");
+            work(item);
+        });
+    }
+
+    /// Helpers alive now (spinning or working).
+    #[cfg(test)]
+    pub(crate) fn helpers(&self) -> usize {
+        self.shared.board().helpers
+    }
+
+    /// Calls `work(0)`, ..., `work(items - 1)` once each, on the calling
+    /// thread and on up to `threads - 1` helpers, and returns when all are
+    /// done. A panic in an item is resumed here once every item has finished.
+    fn run(&self, items: usize, work: &(dyn Fn(usize) + Sync)) {
+        let shared = &self.shared;
+        let wanted = items.min(self.threads()).saturating_sub(1);
+        // SAFETY: only the lifetime is erased; see `PostedWork`.
+        let erased = unsafe {
+            std::mem::transmute::<
+                *const (dyn Fn(usize) + Sync + '_),
+                *const (dyn Fn(usize) + Sync + 'static),
+            >(work)
+        };
+        let missing = {
+            let mut board = shared.board();
+            shared.finished.store(0, Ordering::Relaxed);
+            *board = Board {
+                work: Some(PostedWork(erased)),
+                items,
+                next_item: 0,
+                helpers: board.helpers,
+            };
+            shared.posts.fetch_add(1, Ordering::Release);
+            let missing = wanted.saturating_sub(board.helpers);
+            board.helpers += missing;
+            missing
+        };
+        for _ in 0..missing {
+            let (helper, linger) = (Arc::clone(shared), self.linger);
+            let job = move || helper.help(linger);
+            match &self.pool {
+                Some(pool) => pool.spawn(job),
+                None => rayon::spawn(job),
+            }
+        }
+        shared.run_items();
+        // Every item is taken, so each one left is running on a thread that
+        // will finish it; give the core away now and then in case that thread
+        // is waiting for one.
+        let mut spins = 0u32;
+        while shared.finished.load(Ordering::Acquire) < items {
+            spins += 1;
+            if spins == SPINS_BEFORE_YIELD {
+                spins = 0;
+                std::thread::yield_now();
+            }
+            std::hint::spin_loop();
+        }
+        shared.board().work = None;
+        let panic = shared
+            .panic
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(payload) = panic {
+            panic::resume_unwind(payload);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::Crew;
+
+    fn crew(threads: usize, linger: Duration) -> Crew {
+        let mut crew = Crew::new();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+        crew.pool = Some(Arc::new(pool.expect("a pool")));
+        crew.linger = linger;
+        crew
+    }
+
+    /// Waits up to 10 s for `condition`; whether it came true.
+    fn eventually(condition: impl Fn() -> bool) -> bool {
+        let start = Instant::now();
+        while !condition() {
+            if start.elapsed() > Duration::from_secs(10) {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        true
+    }
+
+    #[test]
+    fn every_item_runs_exactly_once_in_every_fork() {
+        for threads in [1, 2, 3] {
+            let crew = crew(threads, Duration::from_millis(5));
+            for items in [0, 1, 2, 3, 7, 32] {
+                for _ in 0..20 {
+                    let runs: Vec<AtomicUsize> = (0..items).map(|_| AtomicUsize::new(0)).collect();
+                    crew.spread(runs.iter(), &|count: &AtomicUsize| {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    });
+                    assert!(runs.iter().all(|count| count.load(Ordering::Relaxed) == 1));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn items_run_at_the_same_time_on_two_threads() {
+        let crew = crew(2, Duration::from_millis(50));
+        let started = [AtomicBool::new(false), AtomicBool::new(false)];
+        let overlapped = AtomicUsize::new(0);
+        crew.spread(0..2usize, &|item| {
+            started[item].store(true, Ordering::SeqCst);
+            if eventually(|| started[1 - item].load(Ordering::SeqCst)) {
+                overlapped.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        assert_eq!(overlapped.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_panic_in_an_item_reaches_the_caller_after_every_item_ran() {
+        let crew = crew(2, Duration::from_millis(5));
+        let finished = AtomicUsize::new(0);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crew.spread(0..8usize, &|item| {
+                if item == 3 {
+                    panic!("item 3 fails");
+                }
+                finished.fetch_add(1, Ordering::SeqCst);
+            });
+        }));
+        let payload = outcome.expect_err("the panic is resumed");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"item 3 fails"));
+        assert_eq!(finished.load(Ordering::SeqCst), 7);
+        // The crew still works afterwards.
+        let sum = AtomicUsize::new(0);
+        crew.spread(1..=4usize, &|item| {
+            sum.fetch_add(item, Ordering::SeqCst);
+        });
+        assert_eq!(sum.load(Ordering::SeqCst), 10);
+    }
+
+    #[test]
+    fn forks_from_inside_the_pool_finish() {
+        for threads in [1, 2] {
+            let crew = crew(threads, Duration::from_millis(5));
+            let pool = Arc::clone(crew.pool.as_ref().expect("a pool"));
+            let runs = AtomicUsize::new(0);
+            pool.install(|| {
+                for _ in 0..50 {
+                    crew.spread(0..4usize, &|_| {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                    });
+                }
+            });
+            assert_eq!(runs.load(Ordering::SeqCst), 200);
+        }
+    }
+
+    #[test]
+    fn helpers_stay_for_the_linger_and_then_leave() {
+        let crew = crew(3, Duration::from_millis(20));
+        crew.spread(0..3usize, &|_| ());
+        assert_eq!(crew.helpers(), 2, "one helper per thread beyond the caller");
+        crew.spread(0..3usize, &|_| ());
+        assert_eq!(
+            crew.helpers(),
+            2,
+            "the next fork tops them up, never beyond"
+        );
+        assert!(eventually(|| crew.helpers() == 0));
+        let runs = AtomicUsize::new(0);
+        crew.spread(0..3usize, &|_| {
+            runs.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            3,
+            "a fork after they left spawns new ones"
+        );
+    }
+
+    #[test]
+    fn a_zero_linger_lets_helpers_go_at_once() {
+        let crew = crew(2, Duration::ZERO);
+        for _ in 0..20 {
+            crew.spread(0..2usize, &|_| ());
+        }
+        assert!(eventually(|| crew.helpers() == 0));
+    }
+}
