@@ -97,22 +97,25 @@ pub use crew::DEFAULT_LINGER;
 /// combination reads them all). Measured on the 2-core benchmark machine
 /// with `cargo run --release -p backprop-rayon --example fork_crossover`
 /// (rayon over sequential faer, forced to fork, against sequential faer, in
-/// a loop of steps; f32, medians of interleaved runs): on 64-32-10, forking
-/// lost at batch 32 (455 kflop: 9.4 us against 8.4 us) and won from batch 64
-/// (909 kflop: 12.8 us against 15.2 us; 9.2 us against 12.3 us in another
-/// run). The first fork after the helpers have left costs a wake-up instead
-/// (70–85 us there), which a step this small does not earn back: see
-/// [`RayonBackend::with_linger`].
-pub const DEFAULT_PARALLEL_THRESHOLD_FLOPS: f64 = 6.0e5;
+/// a loop of steps; f32, medians of interleaved runs), on 64-32-10: forking
+/// lost at batch 32 (455 kflop: 9.3 us against 9.2 us), was unreliable at
+/// batch 64 (909 kflop: from 0.75x to 1.02x the sequential time in three
+/// runs, but 20.8 us against 12.5 us in a criterion run that also forked
+/// the combination), and won at batch
+/// 128 in every run (1.8 Mflop: 20.0 us against 30.9 us). The first fork
+/// after the helpers have left costs a wake-up instead (70–85 us there),
+/// which a small step does not earn back: see [`RayonBackend::with_linger`].
+pub const DEFAULT_PARALLEL_THRESHOLD_FLOPS: f64 = 1.5e6;
 
 /// The fewest rows a `PerThread` partition gets by default.
 ///
 /// A partition's cost has a part that does not shrink with its rows: it
 /// reads every weight and writes a whole gradient. Measured as above on
-/// 784-256-10: forking lost at batch 8 (187 us against 142 us, 4 rows a
-/// partition), was about even at batch 16 (227 us against 249 us, 8 rows)
-/// and won from batch 32 (302 us against 414 us, 16 rows; at batch 128,
-/// 584 us against 1013 us in a quiet run).
+/// 784-256-10: forking lost at batch 8 (161 us against 115 us, 4 rows a
+/// partition) and batch 16 (202 us against 174 us, 8 rows; about even in
+/// another run), and won from batch 32 (265 us against 295 us, 16 rows; at
+/// batch 128, 641 us against 1053 us, and 584 us against 1013 us in a
+/// quieter run).
 pub const DEFAULT_MIN_ROWS_PER_PARTITION: usize = 16;
 
 /// How the batch is cut into partitions.
@@ -340,8 +343,9 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
     }
 }
 
-/// Parameters per block when the combination runs on the pool: large enough
-/// to amortise a task, small enough for a block of every accumulator to stay in cache.
+/// Parameters per block of the combination: small enough for a block of
+/// every accumulator to stay in cache; the combination forks only when every
+/// thread gets at least one.
 const COMBINE_BLOCK: usize = 1 << 14;
 
 impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
@@ -416,12 +420,7 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             Some((params, step)) => (Some(params), step),
             None => (None, T::ZERO),
         };
-        if !fork {
-            combine_block(0, gradient, params, step);
-            return Ok(loss);
-        }
-        // One contiguous range of parameters per thread, in blocks that stay in cache.
-        let range = gradient.len().div_ceil(self.threads()).max(1);
+        // In blocks that stay in cache.
         let combine_range = |start: usize, gradient: &mut [T], params: Option<&mut [T]>| {
             let blocks = gradient.chunks_mut(COMBINE_BLOCK).enumerate();
             match params {
@@ -437,6 +436,13 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
                 }
             }
         };
+        // One contiguous range of parameters per thread, of at least a block:
+        // a network with fewer parameters combines on the calling thread.
+        let range = gradient.len().div_ceil(self.threads()).max(COMBINE_BLOCK);
+        if !fork || range >= gradient.len() {
+            combine_range(0, gradient, params);
+            return Ok(loss);
+        }
         let ranges = gradient.chunks_mut(range).enumerate();
         match params {
             Some(params) => self
