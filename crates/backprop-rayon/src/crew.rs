@@ -37,9 +37,10 @@ const SPINS_BEFORE_YIELD: u32 = 1 << 10;
 /// A fork's work, with its lifetime erased so that helpers (which are
 /// `'static` jobs) can hold it on the board.
 ///
-/// Sound because [`Crew::run`] posts it, does not return before every item
-/// taken from the board is finished, and takes it off the board before
-/// returning: a helper calls it only for an item it took while it was posted.
+/// Sound because [`Crew::run`] posts it and, before returning or unwinding,
+/// takes it off the board and waits until every item taken from the board is
+/// finished (see [`Posted`]): a helper calls it only for an item it took
+/// while it was posted.
 #[derive(Clone, Copy)]
 struct PostedWork(*const (dyn Fn(usize) + Sync + 'static));
 
@@ -121,6 +122,32 @@ impl Shared {
                         return;
                     }
                 }
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Work on the board: dropping it takes the work off and waits until every
+/// item taken from it is finished, which is what makes [`PostedWork`] sound.
+struct Posted<'a>(&'a Shared);
+
+impl Drop for Posted<'_> {
+    fn drop(&mut self) {
+        let shared = self.0;
+        let taken = {
+            let mut board = shared.board();
+            board.work = None;
+            board.next_item
+        };
+        // Each item taken is running on a thread that will finish it; give
+        // the core away now and then in case that thread is waiting for it.
+        let mut spins = 0u32;
+        while shared.finished.load(Ordering::Acquire) < taken {
+            spins += 1;
+            if spins == SPINS_BEFORE_YIELD {
+                spins = 0;
+                std::thread::yield_now();
             }
             std::hint::spin_loop();
         }
@@ -215,6 +242,9 @@ impl Crew {
             board.helpers += missing;
             missing
         };
+        // From here on, leaving this function (by a panic too) first waits
+        // for every item taken.
+        let posted = Posted(shared);
         for _ in 0..missing {
             let (helper, linger) = (Arc::clone(shared), self.linger);
             let job = move || helper.help(linger);
@@ -224,19 +254,7 @@ impl Crew {
             }
         }
         shared.run_items();
-        // Every item is taken, so each one left is running on a thread that
-        // will finish it; give the core away now and then in case that thread
-        // is waiting for one.
-        let mut spins = 0u32;
-        while shared.finished.load(Ordering::Acquire) < items {
-            spins += 1;
-            if spins == SPINS_BEFORE_YIELD {
-                spins = 0;
-                std::thread::yield_now();
-            }
-            std::hint::spin_loop();
-        }
-        shared.board().work = None;
+        drop(posted);
         let panic = shared
             .panic
             .lock()
