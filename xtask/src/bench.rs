@@ -83,22 +83,17 @@ fn parse(args: &[String], root: &Path) -> anyhow::Result<Options> {
         svg: root.join("target").join("bench.svg"),
         filter: None,
     };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .with_context(|| format!("{arg} needs a value\n{USAGE}"))
-        };
-        match arg.as_str() {
+    crate::for_each_arg(args, USAGE, |arg, value| {
+        match arg {
             "--quick" => options.quick = true,
             "--no-run" => options.no_run = true,
             "--json" => options.json = Some(PathBuf::from(value()?)),
             "--svg" => options.svg = PathBuf::from(value()?),
-            "-h" | "--help" => bail!("{USAGE}"),
             flag if flag.starts_with('-') => bail!("unknown option '{flag}'\n{USAGE}"),
             filter => options.filter = Some(filter.to_owned()),
         }
-    }
+        Ok(())
+    })?;
     Ok(options)
 }
 

@@ -17,6 +17,29 @@ fn workspace_root() -> std::path::PathBuf {
         .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf)
 }
 
+/// Walks a task's arguments: `on_arg(arg, value)` handles each one, calling
+/// `value()` to take the next argument as its value; `-h` or `--help` stops
+/// with `usage`, and so does a flag missing its value.
+fn for_each_arg(
+    args: &[String],
+    usage: &str,
+    mut on_arg: impl FnMut(&str, &mut dyn FnMut() -> anyhow::Result<String>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if matches!(arg.as_str(), "-h" | "--help") {
+            anyhow::bail!("{usage}");
+        }
+        let mut value = || {
+            args.next()
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("{arg} needs a value\n{usage}"))
+        };
+        on_arg(arg, &mut value)?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {

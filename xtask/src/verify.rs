@@ -36,13 +36,8 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
         json: None,
         backends: BackendKind::ALL.to_vec(),
     };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .with_context(|| format!("{arg} needs a value\n{USAGE}"))
-        };
-        match arg.as_str() {
+    crate::for_each_arg(args, USAGE, |arg, value| {
+        match arg {
             "--quick" => options.seeds.truncate(1),
             "--json" => options.json = Some(PathBuf::from(value()?)),
             "--backend" => options.backends = vec![value()?.parse()?],
@@ -53,10 +48,10 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
                         .with_context(|| format!("--seed takes a number, got '{seed}'"))?,
                 ];
             }
-            "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown option '{other}'\n{USAGE}"),
         }
-    }
+        Ok(())
+    })?;
     Ok(options)
 }
 
