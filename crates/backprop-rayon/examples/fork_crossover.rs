@@ -1,9 +1,10 @@
 //! Measures where forking pays for the rayon backend: sequential faer against rayon over
 //! sequential faer forced to fork, on S's and M's widths at growing batch sizes, and on L.
 //!
-//! Run with `cargo run --release -p backprop-rayon --example fork_crossover`.
-//! Prints, for each, the median of 5 interleaved runs of each variant, each
-//! run the median of many steps (f32): 301, or 11 on L.
+//! Run with `cargo run --release -p backprop-rayon --example fork_crossover`,
+//! or with `-- N H M BATCH [ROUNDS]` for one case. Prints, for each, the
+//! median of 5 (or ROUNDS) interleaved runs of each variant, each run the
+//! median of many steps (f32): 301, or 11 on L.
 
 use std::time::Instant;
 
@@ -36,37 +37,63 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// The default cases: widths and the batch sizes to time on them.
+const CASES: [([usize; 3], &[usize]); 3] = [
+    ([64, 32, 10], &[8, 16, 32, 64, 128, 256]),
+    ([784, 256, 10], &[8, 16, 32, 64, 128]),
+    ([1024, 1024, 1024], &[1024]),
+];
+
 fn main() {
-    let cases: [([usize; 3], &[usize]); 3] = [
-        ([64, 32, 10], &[8, 16, 32, 64, 128, 256]),
-        ([784, 256, 10], &[8, 16, 32, 64, 128]),
-        ([1024, 1024, 1024], &[1024]),
-    ];
-    for (widths, batches) in cases {
-        for &rows in batches {
-            let [n, h, m] = widths;
-            let flops = Architecture::seed(n, h, m).expect("valid").step_flops(rows);
-            let reps = if flops > 1e9 { 11 } else { 301 };
-            let (mut sequential, mut forked) = (Vec::new(), Vec::new());
-            for _ in 0..5 {
-                sequential.push(step_time(
-                    &mut FaerBackend::sequential(),
-                    widths,
-                    rows,
-                    reps,
-                ));
-                let mut backend = RayonBackend::new("forked", FaerBackend::<f32>::sequential)
-                    .with_parallel_threshold(0.0)
-                    .with_min_rows_per_partition(1);
-                forked.push(step_time(&mut backend, widths, rows, reps));
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|arg| arg.parse().expect("arguments: N H M BATCH [ROUNDS]"))
+        .collect();
+    match args[..] {
+        [] => {
+            for (widths, batches) in CASES {
+                for &rows in batches {
+                    compare(widths, rows, 5);
+                }
             }
-            let (sequential, forked) = (median(sequential), median(forked));
-            println!(
-                "{n}-{h}-{m} batch {rows:4} ({flops:9.3e} flop): sequential {:8.1} us, forked {:8.1} us, forked/sequential {:.2}",
-                sequential * 1e6,
-                forked * 1e6,
-                forked / sequential
-            );
         }
+        [n, h, m, rows] => compare([n, h, m], rows, 5),
+        [n, h, m, rows, rounds] => compare([n, h, m], rows, rounds),
+        _ => panic!("arguments: N H M BATCH [ROUNDS]"),
+    }
+}
+
+/// Prints the medians of `rounds` interleaved runs of each variant on `widths` and `rows` rows.
+fn compare(widths: [usize; 3], rows: usize, rounds: usize) {
+    let [n, h, m] = widths;
+    let flops = Architecture::seed(n, h, m).expect("valid").step_flops(rows);
+    let reps = if flops > 1e9 { 11 } else { 301 };
+    let (mut sequential, mut forked) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        sequential.push(step_time(
+            &mut FaerBackend::sequential(),
+            widths,
+            rows,
+            reps,
+        ));
+        let mut backend = RayonBackend::new("forked", FaerBackend::<f32>::sequential)
+            .with_parallel_threshold(0.0)
+            .with_min_rows_per_partition(1);
+        forked.push(step_time(&mut backend, widths, rows, reps));
+    }
+    let ratios: Vec<String> = sequential
+        .iter()
+        .zip(&forked)
+        .map(|(s, f)| format!("{:.2}", s / f))
+        .collect();
+    let (sequential, forked) = (median(sequential), median(forked));
+    println!(
+        "{n}-{h}-{m} batch {rows:4} ({flops:9.3e} flop): sequential {:8.1} us, forked {:8.1} us, forked/sequential {:.2}",
+        sequential * 1e6,
+        forked * 1e6,
+        forked / sequential
+    );
+    if rounds > 5 {
+        println!("  speed-up of each round: {}", ratios.join(" "));
     }
 }
