@@ -365,6 +365,33 @@ mod tests {
     }
 
     #[test]
+    fn crews_sharing_a_pool_from_several_threads_all_finish() {
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .expect("a pool"),
+        );
+        let total = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                let mut crew = Crew::new();
+                crew.pool = Some(Arc::clone(&pool));
+                crew.linger = Duration::from_millis(20);
+                let total = &total;
+                scope.spawn(move || {
+                    for _ in 0..100 {
+                        crew.spread(0..3usize, &|_| {
+                            total.fetch_add(1, Ordering::SeqCst);
+                        });
+                    }
+                });
+            }
+        });
+        assert_eq!(total.load(Ordering::SeqCst), 3 * 100 * 3);
+    }
+
+    #[test]
     fn helpers_stay_for_the_linger_and_then_leave() {
         let crew = crew(3, Duration::from_millis(20));
         crew.spread(0..3usize, &|_| ());

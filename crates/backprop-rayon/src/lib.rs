@@ -53,7 +53,10 @@
 //! whatever no helper has taken and a step never waits for a helper that has
 //! not started: a busy pool, a one-thread pool and a step called from inside
 //! the pool all work. While spinning, a helper lets other jobs queued on the
-//! pool run.
+//! pool run, so several backends stepping at once on one pool share its
+//! threads: they slow each other down but never block each other. A helper
+//! keeps a core busy while it waits; `with_linger(Duration::ZERO)` makes
+//! every step wake its helpers afresh instead.
 //!
 //! # Small batches
 //!
