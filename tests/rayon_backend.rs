@@ -4,7 +4,8 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use backprop::{
-    Architecture, Backend, Error, ForwardTask, GradientTask, NaiveBackend, Partitions, RayonBackend,
+    Activation, Architecture, Backend, Error, FaerBackend, ForwardTask, GradientTask, Loss,
+    NaiveBackend, Params, Partitions, RayonBackend,
 };
 use backprop_verify::Case;
 use backprop_verify::suite::{all_passed, check_f32, check_f64};
@@ -55,6 +56,8 @@ proptest! {
     #[test]
     fn forked_partitions_pass_every_check(case in case()) {
         let reports = check_f64(&mut forking(2, Partitions::PerThread), &case, 3);
+        prop_assert!(all_passed(&reports), "{}", describe(&reports));
+        let reports = check_f64(&mut splitting(2), &case, 3);
         prop_assert!(all_passed(&reports), "{}", describe(&reports));
         let mut single = RayonBackend::new("rayon-naive", NaiveBackend::<f32>::new)
             .with_pool(pool(2))
@@ -131,6 +134,76 @@ fn steps_called_from_inside_the_pool_finish_with_the_same_bits() {
         for _ in 0..3 {
             let got = pool.install(|| loss_and_gradient(&mut inside, &case));
             assert_eq!(bits(&got), expected, "{threads} threads");
+        }
+    }
+}
+
+/// A rayon backend over sequential faer workers that forks for every batch of
+/// more than one row, one partition per thread: its steps split the first
+/// layer's weight gradient by hidden units.
+fn splitting(threads: usize) -> RayonBackend<f64, FaerBackend<f64>> {
+    RayonBackend::new("rayon-faer", FaerBackend::sequential)
+        .with_pool(pool(threads))
+        .with_parallel_threshold(0.0)
+        .with_min_rows_per_partition(1)
+}
+
+#[test]
+fn the_first_layer_split_agrees_with_the_reference_and_repeats_its_bits() {
+    let deep = Architecture::new(
+        &[6, 9, 4, 3],
+        &[Activation::Tanh, Activation::Relu, Activation::Identity],
+        Loss::SoftmaxCrossEntropy,
+    )
+    .unwrap();
+    let cases = [
+        (Architecture::seed(7, 5, 3).unwrap(), 40),
+        (deep, 23),
+        // One hidden unit: fewer blocks of units than threads.
+        (Architecture::seed(5, 1, 2).unwrap(), 9),
+        // 100 x 300 first-layer weights: the other parameters combine on the pool.
+        (Architecture::seed(100, 300, 60).unwrap(), 17),
+    ];
+    for (architecture, rows) in cases {
+        let case = Case::random(architecture.clone(), rows, rows as u64);
+        let (loss, gradient) = loss_and_gradient(&mut NaiveBackend::new(), &case);
+        for threads in [2, 3] {
+            let mut backend = splitting(threads);
+            let first = loss_and_gradient(&mut backend, &case);
+            let widths = architecture.widths();
+            assert!(
+                (first.0 - loss).abs() <= 1e-12 * loss.abs(),
+                "{widths:?}: {} vs {loss}",
+                first.0
+            );
+            for (a, b) in first.1.iter().zip(&gradient) {
+                assert!(
+                    (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                    "{widths:?} on {threads} threads: {a} vs {b}"
+                );
+            }
+            let again = loss_and_gradient(&mut backend, &case);
+            assert_eq!(
+                bits(&again),
+                bits(&first),
+                "{widths:?} on {threads} threads"
+            );
+
+            let mut fused = case.network.clone();
+            let mut gradient = case.network.zero_gradient();
+            let fused_loss = backend
+                .sgd_step(&mut fused, &case.batch(), &mut gradient, 0.5)
+                .unwrap();
+            let mut separate = case.network.clone();
+            separate
+                .apply_sgd(
+                    &Params::from_values(&architecture, first.1.clone()).unwrap(),
+                    0.5,
+                )
+                .unwrap();
+            assert_eq!(fused_loss.to_bits(), first.0.to_bits());
+            assert_eq!(gradient.as_slice(), &first.1[..]);
+            assert_eq!(fused, separate, "{widths:?} on {threads} threads");
         }
     }
 }

@@ -4,7 +4,11 @@
 //! [`GradientTask`], which can only be built by checking that the network,
 //! the batch and the caller's output buffer fit together.
 
-use crate::{Batch, Error, Inputs, Network, Params, Scalar, network::check_learning_rate};
+use std::ops::Range;
+
+use crate::{
+    Batch, Error, Inputs, MatrixRef, Network, Params, Scalar, network::check_learning_rate,
+};
 
 /// A forward pass whose network, inputs and output buffer fit together.
 #[derive(Debug)]
@@ -120,6 +124,12 @@ pub trait Backend<T: Scalar>: Send {
         self.run_loss_and_gradient(GradientTask::new(network, *batch, gradient)?)
     }
 
+    /// The pieces for splitting the first layer's weight gradient by hidden
+    /// units, if this backend offers them; `None` (the default) otherwise.
+    fn first_layer_split(&mut self) -> Option<&mut dyn FirstLayerSplit<T>> {
+        None
+    }
+
     /// One SGD step: computes the gradient on `batch` into `gradient`, then
     /// updates `theta <- theta - learning_rate * gradient`. Returns the loss
     /// before the update. A negative or non-finite learning rate is rejected
@@ -149,5 +159,91 @@ impl<T: Scalar, B: Backend<T> + ?Sized> Backend<T> for Box<B> {
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
         (**self).run_loss_and_gradient(task)
+    }
+}
+
+/// What a backend offers a batch-parallel wrapper that forms the first
+/// layer's weight gradient `dJ/dW^1 = delta^1^T X` itself, over the whole
+/// batch and split by hidden units, instead of summing one whole gradient
+/// per row partition. Reached through [`Backend::first_layer_split`].
+///
+/// Implementors write the `run_` methods, which receive checked arguments;
+/// callers use the provided methods, which check them first.
+pub trait FirstLayerSplit<T: Scalar> {
+    /// Like [`Backend::run_loss_and_gradient`], except that the first layer's
+    /// weights are left out of the gradient (that part of the buffer is not
+    /// written) and `delta^1 = dJ/dZ^1` of the task's rows is written into
+    /// `first_delta` (`B x d_1`, row-major) instead.
+    fn run_loss_and_gradient_but_first_weights(
+        &mut self,
+        task: GradientTask<'_, T>,
+        first_delta: &mut [T],
+    ) -> Result<T, Error>;
+
+    /// Writes the rows `units` of `delta^T X` into `out` (`units.len() x n`,
+    /// row-major), where `delta` is `B x d_1` and `inputs` is `X` (`B x n`):
+    /// the first layer's weight gradient of those hidden units, when `delta`
+    /// is `delta^1` over the whole batch.
+    fn run_first_weight_rows(
+        &mut self,
+        delta: MatrixRef<'_, T>,
+        inputs: MatrixRef<'_, T>,
+        units: Range<usize>,
+        out: &mut [T],
+    );
+
+    /// [`FirstLayerSplit::run_loss_and_gradient_but_first_weights`], checking
+    /// the task and that `first_delta` holds `B x d_1` values first.
+    fn loss_and_gradient_but_first_weights(
+        &mut self,
+        network: &Network<T>,
+        batch: &Batch<'_, T>,
+        gradient: &mut Params<T>,
+        first_delta: &mut [T],
+    ) -> Result<T, Error> {
+        let task = GradientTask::new(network, *batch, gradient)?;
+        let expected = batch.rows() * network.architecture().widths()[1];
+        split_size("first delta length", expected, first_delta.len())?;
+        self.run_loss_and_gradient_but_first_weights(task, first_delta)
+    }
+
+    /// [`FirstLayerSplit::run_first_weight_rows`], checking first that
+    /// `delta` and `inputs` have the same rows, that `units` lies within
+    /// `delta`'s columns and that `out` holds `units.len() x n` values.
+    fn first_weight_rows(
+        &mut self,
+        delta: MatrixRef<'_, T>,
+        inputs: MatrixRef<'_, T>,
+        units: Range<usize>,
+        out: &mut [T],
+    ) -> Result<(), Error> {
+        split_size("delta rows", inputs.rows(), delta.rows())?;
+        if units.start > units.end {
+            return Err(mismatch("start of the units", units.end, units.start));
+        }
+        if units.end > delta.cols() {
+            return Err(mismatch("end of the units", delta.cols(), units.end));
+        }
+        split_size("output length", units.len() * inputs.cols(), out.len())?;
+        self.run_first_weight_rows(delta, inputs, units, out);
+        Ok(())
+    }
+}
+
+/// `Ok` if `found == expected`, else their mismatch.
+fn split_size(what: &'static str, expected: usize, found: usize) -> Result<(), Error> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(mismatch(what, expected, found))
+    }
+}
+
+/// The error of a split piece `what` of size `found` where `expected` was needed.
+fn mismatch(what: &'static str, expected: usize, found: usize) -> Error {
+    Error::SplitMismatch {
+        what,
+        expected,
+        found,
     }
 }

@@ -160,6 +160,15 @@ pub enum Error {
         /// The operating system's reason.
         reason: String,
     },
+    /// Pieces of a first-layer split (see `FirstLayerSplit`) whose sizes do not fit together.
+    SplitMismatch {
+        /// The piece at fault, such as `delta rows`.
+        what: &'static str,
+        /// The size the other pieces call for.
+        expected: usize,
+        /// The size given.
+        found: usize,
+    },
     /// A setting (of training, or of a data split) outside its valid range.
     InvalidSetting {
         /// The setting's name, such as `batch_size`.
@@ -276,6 +285,14 @@ impl fmt::Display for Error {
             Error::ThreadPool { threads, reason } => {
                 write!(f, "could not build a pool of {threads} threads: {reason}")
             }
+            Error::SplitMismatch {
+                what,
+                expected,
+                found,
+            } => write!(
+                f,
+                "first-layer split: {what} is {found}, the other pieces need {expected}"
+            ),
             Error::UnknownName { what, name, valid } => write!(
                 f,
                 "unknown {what} '{name}'; valid names are: {}",

@@ -29,7 +29,7 @@ pub mod vector;
 
 pub use activation::Activation;
 pub use architecture::{Architecture, LayerShape, ParamLocation};
-pub use backend::{Backend, ForwardTask, GradientTask};
+pub use backend::{Backend, FirstLayerSplit, ForwardTask, GradientTask};
 pub use batch::{Batch, Inputs, MatrixRef};
 pub use error::{Error, MatrixRole, parse_name};
 pub use loss::Loss;

@@ -65,6 +65,20 @@ pub fn axpy<T: Scalar>(y: &mut [T], alpha: T, x: &[T]) {
     add_scaled(y, alpha, x);
 }
 
+widest_vectors! {
+    /// `y = alpha * y`, elementwise.
+    fn scale_in_place<T: Scalar>(y: &mut [T], alpha: T) {
+        for y in y.iter_mut() {
+            *y = alpha * *y;
+        }
+    }
+}
+
+/// `y = alpha * y`, vectorized; the same bits as the plain loop.
+pub fn scale<T: Scalar>(y: &mut [T], alpha: T) {
+    scale_in_place(y, alpha);
+}
+
 /// `y = alpha * x`, vectorized; the same bits as the plain loop.
 pub fn scale_into<T: Scalar>(y: &mut [T], alpha: T, x: &[T]) {
     write_scaled(y, alpha, x);

@@ -36,9 +36,11 @@ mod scratch;
 
 pub use parallelism::{AUTO_CROSSOVER_MNK, Parallelism};
 
+use std::ops::Range;
+
 use backprop_core::{
-    Backend, Batch, Error, ForwardTask, GradientTask, Inputs, LayerParams, LayerParamsMut, Network,
-    Params, Scalar,
+    Backend, Batch, Error, FirstLayerSplit, ForwardTask, GradientTask, Inputs, LayerParams,
+    LayerParamsMut, MatrixRef, Network, Params, Scalar,
 };
 use gemm::{product, view, view_mut};
 use parallelism::PassCost;
@@ -107,8 +109,48 @@ impl<T: FaerScalar> Backend<T> for FaerBackend<T> {
         let (network, batch, gradient) = task.into_parts();
         let widths = network.architecture().widths();
         self.in_pool(widths, batch.rows(), |backend| {
-            backend.gradient_here(network, batch, gradient)
+            backend.gradient_here(network, batch, gradient, None)
         })
+    }
+
+    fn first_layer_split(&mut self) -> Option<&mut dyn FirstLayerSplit<T>> {
+        Some(self)
+    }
+}
+
+/// The first layer's weight gradient left to the caller: the step stops its
+/// backward pass at `delta^1`, and a block of hidden units' rows of
+/// `delta^1^T X` is one product over a column block of `delta^1`.
+impl<T: FaerScalar> FirstLayerSplit<T> for FaerBackend<T> {
+    fn run_loss_and_gradient_but_first_weights(
+        &mut self,
+        task: GradientTask<'_, T>,
+        first_delta: &mut [T],
+    ) -> Result<T, Error> {
+        let (network, batch, gradient) = task.into_parts();
+        let widths = network.architecture().widths();
+        self.in_pool(widths, batch.rows(), |backend| {
+            backend.gradient_here(network, batch, gradient, Some(first_delta))
+        })
+    }
+
+    fn run_first_weight_rows(
+        &mut self,
+        delta: MatrixRef<'_, T>,
+        inputs: MatrixRef<'_, T>,
+        units: Range<usize>,
+        out: &mut [T],
+    ) {
+        // Sequential whatever the backend's parallelism: the callers are the
+        // workers of a batch-parallel wrapper.
+        let (rows, n) = (inputs.rows(), inputs.cols());
+        let delta = view(delta.as_slice(), rows, delta.cols()).subcols(units.start, units.len());
+        product(
+            view_mut(out, units.len(), n),
+            delta.transpose(),
+            view(inputs.as_slice(), rows, n),
+            Parallelism::Sequential,
+        );
     }
 }
 
@@ -162,11 +204,15 @@ impl<T: FaerScalar> FaerBackend<T> {
     }
 
     /// The loss and gradient of a checked task on the calling thread.
+    ///
+    /// With `first_delta`, the first layer's weight gradient is not formed:
+    /// `delta^1` is copied there instead.
     fn gradient_here(
         &mut self,
         network: &Network<T>,
         batch: Batch<'_, T>,
         gradient: &mut Params<T>,
+        mut first_delta: Option<&mut [T]>,
     ) -> Result<T, Error> {
         let architecture = network.architecture();
         let activations = architecture.activations();
@@ -199,12 +245,15 @@ impl<T: FaerScalar> FaerBackend<T> {
             let input: &[T] = if l == 0 { x } else { &s.a[l - 1] };
 
             // dW^l = delta^l^T A^{l-1}, written over the gradient's own buffer.
-            product(
-                view_mut(grad.weights, outputs, inputs),
-                view(delta_here, rows, outputs).transpose(),
-                view(input, rows, inputs),
-                self.parallelism,
-            );
+            match first_delta.as_deref_mut() {
+                Some(first_delta) if l == 0 => first_delta.copy_from_slice(delta_here),
+                _ => product(
+                    view_mut(grad.weights, outputs, inputs),
+                    view(delta_here, rows, outputs).transpose(),
+                    view(input, rows, inputs),
+                    self.parallelism,
+                ),
+            }
             column_sums(delta_here, grad.bias);
 
             // delta^{l-1} = (delta^l W^l) (.) act'_{l-1}; delta^0 is never needed.

@@ -240,3 +240,50 @@ fn sgd_step_matches_naive_and_name_is_stable() {
     assert!(relative_difference(&[la], &[lb]) <= 1e-12);
     assert!(relative_difference(a.params().as_slice(), b.params().as_slice()) <= 1e-12);
 }
+
+#[test]
+fn the_first_layer_split_gives_the_steps_own_gradient() {
+    let architecture = Architecture::new(
+        &[9, 7, 5, 3],
+        &[Activation::Tanh, Activation::Sigmoid, Activation::Identity],
+        Loss::SoftmaxCrossEntropy,
+    )
+    .unwrap();
+    let network = network(architecture.clone(), 4);
+    let rows = 13;
+    let (x, y) = data(&architecture, rows, 4);
+    let batch = Batch::from_slices(&architecture, rows, &x, &y).unwrap();
+    let mut faer = FaerBackend::<f64>::sequential();
+    let mut whole = network.zero_gradient();
+    let loss = faer
+        .loss_and_gradient(&network, &batch, &mut whole)
+        .unwrap();
+
+    let mut gradient = network.zero_gradient();
+    gradient.as_mut_slice().fill(f64::NAN);
+    let mut delta = vec![f64::NAN; rows * 7];
+    let split = faer.first_layer_split().unwrap();
+    let split_loss = split
+        .loss_and_gradient_but_first_weights(&network, &batch, &mut gradient, &mut delta)
+        .unwrap();
+    assert_eq!(split_loss.to_bits(), loss.to_bits());
+    let first_weights = architecture.layers()[0].weight_range();
+    let (left_out, others) = gradient.as_slice().split_at(first_weights.end);
+    assert!(
+        left_out.iter().all(|v| v.is_nan()),
+        "the first weights are not written"
+    );
+    assert_eq!(others, &whole.as_slice()[first_weights.end..]);
+
+    // delta^1^T X, in blocks of hidden units, is the first layer's weight gradient.
+    let delta = MatrixRef::new(&delta, rows, 7).unwrap();
+    let inputs = MatrixRef::new(&x, rows, 9).unwrap();
+    let mut first = vec![f64::NAN; 7 * 9];
+    let (top, bottom) = first.split_at_mut(3 * 9);
+    split.first_weight_rows(delta, inputs, 0..3, top).unwrap();
+    split
+        .first_weight_rows(delta, inputs, 3..7, bottom)
+        .unwrap();
+    let error = relative_difference(&first, &whole.as_slice()[first_weights]);
+    assert!(error <= 1e-14, "{error:e}");
+}

@@ -4,13 +4,16 @@
 //! Run with `cargo run --release -p backprop-rayon --example fork_crossover`,
 //! or with `-- N H M BATCH [ROUNDS]` for one case. Prints, for each, the
 //! median of 5 (or ROUNDS) interleaved runs of each variant, each run the
-//! median of many steps (f32): 301, or 11 on L.
+//! median of many steps (f32): 301, or 11 on L. "forked" has one partition
+//! per thread and splits the first layer's weight gradient by hidden units;
+//! "combined" has as many fixed partitions and combines whole gradients.
 
+use std::num::NonZeroUsize;
 use std::time::Instant;
 
 use backprop_core::{Architecture, Backend, Batch, Network};
 use backprop_faer::FaerBackend;
-use backprop_rayon::RayonBackend;
+use backprop_rayon::{Partitions, RayonBackend};
 
 /// The median time of one SGD step over `reps` steps after one warm-up step.
 fn step_time(backend: &mut dyn Backend<f32>, widths: [usize; 3], rows: usize, reps: usize) -> f64 {
@@ -68,7 +71,8 @@ fn compare(widths: [usize; 3], rows: usize, rounds: usize) {
     let [n, h, m] = widths;
     let flops = Architecture::seed(n, h, m).expect("valid").step_flops(rows);
     let reps = if flops > 1e9 { 11 } else { 301 };
-    let (mut sequential, mut forked) = (Vec::new(), Vec::new());
+    let (mut sequential, mut forked, mut combined) = (Vec::new(), Vec::new(), Vec::new());
+    let threads = NonZeroUsize::new(rayon::current_num_threads()).expect("a thread");
     for _ in 0..rounds {
         sequential.push(step_time(
             &mut FaerBackend::sequential(),
@@ -76,21 +80,26 @@ fn compare(widths: [usize; 3], rows: usize, rounds: usize) {
             rows,
             reps,
         ));
-        let mut backend = RayonBackend::new("forked", FaerBackend::<f32>::sequential)
-            .with_parallel_threshold(0.0)
-            .with_min_rows_per_partition(1);
-        forked.push(step_time(&mut backend, widths, rows, reps));
+        let forking = || {
+            RayonBackend::new("forked", FaerBackend::<f32>::sequential)
+                .with_parallel_threshold(0.0)
+                .with_min_rows_per_partition(1)
+        };
+        forked.push(step_time(&mut forking(), widths, rows, reps));
+        let mut whole = forking().with_partitions(Partitions::Fixed(threads));
+        combined.push(step_time(&mut whole, widths, rows, reps));
     }
     let ratios: Vec<String> = sequential
         .iter()
         .zip(&forked)
         .map(|(s, f)| format!("{:.2}", s / f))
         .collect();
-    let (sequential, forked) = (median(sequential), median(forked));
+    let (sequential, forked, combined) = (median(sequential), median(forked), median(combined));
     println!(
-        "{n}-{h}-{m} batch {rows:4} ({flops:9.3e} flop): sequential {:8.1} us, forked {:8.1} us, forked/sequential {:.2}",
+        "{n}-{h}-{m} batch {rows:4} ({flops:9.3e} flop): sequential {:8.1} us, forked {:8.1} us, combined {:8.1} us, forked/sequential {:.2}",
         sequential * 1e6,
         forked * 1e6,
+        combined * 1e6,
         forked / sequential
     );
     if rounds > 5 {
