@@ -1,6 +1,7 @@
 //! Choosing a backend at run time through `BackendKind`.
 
-use backprop::{Architecture, Backend, BackendKind, Batch, Loss, Network};
+use backprop::{Architecture, Backend, BackendKind, Batch, Loss, NaiveBackend, Network};
+use backprop_verify::Case;
 
 #[test]
 fn every_kind_round_trips_through_its_name() {
@@ -61,5 +62,38 @@ fn initialisation_is_bit_identical_for_a_seed_and_differs_across_seeds() {
     let single = Network::<f32>::init(architecture, 11);
     for (s, d) in single.params().as_slice().iter().zip(a.params().as_slice()) {
         assert_eq!(*s, *d as f32);
+    }
+}
+
+#[test]
+fn every_configuration_of_every_kind_agrees_with_the_reference() {
+    let case = Case::random(Architecture::seed(6, 5, 3).unwrap(), 11, 9);
+    let gradient_of = |backend: &mut dyn Backend<f64>| {
+        let mut gradient = case.network.zero_gradient();
+        let loss = backend
+            .loss_and_gradient(&case.network, &case.batch(), &mut gradient)
+            .unwrap();
+        (loss, gradient.into_values())
+    };
+    let (loss, gradient) = gradient_of(&mut NaiveBackend::new());
+    for kind in BackendKind::ALL {
+        let configurations = [
+            ("default", kind.create()),
+            ("reproducible", kind.create_reproducible(3).unwrap()),
+            ("forking", kind.create_forking(2).unwrap()),
+        ];
+        for (name, mut backend) in configurations {
+            let (l, g) = gradient_of(&mut *backend);
+            assert!(
+                (l - loss).abs() <= 1e-12 * loss.abs(),
+                "{kind} {name}: {l} vs {loss}"
+            );
+            for (a, b) in g.iter().zip(&gradient) {
+                assert!(
+                    (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                    "{kind} {name}: {a} vs {b}"
+                );
+            }
+        }
     }
 }

@@ -105,14 +105,15 @@ fn cells(seeds: &[u64]) -> Vec<Cell> {
 }
 
 /// Every check for one backend, precision and cell. A parallel backend is
-/// checked in its reproducible configuration on 2 threads, which forks for
-/// every batch (its default configuration runs batches this small as one
-/// partition on the calling thread, which is the inner backend's own row).
+/// checked in its default scheme forced to fork for every batch, on 2
+/// threads (its default configuration runs batches this small as one
+/// partition on the calling thread, which is the inner backend's own row),
+/// and across thread counts in its reproducible configuration.
 fn check_cell(kind: BackendKind, dtype: &str, cell: &Cell) -> Vec<CheckReport> {
     let seed = cell.seed;
     match dtype {
         "f64" => {
-            let mut reports = check_f64(&mut *reproducible::<f64>(kind, 2), &cell.case, seed);
+            let mut reports = check_f64(&mut *forking::<f64>(kind, 2), &cell.case, seed);
             if kind.is_parallel() {
                 let make = |threads| reproducible::<f64>(kind, threads);
                 reports.push(checks::thread_counts(&make, &cell.case, &THREAD_COUNTS));
@@ -120,7 +121,7 @@ fn check_cell(kind: BackendKind, dtype: &str, cell: &Cell) -> Vec<CheckReport> {
             reports
         }
         _ => {
-            let mut reports = check_f32(&mut *reproducible::<f32>(kind, 2), &cell.case);
+            let mut reports = check_f32(&mut *forking::<f32>(kind, 2), &cell.case);
             if kind.is_parallel() {
                 let make = |threads| reproducible::<f32>(kind, threads);
                 reports.push(checks::thread_counts(
@@ -134,12 +135,22 @@ fn check_cell(kind: BackendKind, dtype: &str, cell: &Cell) -> Vec<CheckReport> {
     }
 }
 
+/// The backend in its reproducible configuration on `threads` threads.
 fn reproducible<T: backprop::Precision>(kind: BackendKind, threads: usize) -> Box<dyn Backend<T>> {
-    match kind.create_reproducible::<T>(threads) {
-        Ok(backend) => backend,
-        // A pool that cannot be built fails the check through a refusing backend.
-        Err(error) => Box::new(Refusing(error)),
-    }
+    built(kind.create_reproducible::<T>(threads))
+}
+
+/// The backend in its default scheme, forking for every batch, on `threads` threads.
+fn forking<T: backprop::Precision>(kind: BackendKind, threads: usize) -> Box<dyn Backend<T>> {
+    built(kind.create_forking::<T>(threads))
+}
+
+/// The backend, or one refusing every call with the error that kept it from being built.
+fn built<T: backprop::Precision>(
+    backend: Result<Box<dyn Backend<T>>, backprop::Error>,
+) -> Box<dyn Backend<T>> {
+    // A pool that cannot be built fails the check through a refusing backend.
+    backend.unwrap_or_else(|error| Box::new(Refusing(error)))
 }
 
 /// Stands in for a backend that could not be built, returning why on every call.

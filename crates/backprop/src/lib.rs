@@ -96,6 +96,29 @@ impl BackendKind {
         self,
         threads: usize,
     ) -> Result<Box<dyn Backend<T>>, Error> {
+        self.forking(threads, Partitions::Fixed(REPRODUCIBLE_PARTITIONS))
+    }
+
+    /// A backend of this kind in its default scheme (one partition per
+    /// thread; for `rayon-faer`, the first layer split by hidden units) that
+    /// forks for every batch of more than one row, on its own pool of
+    /// `threads` threads: what the default configuration runs on large
+    /// batches, at any batch size, for checking. Any other backend is the
+    /// same as [`BackendKind::create`].
+    pub fn create_forking<T: Precision>(
+        self,
+        threads: usize,
+    ) -> Result<Box<dyn Backend<T>>, Error> {
+        self.forking(threads, Partitions::PerThread)
+    }
+
+    /// The backend forking for every batch on its own pool of `threads`
+    /// threads with `partitions`, if it is parallel.
+    fn forking<T: Precision>(
+        self,
+        threads: usize,
+        partitions: Partitions,
+    ) -> Result<Box<dyn Backend<T>>, Error> {
         if !self.is_parallel() {
             return Ok(self.create());
         }
@@ -106,35 +129,42 @@ impl BackendKind {
                 threads,
                 reason: e.to_string(),
             })?;
-        Ok(self.build(Some(Arc::new(pool))))
+        Ok(self.build(Some((Arc::new(pool), partitions))))
     }
 
-    /// The backend, reproducible on `pool` if one is given.
-    fn build<T: Precision>(self, pool: Option<Arc<rayon::ThreadPool>>) -> Box<dyn Backend<T>> {
+    /// The backend, forking on the pool with the partitions if they are given.
+    fn build<T: Precision>(
+        self,
+        forking: Option<(Arc<rayon::ThreadPool>, Partitions)>,
+    ) -> Box<dyn Backend<T>> {
         match self {
             BackendKind::Naive => Box::new(NaiveBackend::<T>::new()),
             BackendKind::Faer => Box::new(FaerBackend::<T>::new()),
-            BackendKind::RayonNaive => rayon_over(self.name(), NaiveBackend::<T>::new, pool),
-            BackendKind::RayonFaer => rayon_over(self.name(), FaerBackend::<T>::sequential, pool),
+            BackendKind::RayonNaive => rayon_over(self.name(), NaiveBackend::<T>::new, forking),
+            BackendKind::RayonFaer => {
+                rayon_over(self.name(), FaerBackend::<T>::sequential, forking)
+            }
         }
     }
 }
 
 /// A rayon backend over inner backends made by `make_inner`: on the global
-/// pool by default, or reproducibly on `pool`.
+/// pool by default, or forking for every batch of more than one row on the
+/// given pool with the given partitions.
 fn rayon_over<T: Precision, B: Backend<T> + 'static>(
     name: &'static str,
     make_inner: fn() -> B,
-    pool: Option<Arc<rayon::ThreadPool>>,
+    forking: Option<(Arc<rayon::ThreadPool>, Partitions)>,
 ) -> Box<dyn Backend<T>> {
     let backend = RayonBackend::new(name, make_inner);
-    match pool {
+    match forking {
         None => Box::new(backend),
-        Some(pool) => Box::new(
+        Some((pool, partitions)) => Box::new(
             backend
                 .with_pool(pool)
-                .with_partitions(Partitions::Fixed(REPRODUCIBLE_PARTITIONS))
-                .with_parallel_threshold(0.0),
+                .with_partitions(partitions)
+                .with_parallel_threshold(0.0)
+                .with_min_rows_per_partition(1),
         ),
     }
 }
