@@ -85,6 +85,26 @@ pub(crate) fn case() -> impl Strategy<Value = Case<f64>> {
         })
 }
 
+/// Asserts that a loss and gradient agree with the reference's to `tolerance`,
+/// relative for the loss and relative to `1 + |reference|` per component.
+pub(crate) fn assert_agrees(
+    label: &str,
+    (loss, gradient): (f64, &[f64]),
+    (reference_loss, reference): (f64, &[f64]),
+    tolerance: f64,
+) {
+    assert!(
+        (loss - reference_loss).abs() <= tolerance * reference_loss.abs(),
+        "{label}: loss {loss} vs {reference_loss}"
+    );
+    for (a, b) in gradient.iter().zip(reference) {
+        assert!(
+            (a - b).abs() <= tolerance * (1.0 + b.abs()),
+            "{label}: {a} vs {b}"
+        );
+    }
+}
+
 /// One line per report, for assertion messages.
 pub(crate) fn describe(reports: &[CheckReport]) -> String {
     reports

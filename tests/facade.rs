@@ -3,6 +3,8 @@
 use backprop::{Architecture, Backend, BackendKind, Batch, Loss, NaiveBackend, Network};
 use backprop_verify::Case;
 
+use crate::driver::assert_agrees;
+
 #[test]
 fn every_kind_round_trips_through_its_name() {
     for kind in BackendKind::ALL {
@@ -84,16 +86,8 @@ fn every_configuration_of_every_kind_agrees_with_the_reference() {
         ];
         for (name, mut backend) in configurations {
             let (l, g) = gradient_of(&mut *backend);
-            assert!(
-                (l - loss).abs() <= 1e-12 * loss.abs(),
-                "{kind} {name}: {l} vs {loss}"
-            );
-            for (a, b) in g.iter().zip(&gradient) {
-                assert!(
-                    (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
-                    "{kind} {name}: {a} vs {b}"
-                );
-            }
+            let label = format!("{kind} {name}");
+            assert_agrees(&label, (l, &g), (loss, &gradient), 1e-12);
         }
     }
 }

@@ -11,7 +11,7 @@ use backprop_verify::Case;
 use backprop_verify::suite::{all_passed, check_f32, check_f64};
 use proptest::prelude::*;
 
-use crate::driver::{case, config, describe};
+use crate::driver::{assert_agrees, case, config, describe};
 
 fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
     Arc::new(
@@ -109,16 +109,8 @@ fn tiny_batches_and_pools_agree_with_the_reference() {
             forking(8, Partitions::PerThread),
         ] {
             let (l, g) = loss_and_gradient(&mut backend, &case);
-            assert!(
-                (l - loss).abs() <= 1e-14 * loss.abs(),
-                "{rows} rows: {l} vs {loss}"
-            );
-            for (a, b) in g.iter().zip(&gradient) {
-                assert!(
-                    (a - b).abs() <= 1e-14 * (1.0 + b.abs()),
-                    "{rows} rows: {a} vs {b}"
-                );
-            }
+            let label = format!("{rows} rows");
+            assert_agrees(&label, (l, &g), (loss, &gradient), 1e-14);
         }
     }
 }
@@ -171,17 +163,8 @@ fn the_first_layer_split_agrees_with_the_reference_and_repeats_its_bits() {
             let mut backend = splitting(threads);
             let first = loss_and_gradient(&mut backend, &case);
             let widths = architecture.widths();
-            assert!(
-                (first.0 - loss).abs() <= 1e-12 * loss.abs(),
-                "{widths:?}: {} vs {loss}",
-                first.0
-            );
-            for (a, b) in first.1.iter().zip(&gradient) {
-                assert!(
-                    (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
-                    "{widths:?} on {threads} threads: {a} vs {b}"
-                );
-            }
+            let label = format!("{widths:?} on {threads} threads");
+            assert_agrees(&label, (first.0, &first.1), (loss, &gradient), 1e-12);
             let again = loss_and_gradient(&mut backend, &case);
             assert_eq!(
                 bits(&again),
