@@ -132,24 +132,25 @@ pub use crew::DEFAULT_LINGER;
 /// with `cargo run --release -p backprop-rayon --example fork_crossover`
 /// (rayon over sequential faer, forced to fork, against sequential faer, in
 /// a loop of steps; f32, medians of interleaved runs), on 64-32-10: forking
-/// lost at batch 32 (455 kflop: 9.3 us against 9.2 us), was unreliable at
-/// batch 64 (909 kflop: from 0.75x to 1.02x the sequential time in three
-/// runs, but 20.8 us against 12.5 us in a criterion run that also forked
-/// the combination), and won at batch
-/// 128 in every run (1.8 Mflop: 20.0 us against 30.9 us). The first fork
-/// after the helpers have left costs a wake-up instead (70–85 us there),
-/// which a small step does not earn back: see [`RayonBackend::with_linger`].
+/// lost at batch 16 (227 kflop: 4.8 us against 3.8 us), was about even at
+/// batch 32 (455 kflop: 6.1 us against 6.5 us), and won at batch 64 (909
+/// kflop: 9.3 us against 12.2 us) in that run; but at batch 64 an earlier
+/// criterion run, which also forked the combination, measured 20.8 us
+/// against 12.5 us, so the threshold sits above it, below batch 128, which
+/// won in every run (1.8 Mflop: 15.3 us against 23.3 us in the same run).
+/// The first fork after the helpers have left costs a wake-up instead
+/// (70–85 us there), which a small step does not earn back: see
+/// [`RayonBackend::with_linger`].
 pub const DEFAULT_PARALLEL_THRESHOLD_FLOPS: f64 = 1.5e6;
 
 /// The fewest rows a `PerThread` partition gets by default.
 ///
 /// A partition's cost has a part that does not shrink with its rows: it
-/// reads every weight and writes a whole gradient. Measured as above on
-/// 784-256-10: forking lost at batch 8 (161 us against 115 us, 4 rows a
-/// partition) and batch 16 (202 us against 174 us, 8 rows; about even in
-/// another run), and won from batch 32 (265 us against 295 us, 16 rows; at
-/// batch 128, 641 us against 1053 us, and 584 us against 1013 us in a
-/// quieter run).
+/// reads every weight and writes the gradient of at least the layers after
+/// the first. Measured as above on 784-256-10: forking lost at batch 8
+/// (120.7 us against 114.9 us, 4 rows a partition), was even at batch 16
+/// (170.4 us against 171.6 us, 8 rows), and won from batch 32 (197.0 us
+/// against 293.4 us, 16 rows).
 pub const DEFAULT_MIN_ROWS_PER_PARTITION: usize = 16;
 
 /// How the batch is cut into partitions.
