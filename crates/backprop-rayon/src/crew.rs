@@ -209,6 +209,21 @@ impl Crew {
         });
     }
 
+    /// [`Crew::spread`] if `fork`; otherwise `work` on every item in turn on
+    /// the calling thread.
+    pub(crate) fn spread_if<I: Send>(
+        &self,
+        fork: bool,
+        items: impl Iterator<Item = I>,
+        work: &(impl Fn(I) + Sync),
+    ) {
+        if fork {
+            self.spread(items, work);
+        } else {
+            items.for_each(work);
+        }
+    }
+
     /// Helpers alive now (spinning or working).
     #[cfg(test)]
     pub(crate) fn helpers(&self) -> usize {

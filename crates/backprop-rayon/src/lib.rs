@@ -295,19 +295,36 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
     where
         F: Fn(usize, &mut B, &mut PartitionResults<T>) + Send + Sync,
     {
-        let backends = &mut self.backends[..count];
-        let results = &mut self.results[..count];
-        if !fork {
-            for (c, (backend, results)) in backends.iter_mut().zip(results).enumerate() {
-                work(c, backend, results);
-            }
-            return;
-        }
-        let partitions = backends.iter_mut().zip(results).enumerate();
-        self.crew.spread(partitions, &|(c, (backend, results))| {
-            work(c, backend, results)
-        });
+        let workers = self.backends[..count]
+            .iter_mut()
+            .zip(&mut self.results[..count]);
+        self.crew
+            .spread_if(fork, workers.enumerate(), &|(c, (backend, results))| {
+                work(c, backend, results)
+            });
     }
+}
+
+/// How a step's partitions were run, for their combination.
+struct Partitioned {
+    count: usize,
+    rows: usize,
+    fork: bool,
+    /// The first layer's shape when its weight gradient is split by hidden units.
+    first_layer: Option<LayerShape>,
+}
+
+/// `values` cut into `count` consecutive pieces, piece `c` holding the rows
+/// `partition(c, count, rows)` of `width` values each.
+fn pieces<T>(mut values: &mut [T], count: usize, rows: usize, width: usize) -> Vec<&mut [T]> {
+    (0..count)
+        .map(|c| {
+            let (piece, rest) =
+                std::mem::take(&mut values).split_at_mut(partition(c, count, rows).len() * width);
+            values = rest;
+            piece
+        })
+        .collect()
 }
 
 /// The weight `B_c / B` of partition `c` of `count` over `rows` rows.
@@ -354,14 +371,9 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
         if let Some(inner) = self.single_partition(network, batch.rows()) {
             return inner.loss_and_gradient(network, &batch, gradient);
         }
-        if self.splits_first_layer(network, batch.rows()) {
-            let (count, loss) = self.split_partitions(network, &batch)?;
-            let first_layer = network.architecture().layers()[0];
-            self.split_combine(count, first_layer, &batch, gradient.as_mut_slice(), None);
-            return Ok(loss);
-        }
-        let (count, fork) = self.compute_partitions(network, &batch);
-        self.combine(count, batch.rows(), fork, gradient.as_mut_slice(), None)
+        let (parts, loss) = self.run_partitions(network, &batch)?;
+        self.combine(parts, &batch, gradient.as_mut_slice(), None);
+        Ok(loss)
     }
 
     /// One SGD step with the update fused into the combination of the
@@ -381,22 +393,10 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
         if let Some(inner) = self.single_partition(network, batch.rows()) {
             return inner.sgd_step(network, batch, gradient, learning_rate);
         }
-        if self.splits_first_layer(network, batch.rows()) {
-            let (count, loss) = self.split_partitions(network, batch)?;
-            let first_layer = network.architecture().layers()[0];
-            let update = Some((network.param_values_mut(), -learning_rate));
-            self.split_combine(count, first_layer, batch, gradient.as_mut_slice(), update);
-            return Ok(loss);
-        }
-        let (count, fork) = self.compute_partitions(network, batch);
-        let update = (network.param_values_mut(), -learning_rate);
-        self.combine(
-            count,
-            batch.rows(),
-            fork,
-            gradient.as_mut_slice(),
-            Some(update),
-        )
+        let (parts, loss) = self.run_partitions(network, batch)?;
+        let update = Some((network.param_values_mut(), -learning_rate));
+        self.combine(parts, batch, gradient.as_mut_slice(), update);
+        Ok(loss)
     }
 }
 
@@ -417,170 +417,155 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         self.backends.first_mut()
     }
 
-    /// Whether a step on `rows` rows forms the first layer's weight gradient
-    /// over the whole batch, split by hidden units (see the crate docs).
-    fn splits_first_layer(&mut self, network: &Network<T>, rows: usize) -> bool {
-        let (count, fork) = self.plan(network, rows);
-        if self.partitions != Partitions::PerThread || !fork || count < 2 {
-            return false;
-        }
-        self.ensure_workers(count);
-        self.backends[0].first_layer_split().is_some()
-    }
-
-    /// Runs the inner backends on the batch's partitions without the first
-    /// layer's weights, leaving each partition's gradient in its worker and
-    /// its `delta^1`, weighted by its share of the rows, in `first_delta`.
-    /// Returns the partition count and the loss.
-    fn split_partitions(
+    /// Runs the inner backends on the batch's partitions, leaving each
+    /// partition's gradient in its worker, and returns how the step is laid
+    /// out and its loss (the partitions' losses weighted by their shares of
+    /// the rows), or the first partition's error.
+    ///
+    /// With `PerThread` partitions, a step that forks and an inner backend
+    /// that offers a [`FirstLayerSplit`](backprop_core::FirstLayerSplit), the
+    /// partitions leave the first layer's weights out and write their
+    /// `delta^1`, weighted by their shares, into `first_delta` instead.
+    fn run_partitions(
         &mut self,
         network: &Network<T>,
         batch: &Batch<'_, T>,
-    ) -> Result<(usize, T), Error> {
+    ) -> Result<(Partitioned, T), Error> {
         let rows = batch.rows();
-        let (count, _) = self.plan(network, rows);
-        let hidden = network.architecture().widths()[1];
+        let (count, fork) = self.plan(network, rows);
+        self.ensure_workers(count);
+        let splits = self.partitions == Partitions::PerThread
+            && fork
+            && self.backends[0].first_layer_split().is_some();
+        let first_layer = splits.then(|| network.architecture().layers()[0]);
+        let hidden = first_layer.map_or(0, |layer| layer.outputs);
         self.first_delta.resize(rows * hidden, T::ZERO);
-        let mut deltas = Vec::with_capacity(count);
-        let mut rest = &mut self.first_delta[..rows * hidden];
-        for c in 0..count {
-            let (here, after) = rest.split_at_mut(partition(c, count, rows).len() * hidden);
-            deltas.push(here);
-            rest = after;
-        }
+        let deltas = pieces(&mut self.first_delta, count, rows, hidden);
         let backends = self.backends[..count].iter_mut();
         let workers = backends.zip(&mut self.results[..count]).zip(deltas);
-        self.crew
-            .spread(workers.enumerate(), &|(c, ((backend, results), delta))| {
-                let part = batch
-                    .sub_batch(partition(c, count, rows))
-                    .expect("a non-empty partition");
-                let accumulator = fitted(&mut results.accumulator, network);
-                let split = backend.first_layer_split().expect("checked in the plan");
-                // Cannot fail on shape: the sub-batch, accumulator and delta fit the network.
-                results.outcome =
-                    split.loss_and_gradient_but_first_weights(network, &part, accumulator, delta);
-                vector::scale(delta, share(c, count, rows));
-            });
-        let loss = self.weighted_loss(count, rows)?;
-        Ok((count, loss))
+        self.crew.spread_if(fork, workers.enumerate(), &|(
+            c,
+            ((backend, results), delta),
+        )| {
+            let part = batch
+                .sub_batch(partition(c, count, rows))
+                .expect("a non-empty partition");
+            let accumulator = fitted(&mut results.accumulator, network);
+            // Cannot fail on shape: the sub-batch, accumulator and delta fit the network.
+            results.outcome = match backend.first_layer_split() {
+                Some(split) if splits => {
+                    let outcome = split.loss_and_gradient_but_first_weights(
+                        network,
+                        &part,
+                        accumulator,
+                        delta,
+                    );
+                    vector::scale(delta, share(c, count, rows));
+                    outcome
+                }
+                _ => backend.loss_and_gradient(network, &part, accumulator),
+            };
+        });
+        let parts = Partitioned {
+            count,
+            rows,
+            fork,
+            first_layer,
+        };
+        let mut loss = T::ZERO;
+        for (c, results) in self.results[..count].iter().enumerate() {
+            loss += share::<T>(c, count, rows) * results.outcome.clone()?;
+        }
+        Ok((parts, loss))
+    }
+
+    /// Combines the partitions' results of `parts` into `gradient`, applying
+    /// `theta += step * gradient` to the parameters given with a step: the
+    /// first layer's weights by [`Self::split_combine`] if they were split,
+    /// every other parameter by [`Self::combine_from`].
+    fn combine(
+        &mut self,
+        parts: Partitioned,
+        batch: &Batch<'_, T>,
+        gradient: &mut [T],
+        update: Option<(&mut [T], T)>,
+    ) {
+        let Some(first_layer) = parts.first_layer else {
+            return self.combine_from(0, &parts, gradient, update);
+        };
+        let end = first_layer.weight_range().end;
+        let (first, others) = gradient.split_at_mut(end);
+        let (first_update, others_update) = match update {
+            Some((params, rate)) => {
+                let (first, others) = params.split_at_mut(end);
+                (Some((first, rate)), Some((others, rate)))
+            }
+            None => (None, None),
+        };
+        self.split_combine(&parts, first_layer, batch, first, first_update);
+        self.combine_from(end, &parts, others, others_update);
     }
 
     /// Forms the first layer's weight gradient `delta^1^T X` over the whole
-    /// batch, one block of hidden units per worker, then combines the other
-    /// parameters' gradients; applies `theta += step * gradient` to the
-    /// parameters given with a step.
+    /// batch into `gradient` (those weights only), one block of hidden units
+    /// per worker, each applying `theta += step * gradient` to its weights if
+    /// `update` gives them.
     fn split_combine(
         &mut self,
-        count: usize,
+        parts: &Partitioned,
         first_layer: LayerShape,
         batch: &Batch<'_, T>,
         gradient: &mut [T],
         update: Option<(&mut [T], T)>,
     ) {
-        let rows = batch.rows();
-        let (hidden, n) = (first_layer.outputs, first_layer.inputs);
-        let weights = first_layer.weight_range();
-        let (first, others) = gradient.split_at_mut(weights.end);
-        let (first_params, others_update) = match update {
-            Some((params, step)) => {
-                let (first, others) = params.split_at_mut(weights.end);
-                (Some((first, step)), Some((others, step)))
-            }
-            None => (None, None),
-        };
-        let blocks = count.min(hidden);
+        let (hidden, n, rows) = (first_layer.outputs, first_layer.inputs, parts.rows);
+        let blocks = parts.count.min(hidden);
         let unit_rows = |t: usize| partition(t, blocks, hidden);
-        let mut outs = Vec::with_capacity(blocks);
-        let mut params = Vec::with_capacity(blocks);
-        let (mut rest, mut rest_params) = (first, first_params);
-        for t in 0..blocks {
-            let (out, after) = rest.split_at_mut(unit_rows(t).len() * n);
-            outs.push(out);
-            rest = after;
-            params.push(rest_params.take().map(|(p, step)| {
-                let (here, after) = p.split_at_mut(unit_rows(t).len() * n);
-                rest_params = Some((after, step));
-                (here, step)
-            }));
-        }
+        let (params, rate) = match update {
+            Some((params, rate)) => (Some(pieces(params, blocks, hidden, n)), rate),
+            None => (None, T::ZERO),
+        };
+        let mut params = params.map(Vec::into_iter);
+        let outs = pieces(gradient, blocks, hidden, n).into_iter();
+        let blocks_of_units = self.backends[..blocks].iter_mut().zip(outs);
+        let blocks_of_units = blocks_of_units
+            .map(|(backend, out)| (backend, out, params.as_mut().and_then(Iterator::next)));
         let delta = MatrixRef::new(&self.first_delta[..rows * hidden], rows, hidden)
-            .expect("sized in split_partitions");
+            .expect("sized in run_partitions");
         let inputs = batch.inputs().matrix();
-        let blocks_of_units = self.backends[..blocks].iter_mut().zip(outs).zip(params);
         self.crew.spread(blocks_of_units.enumerate(), &|(
             t,
-            ((backend, out), params),
+            (backend, out, params),
         )| {
-            let split = backend.first_layer_split().expect("checked in the plan");
+            let split = backend
+                .first_layer_split()
+                .expect("offered in run_partitions");
             split
                 .first_weight_rows(delta, inputs, unit_rows(t), out)
                 .expect("sizes that fit by construction");
-            if let Some((params, step)) = params {
-                vector::axpy(params, step, out);
+            if let Some(params) = params {
+                vector::axpy(params, rate, out);
             }
         });
-        self.combine_from(weights.end, count, rows, true, others, others_update);
     }
 
-    /// Runs the inner backends on the batch's partitions, leaving each
-    /// partition's mean loss and gradient in its worker.
-    fn compute_partitions(&mut self, network: &Network<T>, batch: &Batch<'_, T>) -> (usize, bool) {
-        let rows = batch.rows();
-        let (count, fork) = self.plan(network, rows);
-        self.ensure_workers(count);
-        self.run_workers(count, fork, |c, backend, results| {
-            let part = batch
-                .sub_batch(partition(c, count, rows))
-                .expect("a non-empty partition");
-            let accumulator = fitted(&mut results.accumulator, network);
-            // Cannot fail on shape: the sub-batch and accumulator fit the network.
-            results.outcome = backend.loss_and_gradient(network, &part, accumulator);
-        });
-        (count, fork)
-    }
-
-    /// Combines the first `count` workers' results in partition order, each
-    /// weighted by its share `B_c / B` of the rows, into `gradient`, and
-    /// applies `theta += step * gradient` to the parameters given with a step.
+    /// Combines the partitions' gradients of the parameters from `offset` on
+    /// in partition order, each weighted by its share `B_c / B` of the rows,
+    /// into `gradient`, and applies `theta += step * gradient` to the
+    /// parameters given with a step; `gradient` and those parameters start at
+    /// `offset`.
     ///
     /// Every parameter's sum runs over the partitions in the same order
     /// whichever thread computes it, so splitting the parameters into blocks
     /// on the pool changes no bit.
-    fn combine(
-        &self,
-        count: usize,
-        rows: usize,
-        fork: bool,
-        gradient: &mut [T],
-        update: Option<(&mut [T], T)>,
-    ) -> Result<T, Error> {
-        let loss = self.weighted_loss(count, rows)?;
-        self.combine_from(0, count, rows, fork, gradient, update);
-        Ok(loss)
-    }
-
-    /// The weighted sum of the first `count` workers' losses, or the first
-    /// partition's error.
-    fn weighted_loss(&self, count: usize, rows: usize) -> Result<T, Error> {
-        let mut loss = T::ZERO;
-        for (c, results) in self.results[..count].iter().enumerate() {
-            loss += share::<T>(c, count, rows) * results.outcome.clone()?;
-        }
-        Ok(loss)
-    }
-
-    /// [`Self::combine`] without the loss, for the parameters from `offset`
-    /// on: `gradient` and the parameters of `update` start there.
     fn combine_from(
         &self,
         offset: usize,
-        count: usize,
-        rows: usize,
-        fork: bool,
+        parts: &Partitioned,
         gradient: &mut [T],
         update: Option<(&mut [T], T)>,
     ) {
+        let (count, rows) = (parts.count, parts.rows);
         let results = &self.results[..count];
         let weight = |c: usize| share(c, count, rows);
         let accumulator = |c: usize| -> &[T] {
@@ -597,43 +582,29 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
                 vector::axpy(params, step, block);
             }
         };
-        let (params, step) = match update {
-            Some((params, step)) => (Some(params), step),
+        let (params, rate) = match update {
+            Some((params, rate)) => (Some(params), rate),
             None => (None, T::ZERO),
         };
         // In blocks that stay in cache.
         let combine_range = |start: usize, gradient: &mut [T], params: Option<&mut [T]>| {
-            let blocks = gradient.chunks_mut(COMBINE_BLOCK).enumerate();
-            match params {
-                Some(params) => {
-                    for ((k, block), params) in blocks.zip(params.chunks_mut(COMBINE_BLOCK)) {
-                        combine_block(start + k * COMBINE_BLOCK, block, Some(params), step);
-                    }
-                }
-                None => {
-                    for (k, block) in blocks {
-                        combine_block(start + k * COMBINE_BLOCK, block, None, step);
-                    }
-                }
+            let mut params = params.map(|params| params.chunks_mut(COMBINE_BLOCK));
+            for (k, block) in gradient.chunks_mut(COMBINE_BLOCK).enumerate() {
+                let params = params.as_mut().and_then(Iterator::next);
+                combine_block(start + k * COMBINE_BLOCK, block, params, rate);
             }
         };
         // One contiguous range of parameters per thread, of at least a block:
         // a network with fewer parameters combines on the calling thread.
         let range = gradient.len().div_ceil(self.threads()).max(COMBINE_BLOCK);
-        if !fork || range >= gradient.len() {
+        if !parts.fork || range >= gradient.len() {
             combine_range(0, gradient, params);
             return;
         }
+        let mut params = params.map(|params| params.chunks_mut(range));
         let ranges = gradient.chunks_mut(range).enumerate();
-        match params {
-            Some(params) => self
-                .crew
-                .spread(ranges.zip(params.chunks_mut(range)), &|((k, g), p)| {
-                    combine_range(k * range, g, Some(p))
-                }),
-            None => self
-                .crew
-                .spread(ranges, &|(k, g)| combine_range(k * range, g, None)),
-        }
+        let ranges = ranges.map(|(k, g)| (k, g, params.as_mut().and_then(Iterator::next)));
+        self.crew
+            .spread(ranges, &|(k, g, p)| combine_range(k * range, g, p));
     }
 }
