@@ -114,6 +114,16 @@ pub(crate) fn describe(reports: &[CheckReport]) -> String {
         .join("\n")
 }
 
+/// A pool of `threads` threads.
+pub(crate) fn pool(threads: usize) -> std::sync::Arc<rayon::ThreadPool> {
+    std::sync::Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool"),
+    )
+}
+
 /// Every check of the protocol, in both precisions, on one backend.
 macro_rules! backend_suite {
     ($module:ident, $kind:expr) => {

@@ -1,8 +1,9 @@
 //! Bad input: each mistake gets its own typed error naming the sizes, never a panic.
 
 use backprop::{
-    Activation, Architecture, Backend, BackendKind, Batch, Error, FaerBackend, Inputs, Loss,
-    MatrixRef, MatrixRole, NaiveBackend, Network, Params,
+    Activation, Architecture, Backend, BackendKind, Batch, Error, FaerBackend, FirstLayerSplit,
+    FirstWeightRowsTask, GradientTask, Inputs, Loss, MatrixRef, MatrixRole, Network, Params,
+    SplitGradientTask,
 };
 
 fn message(error: &Error) -> String {
@@ -233,8 +234,6 @@ fn first_layer_splits_reject_pieces_that_do_not_fit() {
     let (x, y) = ([0.5; 6], [0.5; 4]);
     let batch = Batch::from_slices(&architecture, 2, &x, &y).unwrap();
     let mut gradient = network.zero_gradient();
-    let mut backend = FaerBackend::<f64>::sequential();
-    let split = backend.first_layer_split().expect("faer offers the split");
     let mismatch = |what, expected, found| Error::SplitMismatch {
         what,
         expected,
@@ -242,9 +241,8 @@ fn first_layer_splits_reject_pieces_that_do_not_fit() {
     };
 
     // delta^1 of 2 rows and 4 hidden units holds 8 values.
-    let e = split
-        .loss_and_gradient_but_first_weights(&network, &batch, &mut gradient, &mut [0.0; 7])
-        .unwrap_err();
+    let task = GradientTask::new(&network, batch, &mut gradient).unwrap();
+    let e = SplitGradientTask::new(task, &mut [0.0; 7]).unwrap_err();
     assert_eq!(e, mismatch("first delta length", 8, 7));
     assert_eq!(
         message(&e),
@@ -254,26 +252,22 @@ fn first_layer_splits_reject_pieces_that_do_not_fit() {
     let delta = MatrixRef::new(&[0.25; 8], 2, 4).unwrap();
     let three_rows = MatrixRef::new(&[0.5; 9], 3, 3).unwrap();
     let inputs = batch.inputs().matrix();
-    let e = split
-        .first_weight_rows(delta, three_rows, 0..4, &mut [0.0; 12])
-        .unwrap_err();
+    let e = FirstWeightRowsTask::new(delta, three_rows, 0..4, &mut [0.0; 12]).unwrap_err();
     assert_eq!(e, mismatch("delta rows", 3, 2));
-    let e = split
-        .first_weight_rows(delta, inputs, 2..5, &mut [0.0; 9])
-        .unwrap_err();
+    let e = FirstWeightRowsTask::new(delta, inputs, 2..5, &mut [0.0; 9]).unwrap_err();
     assert_eq!(e, mismatch("end of the units", 4, 5));
-    let e = split
-        .first_weight_rows(delta, inputs, std::ops::Range { start: 3, end: 1 }, &mut [])
+    let e = FirstWeightRowsTask::new(delta, inputs, std::ops::Range { start: 3, end: 1 }, &mut [])
         .unwrap_err();
     assert_eq!(e, mismatch("start of the units", 1, 3));
-    let e = split
-        .first_weight_rows(delta, inputs, 1..3, &mut [0.0; 5])
-        .unwrap_err();
+    let e = FirstWeightRowsTask::new(delta, inputs, 1..3, &mut [0.0; 5]).unwrap_err();
     assert_eq!(e, mismatch("output length", 6, 5));
-    split
-        .first_weight_rows(delta, inputs, 1..3, &mut [0.0; 6])
-        .expect("pieces that fit");
-    assert!(NaiveBackend::<f64>::new().first_layer_split().is_none());
+
+    // Pieces that fit run, and give the rows of delta^T X.
+    let mut out = [0.0; 6];
+    let mut task =
+        FirstWeightRowsTask::new(delta, inputs, 1..3, &mut out).expect("pieces that fit");
+    FaerBackend::<f64>::sequential().run_first_weight_rows(&mut task);
+    assert_eq!(task.output(), &[0.25; 6]);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use backprop::{Architecture, Backend, BackendKind, Batch, Loss, NaiveBackend, Network};
 use backprop_verify::Case;
 
-use crate::driver::assert_agrees;
+use crate::driver::{assert_agrees, pool};
 
 #[test]
 fn every_kind_round_trips_through_its_name() {
@@ -81,8 +81,8 @@ fn every_configuration_of_every_kind_agrees_with_the_reference() {
     for kind in BackendKind::ALL {
         let configurations = [
             ("default", kind.create()),
-            ("reproducible", kind.create_reproducible(3).unwrap()),
-            ("forking", kind.create_forking(2).unwrap()),
+            ("reproducible", kind.create_reproducible(pool(3))),
+            ("forking", kind.create_forking(pool(2))),
         ];
         for (name, mut backend) in configurations {
             let (l, g) = gradient_of(&mut *backend);

@@ -2,6 +2,7 @@
 
 mod activations;
 mod backends;
+mod boxed;
 mod controls;
 mod driver;
 mod errors;

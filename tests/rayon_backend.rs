@@ -11,16 +11,7 @@ use backprop_verify::Case;
 use backprop_verify::suite::{all_passed, check_f32, check_f64};
 use proptest::prelude::*;
 
-use crate::driver::{assert_agrees, case, config, describe};
-
-fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
-    Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("a thread pool"),
-    )
-}
+use crate::driver::{assert_agrees, case, config, describe, pool};
 
 /// A rayon backend over naive workers that forks for every batch of more than one row.
 fn forking(threads: usize, partitions: Partitions) -> RayonBackend<f64, NaiveBackend<f64>> {
@@ -134,7 +125,7 @@ fn steps_called_from_inside_the_pool_finish_with_the_same_bits() {
 /// more than one row, one partition per thread: its steps split the first
 /// layer's weight gradient by hidden units.
 fn splitting(threads: usize) -> RayonBackend<f64, FaerBackend<f64>> {
-    RayonBackend::new("rayon-faer", FaerBackend::sequential)
+    RayonBackend::splitting_first_layer("rayon-faer", FaerBackend::sequential)
         .with_pool(pool(threads))
         .with_parallel_threshold(0.0)
         .with_min_rows_per_partition(1)

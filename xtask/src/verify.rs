@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use backprop::{Activation, Architecture, Backend, BackendKind, Loss};
+use backprop::{Activation, Architecture, BackendKind, Loss, ThreadPool, ThreadPoolBuilder};
 use backprop_verify::suite::{check_f32, check_f64};
 use backprop_verify::{Case, CheckKind, CheckReport, ControlBackend, Flaw, checks};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -104,26 +105,49 @@ fn cells(seeds: &[u64]) -> Vec<Cell> {
     cells
 }
 
+/// The thread pools the parallel backends are checked on, one per thread count.
+struct Pools(BTreeMap<usize, Arc<ThreadPool>>);
+
+impl Pools {
+    /// Pools of 2 threads (the forking checks) and of each of [`THREAD_COUNTS`].
+    fn build() -> anyhow::Result<Self> {
+        let mut pools = BTreeMap::new();
+        for threads in THREAD_COUNTS.into_iter().chain([2]) {
+            let pool = ThreadPoolBuilder::new().num_threads(threads).build();
+            let pool = pool.with_context(|| format!("building a pool of {threads} threads"))?;
+            pools.insert(threads, Arc::new(pool));
+        }
+        Ok(Pools(pools))
+    }
+
+    /// The pool of `threads` threads (built for every count the checks use).
+    fn get(&self, threads: usize) -> Arc<ThreadPool> {
+        Arc::clone(&self.0[&threads])
+    }
+}
+
 /// Every check for one backend, precision and cell. A parallel backend is
 /// checked in its default scheme forced to fork for every batch, on 2
 /// threads (its default configuration runs batches this small as one
 /// partition on the calling thread, which is the inner backend's own row),
 /// and across thread counts in its reproducible configuration.
-fn check_cell(kind: BackendKind, dtype: &str, cell: &Cell) -> Vec<CheckReport> {
+fn check_cell(kind: BackendKind, dtype: &str, cell: &Cell, pools: &Pools) -> Vec<CheckReport> {
     let seed = cell.seed;
     match dtype {
         "f64" => {
-            let mut reports = check_f64(&mut *forking::<f64>(kind, 2), &cell.case, seed);
+            let mut forking = kind.create_forking::<f64>(pools.get(2));
+            let mut reports = check_f64(&mut *forking, &cell.case, seed);
             if kind.is_parallel() {
-                let make = |threads| reproducible::<f64>(kind, threads);
+                let make = |threads| kind.create_reproducible::<f64>(pools.get(threads));
                 reports.push(checks::thread_counts(&make, &cell.case, &THREAD_COUNTS));
             }
             reports
         }
         _ => {
-            let mut reports = check_f32(&mut *forking::<f32>(kind, 2), &cell.case);
+            let mut forking = kind.create_forking::<f32>(pools.get(2));
+            let mut reports = check_f32(&mut *forking, &cell.case);
             if kind.is_parallel() {
-                let make = |threads| reproducible::<f32>(kind, threads);
+                let make = |threads| kind.create_reproducible::<f32>(pools.get(threads));
                 reports.push(checks::thread_counts(
                     &make,
                     &cell.case.to_precision(),
@@ -132,42 +156,6 @@ fn check_cell(kind: BackendKind, dtype: &str, cell: &Cell) -> Vec<CheckReport> {
             }
             reports
         }
-    }
-}
-
-/// The backend in its reproducible configuration on `threads` threads.
-fn reproducible<T: backprop::Precision>(kind: BackendKind, threads: usize) -> Box<dyn Backend<T>> {
-    built(kind.create_reproducible::<T>(threads))
-}
-
-/// The backend in its default scheme, forking for every batch, on `threads` threads.
-fn forking<T: backprop::Precision>(kind: BackendKind, threads: usize) -> Box<dyn Backend<T>> {
-    built(kind.create_forking::<T>(threads))
-}
-
-/// The backend, or one refusing every call with the error that kept it from being built.
-fn built<T: backprop::Precision>(
-    backend: Result<Box<dyn Backend<T>>, backprop::Error>,
-) -> Box<dyn Backend<T>> {
-    // A pool that cannot be built fails the check through a refusing backend.
-    backend.unwrap_or_else(|error| Box::new(Refusing(error)))
-}
-
-/// Stands in for a backend that could not be built, returning why on every call.
-struct Refusing(backprop::Error);
-
-impl<T: backprop::Scalar> Backend<T> for Refusing {
-    fn name(&self) -> &'static str {
-        "unbuildable"
-    }
-    fn run_forward(&mut self, _: backprop::ForwardTask<'_, T>) -> Result<(), backprop::Error> {
-        Err(self.0.clone())
-    }
-    fn run_loss_and_gradient(
-        &mut self,
-        _: backprop::GradientTask<'_, T>,
-    ) -> Result<T, backprop::Error> {
-        Err(self.0.clone())
     }
 }
 
@@ -290,6 +278,7 @@ fn cell_json(backend: &str, dtype: &str, cell: &Cell, reports: &[CheckReport]) -
 /// Runs the report; `Ok(false)` when any check failed or any control passed.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<bool> {
     let options = parse(args)?;
+    let pools = Pools::build()?;
     let cells = cells(&options.seeds);
     // The controls run where every mistake is visible: several outputs, layers and rows.
     let control_cells: Vec<&Cell> = cells
@@ -315,7 +304,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<bool> {
             progress.set_message(format!("{kind} {dtype}"));
             let mut summary = Summary::default();
             for cell in &cells {
-                let reports = check_cell(kind, dtype, cell);
+                let reports = check_cell(kind, dtype, cell, &pools);
                 summary.add(&reports);
                 for failed in reports.iter().filter(|r| !r.passed()) {
                     failures.push(format!(

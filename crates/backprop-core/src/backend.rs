@@ -1,85 +1,15 @@
-//! The `Backend` trait every kernel implements, and the checked tasks it is handed.
+//! The `Backend` trait every kernel implements, and the optional first-layer split.
 //!
-//! A kernel never sees unchecked shapes: it receives a [`ForwardTask`] or a
-//! [`GradientTask`], which can only be built by checking that the network,
-//! the batch and the caller's output buffer fit together.
+//! A kernel implements `run_*` methods, which receive checked tasks (see the
+//! `task` module); callers use the provided methods, which build those tasks
+//! by checking their arguments. `Box<B>` and `&mut B` forward every `run_*`
+//! method, so a boxed backend runs exactly the code of the backend inside.
 
 use std::ops::Range;
 
 use crate::{
-    Batch, Error, Inputs, MatrixRef, Network, Params, Scalar, network::check_learning_rate,
+    Batch, Error, ForwardTask, GradientTask, Inputs, MatrixRef, Network, Params, Scalar, SgdTask,
 };
-
-/// A forward pass whose network, inputs and output buffer fit together.
-#[derive(Debug)]
-pub struct ForwardTask<'a, T> {
-    network: &'a Network<T>,
-    inputs: Inputs<'a, T>,
-    outputs: &'a mut [T],
-}
-
-impl<'a, T: Scalar> ForwardTask<'a, T> {
-    /// Checks that the inputs have the network's input width `n` and that
-    /// `outputs` holds `B x m` values.
-    pub fn new(
-        network: &'a Network<T>,
-        inputs: Inputs<'a, T>,
-        outputs: &'a mut [T],
-    ) -> Result<Self, Error> {
-        let architecture = network.architecture();
-        inputs.check_width(architecture)?;
-        let (rows, cols) = (inputs.rows(), architecture.output_width());
-        if rows.checked_mul(cols) != Some(outputs.len()) {
-            return Err(Error::MatrixLength {
-                rows,
-                cols,
-                found: outputs.len(),
-            });
-        }
-        Ok(ForwardTask {
-            network,
-            inputs,
-            outputs,
-        })
-    }
-
-    /// The network, its inputs and the output buffer `B x m` to overwrite
-    /// with the output layer's activations `A^L`.
-    pub fn into_parts(self) -> (&'a Network<T>, Inputs<'a, T>, &'a mut [T]) {
-        (self.network, self.inputs, self.outputs)
-    }
-}
-
-/// A loss-and-gradient computation whose network, batch and gradient buffer fit together.
-#[derive(Debug)]
-pub struct GradientTask<'a, T> {
-    network: &'a Network<T>,
-    batch: Batch<'a, T>,
-    gradient: &'a mut Params<T>,
-}
-
-impl<'a, T: Scalar> GradientTask<'a, T> {
-    /// Checks that the batch's widths are the network's `n` and `m` and that
-    /// the gradient buffer is laid out for the network.
-    pub fn new(
-        network: &'a Network<T>,
-        batch: Batch<'a, T>,
-        gradient: &'a mut Params<T>,
-    ) -> Result<Self, Error> {
-        batch.check_widths(network.architecture())?;
-        gradient.check_layout(network.architecture())?;
-        Ok(GradientTask {
-            network,
-            batch,
-            gradient,
-        })
-    }
-
-    /// The network, the batch and the gradient buffer to overwrite with `dJ/dtheta`.
-    pub fn into_parts(self) -> (&'a Network<T>, Batch<'a, T>, &'a mut Params<T>) {
-        (self.network, self.batch, self.gradient)
-    }
-}
 
 /// A backpropagation kernel for networks in precision `T`.
 ///
@@ -88,9 +18,12 @@ impl<'a, T: Scalar> GradientTask<'a, T> {
 /// shape, a well-behaved backend allocates nothing per step.
 ///
 /// Implementors write [`Backend::name`], [`Backend::run_forward`] and
-/// [`Backend::run_loss_and_gradient`]; callers use the provided
-/// [`Backend::forward`], [`Backend::loss_and_gradient`] and
-/// [`Backend::sgd_step`], which check their arguments first.
+/// [`Backend::run_loss_and_gradient`], and may override
+/// [`Backend::run_sgd_step`] to fuse the update into the gradient. Callers
+/// use the provided [`Backend::forward`], [`Backend::loss_and_gradient`] and
+/// [`Backend::sgd_step`], which check their arguments and call a `run_*`
+/// method; they are not meant to be overridden (wrappers such as `Box<B>`
+/// forward only the `run_*` methods).
 pub trait Backend<T: Scalar>: Send {
     /// A stable, lower-case name, such as `naive`.
     fn name(&self) -> &'static str;
@@ -102,6 +35,18 @@ pub trait Backend<T: Scalar>: Send {
     /// Overwrites the task's gradient buffer with `dJ/dtheta` over the whole
     /// batch (never reading its old values) and returns the loss `J`.
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error>;
+
+    /// One SGD step: leaves `dJ/dtheta` in the task's gradient buffer, applies
+    /// `theta <- theta - eta dJ/dtheta` to the network, and returns the loss
+    /// before the update. On an error the network is left as it was.
+    ///
+    /// The default computes the gradient with [`Backend::run_loss_and_gradient`]
+    /// and then updates; a backend may fuse the two.
+    fn run_sgd_step(&mut self, mut task: SgdTask<'_, T>) -> Result<T, Error> {
+        let loss = self.run_loss_and_gradient(task.gradient_task())?;
+        task.apply_update();
+        Ok(loss)
+    }
 
     /// Writes `A^L` for `inputs` into `outputs` (`B x m`), checking shapes first.
     fn forward(
@@ -124,16 +69,10 @@ pub trait Backend<T: Scalar>: Send {
         self.run_loss_and_gradient(GradientTask::new(network, *batch, gradient)?)
     }
 
-    /// The pieces for splitting the first layer's weight gradient by hidden
-    /// units, if this backend offers them; `None` (the default) otherwise.
-    fn first_layer_split(&mut self) -> Option<&mut dyn FirstLayerSplit<T>> {
-        None
-    }
-
     /// One SGD step: computes the gradient on `batch` into `gradient`, then
     /// updates `theta <- theta - learning_rate * gradient`. Returns the loss
-    /// before the update. A negative or non-finite learning rate is rejected
-    /// before anything is computed.
+    /// before the update. Shapes and the learning rate (negative or not
+    /// finite) are checked before anything is computed.
     fn sgd_step(
         &mut self,
         network: &mut Network<T>,
@@ -141,82 +80,118 @@ pub trait Backend<T: Scalar>: Send {
         gradient: &mut Params<T>,
         learning_rate: T,
     ) -> Result<T, Error> {
-        check_learning_rate(learning_rate)?;
-        let loss = self.loss_and_gradient(network, batch, gradient)?;
-        network.apply_sgd(gradient, learning_rate)?;
-        Ok(loss)
+        self.run_sgd_step(SgdTask::new(network, *batch, gradient, learning_rate)?)
     }
 }
 
-impl<T: Scalar, B: Backend<T> + ?Sized> Backend<T> for Box<B> {
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
+/// Forwards every `run_*` method of a backend it points to.
+macro_rules! forward_backend {
+    ($($pointer:ty),*) => {$(
+        impl<T: Scalar, B: Backend<T> + ?Sized> Backend<T> for $pointer {
+            fn name(&self) -> &'static str {
+                (**self).name()
+            }
 
-    fn run_forward(&mut self, task: ForwardTask<'_, T>) -> Result<(), Error> {
-        (**self).run_forward(task)
-    }
+            fn run_forward(&mut self, task: ForwardTask<'_, T>) -> Result<(), Error> {
+                (**self).run_forward(task)
+            }
 
-    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
-        (**self).run_loss_and_gradient(task)
-    }
+            fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
+                (**self).run_loss_and_gradient(task)
+            }
+
+            fn run_sgd_step(&mut self, task: SgdTask<'_, T>) -> Result<T, Error> {
+                (**self).run_sgd_step(task)
+            }
+        }
+
+        impl<T: Scalar, B: FirstLayerSplit<T> + ?Sized> FirstLayerSplit<T> for $pointer {
+            fn run_gradient_but_first_weights(
+                &mut self,
+                task: SplitGradientTask<'_, T>,
+            ) -> Result<T, Error> {
+                (**self).run_gradient_but_first_weights(task)
+            }
+
+            fn run_first_weight_rows(&mut self, task: &mut FirstWeightRowsTask<'_, T>) {
+                (**self).run_first_weight_rows(task)
+            }
+        }
+    )*};
 }
+
+forward_backend!(Box<B>, &mut B);
 
 /// What a backend offers a batch-parallel wrapper that forms the first
 /// layer's weight gradient `dJ/dW^1 = delta^1^T X` itself, over the whole
 /// batch and split by hidden units, instead of summing one whole gradient
-/// per row partition. Reached through [`Backend::first_layer_split`].
+/// per row partition.
 ///
-/// Implementors write the `run_` methods, which receive checked arguments;
-/// callers use the provided methods, which check them first.
-pub trait FirstLayerSplit<T: Scalar> {
+/// An optional capability: a wrapper that uses it asks for it in its type
+/// (see `RayonBackend::splitting_first_layer` in `backprop-rayon`), so it
+/// knows at construction, not per step, whether its inner kernels offer it.
+pub trait FirstLayerSplit<T: Scalar>: Backend<T> {
     /// Like [`Backend::run_loss_and_gradient`], except that the first layer's
     /// weights are left out of the gradient (that part of the buffer is not
     /// written) and `delta^1 = dJ/dZ^1` of the task's rows is written into
-    /// `first_delta` (`B x d_1`, row-major) instead.
-    fn run_loss_and_gradient_but_first_weights(
+    /// the task's first-layer delta (`B x d_1`, row-major) instead.
+    fn run_gradient_but_first_weights(
         &mut self,
-        task: GradientTask<'_, T>,
-        first_delta: &mut [T],
+        task: SplitGradientTask<'_, T>,
     ) -> Result<T, Error>;
 
-    /// Writes the rows `units` of `delta^T X` into `out` (`units.len() x n`,
-    /// row-major), where `delta` is `B x d_1` and `inputs` is `X` (`B x n`):
-    /// the first layer's weight gradient of those hidden units, when `delta`
-    /// is `delta^1` over the whole batch.
-    fn run_first_weight_rows(
-        &mut self,
-        delta: MatrixRef<'_, T>,
-        inputs: MatrixRef<'_, T>,
-        units: Range<usize>,
-        out: &mut [T],
-    );
+    /// Writes the rows `units` of `delta^T X` into the task's output
+    /// (`units.len() x n`, row-major), where `delta` is `B x d_1` and `X`
+    /// is `B x n`: the first layer's weight gradient of those hidden units,
+    /// when `delta` is `delta^1` over the whole batch. The task is lent, so
+    /// that the caller can go on with the output (say, to update the weights).
+    fn run_first_weight_rows(&mut self, task: &mut FirstWeightRowsTask<'_, T>);
+}
 
-    /// [`FirstLayerSplit::run_loss_and_gradient_but_first_weights`], checking
-    /// the task and that `first_delta` holds `B x d_1` values first.
-    fn loss_and_gradient_but_first_weights(
-        &mut self,
-        network: &Network<T>,
-        batch: &Batch<'_, T>,
-        gradient: &mut Params<T>,
-        first_delta: &mut [T],
-    ) -> Result<T, Error> {
-        let task = GradientTask::new(network, *batch, gradient)?;
-        let expected = batch.rows() * network.architecture().widths()[1];
-        split_size("first delta length", expected, first_delta.len())?;
-        self.run_loss_and_gradient_but_first_weights(task, first_delta)
+/// A [`GradientTask`] that stops at `delta^1`, with a `B x d_1` buffer for it.
+#[derive(Debug)]
+pub struct SplitGradientTask<'a, T> {
+    task: GradientTask<'a, T>,
+    first_delta: &'a mut [T],
+}
+
+impl<'a, T: Scalar> SplitGradientTask<'a, T> {
+    /// Checks that `first_delta` holds `B x d_1` values for the task's batch.
+    pub fn new(task: GradientTask<'a, T>, first_delta: &'a mut [T]) -> Result<Self, Error> {
+        let hidden = task.layers().get(0).shape.outputs;
+        let expected = task.batch().rows().checked_mul(hidden);
+        split_size(
+            "first delta length",
+            expected.unwrap_or(usize::MAX),
+            first_delta.len(),
+        )?;
+        Ok(SplitGradientTask { task, first_delta })
     }
 
-    /// [`FirstLayerSplit::run_first_weight_rows`], checking first that
-    /// `delta` and `inputs` have the same rows, that `units` lies within
-    /// `delta`'s columns and that `out` holds `units.len() x n` values.
-    fn first_weight_rows(
-        &mut self,
-        delta: MatrixRef<'_, T>,
-        inputs: MatrixRef<'_, T>,
+    /// The gradient task, and the buffer for `delta^1` (`B x d_1`, row-major).
+    pub fn into_parts(self) -> (GradientTask<'a, T>, &'a mut [T]) {
+        (self.task, self.first_delta)
+    }
+}
+
+/// The pieces of a block of rows of `delta^T X`, whose sizes fit together.
+#[derive(Debug)]
+pub struct FirstWeightRowsTask<'a, T> {
+    delta: MatrixRef<'a, T>,
+    inputs: MatrixRef<'a, T>,
+    units: Range<usize>,
+    out: &'a mut [T],
+}
+
+impl<'a, T: Scalar> FirstWeightRowsTask<'a, T> {
+    /// Checks that `delta` and `inputs` have the same rows, that `units` lies
+    /// within `delta`'s columns and that `out` holds `units.len() x n` values.
+    pub fn new(
+        delta: MatrixRef<'a, T>,
+        inputs: MatrixRef<'a, T>,
         units: Range<usize>,
-        out: &mut [T],
-    ) -> Result<(), Error> {
+        out: &'a mut [T],
+    ) -> Result<Self, Error> {
         split_size("delta rows", inputs.rows(), delta.rows())?;
         if units.start > units.end {
             return Err(mismatch("start of the units", units.end, units.start));
@@ -224,9 +199,39 @@ pub trait FirstLayerSplit<T: Scalar> {
         if units.end > delta.cols() {
             return Err(mismatch("end of the units", delta.cols(), units.end));
         }
-        split_size("output length", units.len() * inputs.cols(), out.len())?;
-        self.run_first_weight_rows(delta, inputs, units, out);
-        Ok(())
+        let expected = units.len().checked_mul(inputs.cols());
+        split_size("output length", expected.unwrap_or(usize::MAX), out.len())?;
+        Ok(FirstWeightRowsTask {
+            delta,
+            inputs,
+            units,
+            out,
+        })
+    }
+
+    /// `delta`, `B x d_1`.
+    pub fn delta(&self) -> MatrixRef<'a, T> {
+        self.delta
+    }
+
+    /// The inputs `X`, `B x n`.
+    pub fn inputs(&self) -> MatrixRef<'a, T> {
+        self.inputs
+    }
+
+    /// The hidden units whose rows are wanted.
+    pub fn units(&self) -> Range<usize> {
+        self.units.clone()
+    }
+
+    /// The output, `units.len() x n`, row-major.
+    pub fn output(&self) -> &[T] {
+        self.out
+    }
+
+    /// The output, to overwrite.
+    pub fn output_mut(&mut self) -> &mut [T] {
+        self.out
     }
 }
 

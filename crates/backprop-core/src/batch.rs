@@ -100,9 +100,14 @@ impl<'a, T: Scalar> Inputs<'a, T> {
         if range.is_empty() || range.end > self.rows() {
             return None;
         }
-        Some(Inputs {
+        Some(self.rows_of(range))
+    }
+
+    /// The rows in `range`, a non-empty range within the rows.
+    pub(crate) fn rows_of(&self, range: Range<usize>) -> Inputs<'a, T> {
+        Inputs {
             matrix: self.matrix.row_range(range),
-        })
+        }
     }
 
     /// Checks that the width is the architecture's input width `n`.
@@ -209,9 +214,33 @@ impl<'a, T: Scalar> Batch<'a, T> {
         if range.is_empty() || range.end > self.rows() {
             return None;
         }
-        Some(Batch {
+        Some(self.rows_of(range))
+    }
+
+    /// The samples in `range`, a non-empty range within the rows.
+    pub(crate) fn rows_of(&self, range: Range<usize>) -> Batch<'a, T> {
+        Batch {
             inputs: self.inputs.row_range(range.clone()),
             targets: self.targets.row_range(range),
-        })
+        }
     }
+}
+
+/// Resizes `buffer` to a `rows x cols` matrix (new values zero), or fails
+/// with [`Error::TooLarge`] naming `what` when that many values do not fit in
+/// `usize` or cannot be allocated: a size too large for memory is an error,
+/// never an abort.
+pub fn resize_matrix<T: Scalar>(
+    buffer: &mut Vec<T>,
+    what: &'static str,
+    rows: usize,
+    cols: usize,
+) -> Result<(), Error> {
+    let too_large = || Error::TooLarge { what, rows, cols };
+    let length = rows.checked_mul(cols).ok_or_else(too_large)?;
+    if let Some(more) = length.checked_sub(buffer.len()) {
+        buffer.try_reserve_exact(more).map_err(|_| too_large())?;
+    }
+    buffer.resize(length, T::ZERO);
+    Ok(())
 }

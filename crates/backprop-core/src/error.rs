@@ -120,13 +120,6 @@ pub enum Error {
         /// The value, widened to `f64`.
         value: f64,
     },
-    /// A thread pool that could not be built.
-    ThreadPool {
-        /// The threads asked for.
-        threads: usize,
-        /// Why the pool could not be built.
-        reason: String,
-    },
     /// A name (of a backend, activation or loss) that is not known.
     UnknownName {
         /// What kind of thing was named.
@@ -136,29 +129,15 @@ pub enum Error {
         /// The names that are valid.
         valid: Vec<&'static str>,
     },
-    /// A line of a data file that cannot be read as a sample.
-    Data {
-        /// The 1-based line at fault (for an unreadable stream, the line
-        /// being read when it failed).
-        line: usize,
-        /// The 1-based column (comma-separated field) at fault, when one field is.
-        column: Option<usize>,
-        /// What is wrong, with the value found and the value expected.
-        reason: String,
-    },
-    /// A checkpoint that cannot be read back as a network, or a network that cannot be saved as one.
-    Checkpoint {
-        /// The tensor at fault, such as `layers.0.weight`, when one is.
-        tensor: Option<String>,
-        /// What is wrong, with what was expected and what was found.
-        reason: String,
-    },
-    /// A file that cannot be opened, read or written.
-    Io {
-        /// The file's path.
-        path: String,
-        /// The operating system's reason.
-        reason: String,
+    /// A buffer that a computation needs and whose size does not fit in
+    /// memory: more than `usize::MAX` values, or an allocation that failed.
+    TooLarge {
+        /// The buffer, such as `faer scratch`.
+        what: &'static str,
+        /// Its rows.
+        rows: usize,
+        /// Its columns.
+        cols: usize,
     },
     /// Pieces of a first-layer split (see `FirstLayerSplit`) whose sizes do not fit together.
     SplitMismatch {
@@ -168,15 +147,6 @@ pub enum Error {
         expected: usize,
         /// The size given.
         found: usize,
-    },
-    /// A setting (of training, or of a data split) outside its valid range.
-    InvalidSetting {
-        /// The setting's name, such as `batch_size`.
-        name: &'static str,
-        /// The value given.
-        value: String,
-        /// What a valid value is.
-        expected: String,
     },
 }
 
@@ -282,8 +252,8 @@ impl fmt::Display for Error {
                 f,
                 "the learning rate must be finite and at least 0, got {value}"
             ),
-            Error::ThreadPool { threads, reason } => {
-                write!(f, "could not build a pool of {threads} threads: {reason}")
+            Error::TooLarge { what, rows, cols } => {
+                write!(f, "{what} of {rows} x {cols} values does not fit in memory")
             }
             Error::SplitMismatch {
                 what,
@@ -298,30 +268,6 @@ impl fmt::Display for Error {
                 "unknown {what} '{name}'; valid names are: {}",
                 valid.join(", ")
             ),
-            Error::Data {
-                line,
-                column: Some(column),
-                reason,
-            } => write!(f, "line {line}, column {column}: {reason}"),
-            Error::Data {
-                line,
-                column: None,
-                reason,
-            } => write!(f, "line {line}: {reason}"),
-            Error::Checkpoint {
-                tensor: Some(tensor),
-                reason,
-            } => write!(f, "checkpoint tensor '{tensor}': {reason}"),
-            Error::Checkpoint {
-                tensor: None,
-                reason,
-            } => write!(f, "checkpoint: {reason}"),
-            Error::Io { path, reason } => write!(f, "{path}: {reason}"),
-            Error::InvalidSetting {
-                name,
-                value,
-                expected,
-            } => write!(f, "{name} must be {expected}, got {value}"),
         }
     }
 }

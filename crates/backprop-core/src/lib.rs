@@ -25,14 +25,18 @@ mod loss;
 mod network;
 mod params;
 mod scalar;
+mod task;
 pub mod vector;
 
 pub use activation::Activation;
 pub use architecture::{Architecture, LayerShape, ParamLocation};
-pub use backend::{Backend, FirstLayerSplit, ForwardTask, GradientTask};
-pub use batch::{Batch, Inputs, MatrixRef};
+pub use backend::{Backend, FirstLayerSplit, FirstWeightRowsTask, SplitGradientTask};
+pub use batch::{Batch, Inputs, MatrixRef, resize_matrix};
 pub use error::{Error, MatrixRole, parse_name};
 pub use loss::Loss;
 pub use network::{Network, check_learning_rate};
 pub use params::{LayerParams, LayerParamsMut, Params};
 pub use scalar::Scalar;
+pub use task::{
+    ForwardTask, GradientLayers, GradientTask, Layer, Layers, RowPart, RowSplit, SgdTask,
+};

@@ -152,6 +152,14 @@ impl<T: Scalar> Params<T> {
         }
     }
 
+    /// Lays this buffer out for `architecture`, all zero, unless it already
+    /// is (then its values stay). Allocates only when the widths change.
+    pub fn fit_layout(&mut self, architecture: &Architecture) {
+        if self.widths != architecture.widths() {
+            *self = Params::zeros(architecture);
+        }
+    }
+
     /// Sets every value to zero.
     pub fn fill_zero(&mut self) {
         self.values.fill(T::ZERO);

@@ -36,11 +36,9 @@ mod scratch;
 
 pub use parallelism::{AUTO_CROSSOVER_MNK, Parallelism};
 
-use std::ops::Range;
-
 use backprop_core::{
-    Backend, Batch, Error, FirstLayerSplit, ForwardTask, GradientTask, Inputs, LayerParams,
-    LayerParamsMut, MatrixRef, Network, Params, Scalar,
+    Backend, Batch, Error, FirstLayerSplit, FirstWeightRowsTask, ForwardTask, GradientLayers,
+    GradientTask, Inputs, Layers, Scalar, SplitGradientTask,
 };
 use gemm::{product, view, view_mut};
 use parallelism::PassCost;
@@ -98,23 +96,19 @@ impl<T: FaerScalar> Backend<T> for FaerBackend<T> {
     }
 
     fn run_forward(&mut self, task: ForwardTask<'_, T>) -> Result<(), Error> {
-        let (network, inputs, outputs) = task.into_parts();
-        let widths = network.architecture().widths();
+        let (layers, inputs, outputs) = task.into_parts();
+        let widths = layers.architecture().widths();
         self.in_pool(widths, inputs.rows(), |backend| {
-            backend.forward_here(network, inputs, outputs)
+            backend.forward_here(layers, inputs, outputs)
         })
     }
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
-        let (network, batch, gradient) = task.into_parts();
-        let widths = network.architecture().widths();
+        let (layers, batch, gradient) = task.into_parts();
+        let widths = layers.architecture().widths();
         self.in_pool(widths, batch.rows(), |backend| {
-            backend.gradient_here(network, batch, gradient, None)
+            backend.gradient_here(layers, batch, gradient, None)
         })
-    }
-
-    fn first_layer_split(&mut self) -> Option<&mut dyn FirstLayerSplit<T>> {
-        Some(self)
     }
 }
 
@@ -122,31 +116,26 @@ impl<T: FaerScalar> Backend<T> for FaerBackend<T> {
 /// backward pass at `delta^1`, and a block of hidden units' rows of
 /// `delta^1^T X` is one product over a column block of `delta^1`.
 impl<T: FaerScalar> FirstLayerSplit<T> for FaerBackend<T> {
-    fn run_loss_and_gradient_but_first_weights(
+    fn run_gradient_but_first_weights(
         &mut self,
-        task: GradientTask<'_, T>,
-        first_delta: &mut [T],
+        task: SplitGradientTask<'_, T>,
     ) -> Result<T, Error> {
-        let (network, batch, gradient) = task.into_parts();
-        let widths = network.architecture().widths();
+        let (task, first_delta) = task.into_parts();
+        let (layers, batch, gradient) = task.into_parts();
+        let widths = layers.architecture().widths();
         self.in_pool(widths, batch.rows(), |backend| {
-            backend.gradient_here(network, batch, gradient, Some(first_delta))
+            backend.gradient_here(layers, batch, gradient, Some(first_delta))
         })
     }
 
-    fn run_first_weight_rows(
-        &mut self,
-        delta: MatrixRef<'_, T>,
-        inputs: MatrixRef<'_, T>,
-        units: Range<usize>,
-        out: &mut [T],
-    ) {
+    fn run_first_weight_rows(&mut self, task: &mut FirstWeightRowsTask<'_, T>) {
         // Sequential whatever the backend's parallelism: the callers are the
         // workers of a batch-parallel wrapper.
+        let (delta, inputs, units) = (task.delta(), task.inputs(), task.units());
         let (rows, n) = (inputs.rows(), inputs.cols());
         let delta = view(delta.as_slice(), rows, delta.cols()).subcols(units.start, units.len());
         product(
-            view_mut(out, units.len(), n),
+            view_mut(task.output_mut(), units.len(), n),
             delta.transpose(),
             view(inputs.as_slice(), rows, n),
             Parallelism::Sequential,
@@ -187,20 +176,21 @@ impl<T: FaerScalar> FaerBackend<T> {
     /// The forward pass of a checked task on the calling thread.
     fn forward_here(
         &mut self,
-        network: &Network<T>,
+        layers: Layers<'_, T>,
         inputs: Inputs<'_, T>,
         outputs: &mut [T],
     ) -> Result<(), Error> {
         let rows = inputs.rows();
-        self.scratch.fit(network.architecture().widths(), rows)?;
+        self.scratch.fit(layers.architecture().widths(), rows)?;
         forward(
             &mut self.scratch,
-            network,
+            layers,
             inputs.matrix().as_slice(),
             rows,
             self.parallelism,
             Some(outputs),
-        )
+        );
+        Ok(())
     }
 
     /// The loss and gradient of a checked task on the calling thread.
@@ -209,18 +199,18 @@ impl<T: FaerScalar> FaerBackend<T> {
     /// `delta^1` is copied there instead.
     fn gradient_here(
         &mut self,
-        network: &Network<T>,
+        layers: Layers<'_, T>,
         batch: Batch<'_, T>,
-        gradient: &mut Params<T>,
+        mut gradient: GradientLayers<'_, T>,
         mut first_delta: Option<&mut [T]>,
     ) -> Result<T, Error> {
-        let architecture = network.architecture();
+        let architecture = layers.architecture();
         let activations = architecture.activations();
         let rows = batch.rows();
         let x = batch.inputs().matrix().as_slice();
         let s = &mut self.scratch;
         s.fit(architecture.widths(), rows)?;
-        forward(s, network, x, rows, self.parallelism, None)?;
+        forward(s, layers, x, rows, self.parallelism, None);
 
         // The loss and delta^L = dJ/dZ^L, row by row.
         let last = architecture.layer_count() - 1;
@@ -238,8 +228,8 @@ impl<T: FaerScalar> FaerBackend<T> {
 
         let (mut delta, mut delta_below) = (&mut s.delta, &mut s.delta_below);
         for l in (0..=last).rev() {
-            let weights = layer(network.params(), l)?.weights;
-            let grad = layer_mut(gradient, l)?;
+            let weights = layers.get(l).weights;
+            let grad = gradient.get_mut(l);
             let (inputs, outputs) = (grad.shape.inputs, grad.shape.outputs);
             let delta_here = &delta[..rows * outputs];
             let input: &[T] = if l == 0 { x } else { &s.a[l - 1] };
@@ -286,16 +276,15 @@ impl<T: FaerScalar> FaerBackend<T> {
 /// output layer's `A^L` goes straight into `output` when one is given.
 fn forward<T: FaerScalar>(
     scratch: &mut Scratch<T>,
-    network: &Network<T>,
+    layers: Layers<'_, T>,
     x: &[T],
     rows: usize,
     parallelism: Parallelism,
     mut output: Option<&mut [T]>,
-) -> Result<(), Error> {
-    let activations = network.architecture().activations();
-    let last = activations.len() - 1;
-    for (l, &activation) in activations.iter().enumerate() {
-        let layer = layer(network.params(), l)?;
+) {
+    let last = layers.count() - 1;
+    for (l, layer) in layers.iter().enumerate() {
+        let activation = layer.activation;
         let (inputs, outputs) = (layer.shape.inputs, layer.shape.outputs);
         let (below, here) = scratch.a.split_at_mut(l);
         let input: &[T] = if l == 0 { x } else { &below[l - 1] };
@@ -312,35 +301,6 @@ fn forward<T: FaerScalar>(
         );
         let blocks = parallelism.pass_blocks(rows, outputs, PassCost::of_activation(activation));
         bias_and_activation(z, a, layer.bias, activation, blocks);
-    }
-    Ok(())
-}
-
-/// Layer `l` of parameters already checked against the architecture.
-fn layer<T: Scalar>(params: &Params<T>, l: usize) -> Result<LayerParams<'_, T>, Error> {
-    params.layer(l).ok_or_else(|| layout_error(params))
-}
-
-/// Layer `l` of a gradient buffer already checked against the architecture.
-///
-/// The error is built only on the (unreachable) failure path, so that the
-/// lookup allocates nothing.
-fn layer_mut<T: Scalar>(params: &mut Params<T>, l: usize) -> Result<LayerParamsMut<'_, T>, Error> {
-    if l >= params.layer_shapes().len() {
-        return Err(layout_error(params));
-    }
-    params.layer_mut(l).ok_or_else(|| Error::ParameterLayout {
-        expected: Vec::new(),
-        found: Vec::new(),
-    })
-}
-
-/// The error for a layer missing from checked parameters, which the tasks rule out.
-#[cold]
-fn layout_error<T: Scalar>(params: &Params<T>) -> Error {
-    Error::ParameterLayout {
-        expected: params.widths().to_vec(),
-        found: params.widths().to_vec(),
     }
 }
 

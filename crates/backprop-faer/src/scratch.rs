@@ -1,6 +1,6 @@
 //! The backend's reusable buffers: `Z^l` and `A^l` per layer, two `delta` matrices, row losses.
 
-use backprop_core::{Error, Scalar};
+use backprop_core::{Error, Scalar, resize_matrix};
 
 /// Row-major `B x d_l` matrices for one shape `(widths, rows)`, kept between calls.
 ///
@@ -29,8 +29,8 @@ impl<T: Scalar> Scratch<T> {
     ///
     /// Does nothing when the shape is the one of the previous call, so that a
     /// step allocates nothing; otherwise resizes in place, reusing capacity
-    /// when the shape shrinks. Fails only if a `rows x d_l` matrix would have
-    /// more than `usize::MAX` values.
+    /// when the shape shrinks. Fails if a `rows x d_l` matrix does not fit
+    /// in memory.
     pub(crate) fn fit(&mut self, widths: &[usize], rows: usize) -> Result<(), Error> {
         if self.rows == rows && self.widths == widths {
             return Ok(());
@@ -42,18 +42,13 @@ impl<T: Scalar> Scratch<T> {
         self.a.resize_with(layer_widths.len(), Vec::new);
         let mut widest = 0;
         for ((z, a), &cols) in self.z.iter_mut().zip(&mut self.a).zip(layer_widths) {
-            let length = rows.checked_mul(cols).ok_or(Error::MatrixLength {
-                rows,
-                cols,
-                found: 0,
-            })?;
-            widest = widest.max(length);
-            z.resize(length, T::ZERO);
-            a.resize(length, T::ZERO);
+            resize_matrix(z, "faer scratch Z", rows, cols)?;
+            resize_matrix(a, "faer scratch A", rows, cols)?;
+            widest = widest.max(cols);
         }
-        self.delta.resize(widest, T::ZERO);
-        self.delta_below.resize(widest, T::ZERO);
-        self.row_loss.resize(rows, T::ZERO);
+        resize_matrix(&mut self.delta, "faer scratch delta", rows, widest)?;
+        resize_matrix(&mut self.delta_below, "faer scratch delta", rows, widest)?;
+        resize_matrix(&mut self.row_loss, "faer scratch row losses", rows, 1)?;
         self.widths.extend_from_slice(widths);
         self.rows = rows;
         Ok(())

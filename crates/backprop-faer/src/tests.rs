@@ -1,6 +1,9 @@
 //! Unit tests: the faer backend against the naive reference, in both precisions.
 
-use backprop_core::{Activation, Architecture, Backend, Batch, Inputs, Loss, MatrixRef, Network};
+use backprop_core::{
+    Activation, Architecture, Backend, Batch, FirstLayerSplit, FirstWeightRowsTask, GradientTask,
+    Inputs, Loss, MatrixRef, Network, SplitGradientTask,
+};
 use backprop_naive::NaiveBackend;
 
 use crate::{FaerBackend, FaerScalar, Parallelism};
@@ -262,9 +265,9 @@ fn the_first_layer_split_gives_the_steps_own_gradient() {
     let mut gradient = network.zero_gradient();
     gradient.as_mut_slice().fill(f64::NAN);
     let mut delta = vec![f64::NAN; rows * 7];
-    let split = faer.first_layer_split().unwrap();
-    let split_loss = split
-        .loss_and_gradient_but_first_weights(&network, &batch, &mut gradient, &mut delta)
+    let task = GradientTask::new(&network, batch, &mut gradient).unwrap();
+    let split_loss = faer
+        .run_gradient_but_first_weights(SplitGradientTask::new(task, &mut delta).unwrap())
         .unwrap();
     assert_eq!(split_loss.to_bits(), loss.to_bits());
     let first_weights = architecture.layers()[0].weight_range();
@@ -280,10 +283,10 @@ fn the_first_layer_split_gives_the_steps_own_gradient() {
     let inputs = MatrixRef::new(&x, rows, 9).unwrap();
     let mut first = vec![f64::NAN; 7 * 9];
     let (top, bottom) = first.split_at_mut(3 * 9);
-    split.first_weight_rows(delta, inputs, 0..3, top).unwrap();
-    split
-        .first_weight_rows(delta, inputs, 3..7, bottom)
-        .unwrap();
+    for (units, out) in [(0..3, top), (3..7, bottom)] {
+        let mut task = FirstWeightRowsTask::new(delta, inputs, units, out).unwrap();
+        faer.run_first_weight_rows(&mut task);
+    }
     let error = relative_difference(&first, &whole.as_slice()[first_weights]);
     assert!(error <= 1e-14, "{error:e}");
 }

@@ -7,7 +7,7 @@
 // The loops index `w_jk`, `a_k` and `delta_j` exactly as the math writes them.
 #![allow(clippy::needless_range_loop)]
 
-use backprop_core::{Architecture, Backend, Error, ForwardTask, GradientTask, Network, Scalar};
+use backprop_core::{Architecture, Backend, Error, ForwardTask, GradientTask, Layers, Scalar};
 
 /// Per-sample scratch: `z^l` and `a^l` for every layer, and `delta^l`.
 #[derive(Debug, Default)]
@@ -35,13 +35,8 @@ impl<T: Scalar> SampleScratch<T> {
     }
 
     /// Forward pass of one sample `x`: `z^l = W^l a^{l-1} + b^l`, `a^l = act_l(z^l)`.
-    fn forward(&mut self, network: &Network<T>, x: &[T]) {
-        let architecture = network.architecture();
-        for (l, &activation) in architecture.activations().iter().enumerate() {
-            let layer = network
-                .params()
-                .layer(l)
-                .expect("layer within the architecture");
+    fn forward(&mut self, layers: Layers<'_, T>, x: &[T]) {
+        for (l, layer) in layers.iter().enumerate() {
             let (before, after) = self.a.split_at_mut(l);
             let input: &[T] = if l == 0 { x } else { &before[l - 1] };
             let (z, a) = (&mut self.z[l], &mut after[0]);
@@ -52,7 +47,7 @@ impl<T: Scalar> SampleScratch<T> {
                     sum += row[k] * input[k];
                 }
                 z[j] = sum;
-                a[j] = activation.value(sum);
+                a[j] = layer.activation.value(sum);
             }
         }
     }
@@ -77,21 +72,21 @@ impl<T: Scalar> Backend<T> for NaiveBackend<T> {
     }
 
     fn run_forward(&mut self, task: ForwardTask<'_, T>) -> Result<(), Error> {
-        let (network, inputs, outputs) = task.into_parts();
-        let architecture = network.architecture();
+        let (layers, inputs, outputs) = task.into_parts();
+        let architecture = layers.architecture();
         self.scratch.fit(architecture);
         let m = architecture.output_width();
         let last = architecture.layer_count() - 1;
         for b in 0..inputs.rows() {
-            self.scratch.forward(network, inputs.matrix().row(b));
+            self.scratch.forward(layers, inputs.matrix().row(b));
             outputs[b * m..(b + 1) * m].copy_from_slice(&self.scratch.a[last]);
         }
         Ok(())
     }
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
-        let (network, batch, gradient) = task.into_parts();
-        let architecture = network.architecture();
+        let (layers, batch, mut gradient) = task.into_parts();
+        let architecture = layers.architecture();
         let activations = architecture.activations();
         let loss = architecture.loss();
         let last = architecture.layer_count() - 1;
@@ -104,7 +99,7 @@ impl<T: Scalar> Backend<T> for NaiveBackend<T> {
         for b in 0..batch.rows() {
             let x = batch.inputs().matrix().row(b);
             let y = batch.targets().row(b);
-            s.forward(network, x);
+            s.forward(layers, x);
 
             // The sample's share of J, and delta^L = dJ/dz^L (1/B included).
             loss_sum += loss.sample_value(&s.z[last], &s.a[last], y);
@@ -119,19 +114,13 @@ impl<T: Scalar> Backend<T> for NaiveBackend<T> {
 
             for l in (0..=last).rev() {
                 let input: &[T] = if l == 0 { x } else { &s.a[l - 1] };
-                let weights = network
-                    .params()
-                    .layer(l)
-                    .expect("layer within the architecture")
-                    .weights;
+                let weights = layers.get(l).weights;
                 let (delta_before, delta_here) = s.delta.split_at_mut(l);
                 let delta = &delta_here[0];
                 let inputs = input.len();
 
                 // dJ/dW^l += delta^l a^{l-1}^T and dJ/db^l += delta^l.
-                let grad = gradient
-                    .layer_mut(l)
-                    .expect("layer within the architecture");
+                let grad = gradient.get_mut(l);
                 for (j, &d) in delta.iter().enumerate() {
                     for k in 0..inputs {
                         grad.weights[j * inputs + k] += d * input[k];

@@ -81,7 +81,7 @@ fn compare(widths: [usize; 3], rows: usize, rounds: usize) {
             reps,
         ));
         let forking = || {
-            RayonBackend::new("forked", FaerBackend::<f32>::sequential)
+            RayonBackend::splitting_first_layer("forked", FaerBackend::<f32>::sequential)
                 .with_parallel_threshold(0.0)
                 .with_min_rows_per_partition(1)
         };

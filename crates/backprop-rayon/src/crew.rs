@@ -28,6 +28,10 @@ use rayon::ThreadPool;
 /// an idle program stops burning a core almost at once.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(2);
 
+/// The longest a helper spins for the next fork; a longer linger asked for is
+/// taken as this one (a helper keeps a core busy while it spins).
+pub const MAX_LINGER: Duration = Duration::from_secs(1);
+
 /// Spins between two looks at the clock and at the pool's other work.
 const SPINS_PER_CHECK: u32 = 64;
 
@@ -40,7 +44,10 @@ const SPINS_BEFORE_YIELD: u32 = 1 << 10;
 /// Sound because [`Crew::run`] posts it and, before returning or unwinding,
 /// takes it off the board and waits until every item taken from the board is
 /// finished (see [`Posted`]): a helper calls it only for an item it took
-/// while it was posted.
+/// while it was posted. One board holds one fork's work at a time: every
+/// path that posts work takes the crew by `&mut self`, so two forks of one
+/// crew can never overlap (an item cannot fork on its own crew, and two
+/// threads cannot fork on it at once).
 #[derive(Clone, Copy)]
 struct PostedWork(*const (dyn Fn(usize) + Sync + 'static));
 
@@ -194,25 +201,27 @@ impl Crew {
     /// Calls `work` on every item, each on one of the calling thread and up
     /// to `threads - 1` helpers, and returns when all are done.
     pub(crate) fn spread<I: Send>(
-        &self,
+        &mut self,
         items: impl Iterator<Item = I>,
         work: &(impl Fn(I) + Sync),
     ) {
         let items: Vec<Mutex<Option<I>>> = items.map(|item| Mutex::new(Some(item))).collect();
         self.run(items.len(), &|k| {
+            // The board hands out each item once, so the item is still there.
             let item = items[k]
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .take()
-                .expect("the board hands out each item once");
-            work(item);
+                .take();
+            if let Some(item) = item {
+                work(item);
+            }
         });
     }
 
     /// [`Crew::spread`] if `fork`; otherwise `work` on every item in turn on
     /// the calling thread.
     pub(crate) fn spread_if<I: Send>(
-        &self,
+        &mut self,
         fork: bool,
         items: impl Iterator<Item = I>,
         work: &(impl Fn(I) + Sync),
@@ -233,10 +242,11 @@ impl Crew {
     /// Calls `work(0)`, ..., `work(items - 1)` once each, on the calling
     /// thread and on up to `threads - 1` helpers, and returns when all are
     /// done. A panic in an item is resumed here once every item has finished.
-    fn run(&self, items: usize, work: &(dyn Fn(usize) + Sync)) {
+    fn run(&mut self, items: usize, work: &(dyn Fn(usize) + Sync)) {
         let shared = &self.shared;
         let wanted = items.min(self.threads()).saturating_sub(1);
-        // SAFETY: only the lifetime is erased; see `PostedWork`.
+        // SAFETY: only the lifetime is erased; see `PostedWork`. `&mut self`
+        // makes this the only fork on the board until it returns.
         let erased = unsafe {
             std::mem::transmute::<
                 *const (dyn Fn(usize) + Sync + '_),
@@ -312,7 +322,7 @@ mod tests {
     #[test]
     fn every_item_runs_exactly_once_in_every_fork() {
         for threads in [1, 2, 3] {
-            let crew = crew(threads, Duration::from_millis(5));
+            let mut crew = crew(threads, Duration::from_millis(5));
             for items in [0, 1, 2, 3, 7, 32] {
                 for _ in 0..20 {
                     let runs: Vec<AtomicUsize> = (0..items).map(|_| AtomicUsize::new(0)).collect();
@@ -327,7 +337,7 @@ mod tests {
 
     #[test]
     fn items_run_at_the_same_time_on_two_threads() {
-        let crew = crew(2, Duration::from_millis(50));
+        let mut crew = crew(2, Duration::from_millis(50));
         let started = [AtomicBool::new(false), AtomicBool::new(false)];
         let overlapped = AtomicUsize::new(0);
         crew.spread(0..2usize, &|item| {
@@ -341,7 +351,7 @@ mod tests {
 
     #[test]
     fn a_panic_in_an_item_reaches_the_caller_after_every_item_ran() {
-        let crew = crew(2, Duration::from_millis(5));
+        let mut crew = crew(2, Duration::from_millis(5));
         let finished = AtomicUsize::new(0);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             crew.spread(0..8usize, &|item| {
@@ -365,8 +375,9 @@ mod tests {
     #[test]
     fn forks_from_inside_the_pool_finish() {
         for threads in [1, 2] {
-            let crew = crew(threads, Duration::from_millis(5));
+            let mut crew = crew(threads, Duration::from_millis(5));
             let pool = Arc::clone(crew.pool.as_ref().expect("a pool"));
+            let crew = &mut crew;
             let runs = AtomicUsize::new(0);
             pool.install(|| {
                 for _ in 0..50 {
@@ -391,8 +402,8 @@ mod tests {
         std::thread::scope(|scope| {
             for _ in 0..3 {
                 let mut crew = Crew::new();
-                crew.pool = Some(Arc::clone(&pool));
                 crew.linger = Duration::from_millis(20);
+                crew.pool = Some(Arc::clone(&pool));
                 let total = &total;
                 scope.spawn(move || {
                     for _ in 0..100 {
@@ -408,7 +419,7 @@ mod tests {
 
     #[test]
     fn helpers_stay_for_the_linger_and_then_leave() {
-        let crew = crew(3, Duration::from_millis(20));
+        let mut crew = crew(3, Duration::from_millis(20));
         crew.spread(0..3usize, &|_| ());
         assert_eq!(crew.helpers(), 2, "one helper per thread beyond the caller");
         crew.spread(0..3usize, &|_| ());
@@ -431,10 +442,36 @@ mod tests {
 
     #[test]
     fn a_zero_linger_lets_helpers_go_at_once() {
-        let crew = crew(2, Duration::ZERO);
+        let mut crew = crew(2, Duration::ZERO);
         for _ in 0..20 {
             crew.spread(0..2usize, &|_| ());
         }
         assert!(eventually(|| crew.helpers() == 0));
+    }
+
+    #[test]
+    fn one_crew_handed_between_threads_runs_each_fork_whole() {
+        // The only way to share a crew is exclusive access (`&mut self` on
+        // every path that posts work): here a mutex hands it from thread to
+        // thread, and every fork still runs all its items exactly once.
+        let crew = std::sync::Mutex::new(crew(2, Duration::from_millis(5)));
+        let total = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| {
+                    for _ in 0..50 {
+                        let runs: Vec<AtomicUsize> = (0..5).map(|_| AtomicUsize::new(0)).collect();
+                        let mut crew = crew.lock().expect("no test thread panics");
+                        crew.spread(runs.iter(), &|count: &AtomicUsize| {
+                            count.fetch_add(1, Ordering::SeqCst);
+                        });
+                        drop(crew);
+                        assert!(runs.iter().all(|count| count.load(Ordering::SeqCst) == 1));
+                        total.fetch_add(5, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(total.load(Ordering::SeqCst), 3 * 50 * 5);
     }
 }

@@ -31,9 +31,9 @@
 //!
 //! # The first layer, split by hidden units
 //!
-//! With [`Partitions::PerThread`] and an inner backend that offers a
-//! [`FirstLayerSplit`](backprop_core::FirstLayerSplit) (faer does), a step
-//! that forks leaves the first layer's weights out of the partitions'
+//! A backend built with [`RayonBackend::splitting_first_layer`], over an
+//! inner backend that offers a [`FirstLayerSplit`] (faer does), with
+//! [`Partitions::PerThread`], leaves in a step that forks the first layer's weights out of the partitions'
 //! gradients: each partition writes its `delta^1`, weighted by `B_c / B`,
 //! into its rows of one `B x d_1` matrix, and then each worker forms a
 //! block of hidden units' rows of
@@ -56,6 +56,17 @@
 //! threads) and 1006 us sequentially (medians of 11 interleaved rounds).
 //! [`Partitions::Fixed`] keeps the combination of whole gradients, whose
 //! bits do not depend on how the hidden units are blocked.
+//!
+//! # One plan per step
+//!
+//! Each step is planned once, from the batch size, the network and the
+//! configuration: one partition (the inner backend's own step, straight into
+//! the caller's buffers), whole gradients combined, or the first layer
+//! split. The plan is carried through the partitions, the combination and
+//! the update. Whether the inner backends offer the split is known from
+//! their type when the wrapper is built, never asked per step or per
+//! worker. Partitions are row parts of the checked task
+//! ([`GradientTask::row_parts`]), so no partition checks its shapes again.
 //!
 //! # Why it is reproducible
 //!
@@ -108,20 +119,20 @@
 //! split first layer adds one `B x d_1` matrix: 4.2 MB for L in `f32`.
 
 use std::num::NonZeroUsize;
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backprop_core::{
-    Backend, Batch, Error, ForwardTask, GradientTask, LayerShape, MatrixRef, Network, Params,
-    Scalar, check_learning_rate, vector,
+    Architecture, Backend, Batch, Error, FirstLayerSplit, FirstWeightRowsTask, ForwardTask,
+    GradientTask, LayerShape, MatrixRef, Params, RowPart, RowSplit, Scalar, SgdTask,
+    SplitGradientTask, resize_matrix, vector,
 };
 use rayon::ThreadPool;
 
 mod crew;
 
 use crew::Crew;
-pub use crew::DEFAULT_LINGER;
+pub use crew::{DEFAULT_LINGER, MAX_LINGER};
 
 /// Steps below this many flops (by the conventional count) do not fork.
 ///
@@ -168,23 +179,18 @@ pub enum Partitions {
 /// the inner backends so that the combination can read every partition's
 /// results from any thread (a backend need not be `Sync`).
 struct PartitionResults<T> {
-    accumulator: Option<Params<T>>,
-    outputs: Vec<T>,
+    accumulator: Params<T>,
     outcome: Result<T, Error>,
 }
 
-/// The accumulator, laid out for `network` (re-made only when the architecture changes).
-fn fitted<'a, T: Scalar>(
-    accumulator: &'a mut Option<Params<T>>,
-    network: &Network<T>,
-) -> &'a mut Params<T> {
-    let fits = accumulator
-        .as_ref()
-        .is_some_and(|a| a.check_layout(network.architecture()).is_ok());
-    if !fits {
-        *accumulator = Some(network.zero_gradient());
-    }
-    accumulator.as_mut().expect("set above")
+/// How a wrapper reaches the first-layer split of its inner backends. Only
+/// [`RayonBackend::splitting_first_layer`] sets one, for inner backends
+/// whose type offers the split.
+type SplitAccess<T, B> = fn(&mut B) -> &mut dyn FirstLayerSplit<T>;
+
+/// The inner backend as its first-layer split.
+fn as_split<T: Scalar, B: FirstLayerSplit<T>>(backend: &mut B) -> &mut dyn FirstLayerSplit<T> {
+    backend
 }
 
 /// The batch-parallel backend over inner backends of type `B`.
@@ -195,6 +201,8 @@ pub struct RayonBackend<T, B> {
     partitions: Partitions,
     parallel_threshold_flops: f64,
     min_rows_per_partition: usize,
+    /// Set when the inner backends offer the first-layer split.
+    split_access: Option<SplitAccess<T, B>>,
     /// Partition `c`'s inner backend is `backends[c]`, its results `results[c]`.
     backends: Vec<B>,
     results: Vec<PartitionResults<T>>,
@@ -203,10 +211,41 @@ pub struct RayonBackend<T, B> {
     first_delta: Vec<T>,
 }
 
+/// How a step that runs more than one partition is laid out.
+struct Plan<T, B> {
+    /// The batch's rows, one part per partition.
+    split: RowSplit,
+    scheme: Scheme<T, B>,
+}
+
+/// What the partitions compute and how they are combined.
+enum Scheme<T, B> {
+    /// Every partition a whole gradient, combined in partition order; the
+    /// partitions run on the pool if `fork`, else one after another here.
+    Whole { fork: bool },
+    /// On the pool, every partition a gradient without the first layer's
+    /// weights and its share of `delta^1`; then that weight gradient over
+    /// the whole batch, one block of hidden units per worker.
+    SplitFirst {
+        first_layer: LayerShape,
+        access: SplitAccess<T, B>,
+    },
+}
+
+impl<T, B> Plan<T, B> {
+    fn forks(&self) -> bool {
+        match self.scheme {
+            Scheme::Whole { fork } => fork,
+            Scheme::SplitFirst { .. } => true,
+        }
+    }
+}
+
 impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
     /// A backend named `name` whose workers each run an inner backend made by
     /// `make_inner`, which must compute sequentially (no parallelism inside
-    /// parallel rayon). Uses the global rayon pool and one partition per thread.
+    /// parallel rayon). Uses the global rayon pool and one partition per
+    /// thread; every partition computes a whole gradient.
     pub fn new(name: &'static str, make_inner: impl Fn() -> B + Send + Sync + 'static) -> Self {
         RayonBackend {
             name,
@@ -215,6 +254,7 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             partitions: Partitions::PerThread,
             parallel_threshold_flops: DEFAULT_PARALLEL_THRESHOLD_FLOPS,
             min_rows_per_partition: DEFAULT_MIN_ROWS_PER_PARTITION,
+            split_access: None,
             backends: Vec::new(),
             results: Vec::new(),
             first_delta: Vec::new(),
@@ -230,9 +270,9 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
     /// Lets the pool threads that helped with a step spin for `linger`
     /// waiting for the next one ([`DEFAULT_LINGER`] unless set), so that a
     /// step does not pay for waking a sleeping thread; `Duration::ZERO` lets
-    /// them go at once.
+    /// them go at once. A linger above [`MAX_LINGER`] is taken as `MAX_LINGER`.
     pub fn with_linger(mut self, linger: Duration) -> Self {
-        self.crew.linger = linger;
+        self.crew.linger = linger.min(MAX_LINGER);
         self
     }
 
@@ -261,80 +301,69 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         self.crew.threads()
     }
 
-    /// The number of partitions for `rows` rows and whether to fork for them.
+    /// The plan for a step on `rows` rows of `architecture`, or `None` for
+    /// one partition.
     ///
     /// `PerThread` uses as many partitions as there are threads and at least
-    /// `min_rows_per_partition` rows in each; `Fixed` uses its own count
-    /// whatever the size, so that its results never depend on it. Either way,
-    /// no partition is empty, and a step below the flop threshold does not fork.
-    fn plan(&self, network: &Network<T>, rows: usize) -> (usize, bool) {
-        let fork = network.architecture().step_flops(rows) >= self.parallel_threshold_flops;
-        let partitions = match self.partitions {
+    /// `min_rows_per_partition` rows in each, and splits the first layer
+    /// when the inner backends offer it; `Fixed` uses its own count whatever
+    /// the size, so that its results never depend on it, and never splits.
+    /// Either way no partition is empty, and a step below the flop threshold
+    /// does not fork.
+    fn plan(&self, architecture: &Architecture, rows: usize) -> Option<Plan<T, B>> {
+        let fork = architecture.step_flops(rows) >= self.parallel_threshold_flops;
+        let count = match self.partitions {
             Partitions::Fixed(count) => count.get(),
             Partitions::PerThread if fork => self.threads().min(rows / self.min_rows_per_partition),
             Partitions::PerThread => 1,
         };
-        let partitions = partitions.min(rows).max(1);
-        (partitions, fork && partitions > 1)
+        let split = RowSplit::new(rows, count);
+        if split.count() == 1 {
+            return None;
+        }
+        let scheme = match (self.partitions, self.split_access) {
+            (Partitions::PerThread, Some(access)) if fork => Scheme::SplitFirst {
+                first_layer: architecture.layers()[0],
+                access,
+            },
+            _ => Scheme::Whole { fork },
+        };
+        Some(Plan { split, scheme })
     }
 
     /// Makes sure there are at least `count` workers, creating only the missing ones.
-    fn ensure_workers(&mut self, count: usize) {
+    fn ensure_workers(&mut self, count: usize, architecture: &Architecture) {
         while self.backends.len() < count {
             self.backends.push((self.make_inner)());
             self.results.push(PartitionResults {
-                accumulator: None,
-                outputs: Vec::new(),
+                accumulator: Params::zeros(architecture),
                 outcome: Ok(T::ZERO),
             });
         }
     }
 
-    /// Runs `work` on the first `count` partitions' backends and results, on the pool if `fork`.
-    fn run_workers<F>(&mut self, count: usize, fork: bool, work: F)
-    where
-        F: Fn(usize, &mut B, &mut PartitionResults<T>) + Send + Sync,
-    {
-        let workers = self.backends[..count]
-            .iter_mut()
-            .zip(&mut self.results[..count]);
-        self.crew
-            .spread_if(fork, workers.enumerate(), &|(c, (backend, results))| {
-                work(c, backend, results)
-            });
+    /// The first worker's inner backend, for a step of one partition: its
+    /// result is then exactly the combination's (a weight of `B / B = 1`),
+    /// without the accumulator and the extra pass.
+    fn single(&mut self, architecture: &Architecture) -> &mut B {
+        self.ensure_workers(1, architecture);
+        &mut self.backends[0]
     }
 }
 
-/// How a step's partitions were run, for their combination.
-struct Partitioned {
-    count: usize,
-    rows: usize,
-    fork: bool,
-    /// The first layer's shape when its weight gradient is split by hidden units.
-    first_layer: Option<LayerShape>,
-}
-
-/// `values` cut into `count` consecutive pieces, piece `c` holding the rows
-/// `partition(c, count, rows)` of `width` values each.
-fn pieces<T>(mut values: &mut [T], count: usize, rows: usize, width: usize) -> Vec<&mut [T]> {
-    (0..count)
-        .map(|c| {
-            let (piece, rest) =
-                std::mem::take(&mut values).split_at_mut(partition(c, count, rows).len() * width);
-            values = rest;
-            piece
-        })
-        .collect()
-}
-
-/// The weight `B_c / B` of partition `c` of `count` over `rows` rows.
-fn share<T: Scalar>(c: usize, count: usize, rows: usize) -> T {
-    T::from_usize(partition(c, count, rows).len()) / T::from_usize(rows)
-}
-
-/// Rows of partition `c` of `count` over `rows` rows; sizes differ by at most one.
-fn partition(c: usize, count: usize, rows: usize) -> Range<usize> {
-    c * rows / count..(c + 1) * rows / count
+impl<T: Scalar, B: FirstLayerSplit<T>> RayonBackend<T, B> {
+    /// Like [`RayonBackend::new`], over inner backends that offer the
+    /// first-layer split: with [`Partitions::PerThread`], a step that forks
+    /// forms the first layer's weight gradient over the whole batch, one
+    /// block of hidden units per worker (see the crate docs).
+    pub fn splitting_first_layer(
+        name: &'static str,
+        make_inner: impl Fn() -> B + Send + Sync + 'static,
+    ) -> Self {
+        let mut backend = RayonBackend::new(name, make_inner);
+        backend.split_access = Some(as_split::<T, B>);
+        backend
+    }
 }
 
 impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
@@ -343,59 +372,55 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
     }
 
     fn run_forward(&mut self, task: ForwardTask<'_, T>) -> Result<(), Error> {
-        let (network, inputs, outputs) = task.into_parts();
-        let rows = inputs.rows();
-        let m = network.architecture().output_width();
-        let (count, fork) = self.plan(network, rows);
-        self.ensure_workers(count);
-        self.run_workers(count, fork, |c, backend, results| {
-            let range = partition(c, count, rows);
-            results.outputs.resize(range.len() * m, T::ZERO);
-            let part = inputs.sub_inputs(range).expect("a non-empty partition");
-            results.outcome = backend
-                .forward(network, &part, &mut results.outputs)
-                .map(|()| T::ZERO);
+        let architecture = task.layers().architecture();
+        let Some(plan) = self.plan(architecture, task.inputs().rows()) else {
+            return self.single(architecture).run_forward(task);
+        };
+        let count = plan.split.count();
+        self.ensure_workers(count, architecture);
+        let RayonBackend {
+            crew,
+            backends,
+            results,
+            ..
+        } = self;
+        let workers = backends[..count].iter_mut().zip(&mut results[..count]);
+        let parts = workers.zip(task.into_row_parts(count));
+        crew.spread_if(plan.forks(), parts, &|((backend, results), part)| {
+            results.outcome = backend.run_forward(part).map(|()| T::ZERO);
         });
-        let mut rest = outputs;
         for results in &self.results[..count] {
             results.outcome.clone()?;
-            let (here, after) = rest.split_at_mut(results.outputs.len());
-            here.copy_from_slice(&results.outputs);
-            rest = after;
         }
         Ok(())
     }
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
-        let (network, batch, gradient) = task.into_parts();
-        if let Some(inner) = self.single_partition(network, batch.rows()) {
-            return inner.loss_and_gradient(network, &batch, gradient);
-        }
-        let (parts, loss) = self.run_partitions(network, &batch)?;
-        self.combine(parts, &batch, gradient.as_mut_slice(), None);
+        let architecture = task.layers().architecture();
+        let Some(plan) = self.plan(architecture, task.batch().rows()) else {
+            return self.single(architecture).run_loss_and_gradient(task);
+        };
+        let parts = task.row_parts(plan.split.count());
+        let loss = self.run_partitions(&plan, architecture, parts)?;
+        let (_, batch, mut gradient) = task.into_parts();
+        self.combine(&plan, batch, gradient.as_mut_slice(), None)?;
         Ok(loss)
     }
 
     /// One SGD step with the update fused into the combination of the
     /// partitions' gradients: each parameter is updated right after its
     /// gradient is summed, on the pool when the step forks. Gives the same
-    /// bits as [`Backend::loss_and_gradient`] followed by
-    /// [`Network::apply_sgd`].
-    fn sgd_step(
-        &mut self,
-        network: &mut Network<T>,
-        batch: &Batch<'_, T>,
-        gradient: &mut Params<T>,
-        learning_rate: T,
-    ) -> Result<T, Error> {
-        check_learning_rate(learning_rate)?;
-        GradientTask::new(network, *batch, gradient)?;
-        if let Some(inner) = self.single_partition(network, batch.rows()) {
-            return inner.sgd_step(network, batch, gradient, learning_rate);
-        }
-        let (parts, loss) = self.run_partitions(network, batch)?;
-        let update = Some((network.param_values_mut(), -learning_rate));
-        self.combine(parts, batch, gradient.as_mut_slice(), update);
+    /// bits as the gradient followed by the update.
+    fn run_sgd_step(&mut self, task: SgdTask<'_, T>) -> Result<T, Error> {
+        let Some(plan) = self.plan(task.layers().architecture(), task.batch().rows()) else {
+            let inner = self.single(task.layers().architecture());
+            return inner.run_sgd_step(task);
+        };
+        let parts = task.row_parts(plan.split.count());
+        let loss = self.run_partitions(&plan, task.layers().architecture(), parts)?;
+        let batch = task.batch();
+        let (params, gradient, step) = task.into_update();
+        self.combine(&plan, batch, gradient, Some((params, step)))?;
         Ok(loss)
     }
 }
@@ -406,92 +431,76 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
 const COMBINE_BLOCK: usize = 1 << 14;
 
 impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
-    /// The inner backend alone, when the plan for `rows` rows is one
-    /// partition: its result is then exactly the combination's (a weight of
-    /// `B / B = 1`), without the accumulator and the extra pass.
-    fn single_partition(&mut self, network: &Network<T>, rows: usize) -> Option<&mut B> {
-        if self.plan(network, rows).0 != 1 {
-            return None;
-        }
-        self.ensure_workers(1);
-        self.backends.first_mut()
-    }
-
-    /// Runs the inner backends on the batch's partitions, leaving each
-    /// partition's gradient in its worker, and returns how the step is laid
-    /// out and its loss (the partitions' losses weighted by their shares of
-    /// the rows), or the first partition's error.
-    ///
-    /// With `PerThread` partitions, a step that forks and an inner backend
-    /// that offers a [`FirstLayerSplit`](backprop_core::FirstLayerSplit), the
-    /// partitions leave the first layer's weights out and write their
-    /// `delta^1`, weighted by their shares, into `first_delta` instead.
-    fn run_partitions(
+    /// Runs the inner backends on the batch's row parts as `plan` says,
+    /// leaving each partition's gradient in its worker, and returns the loss
+    /// (the partitions' losses weighted by their shares of the rows), or the
+    /// first partition's error.
+    fn run_partitions<'p>(
         &mut self,
-        network: &Network<T>,
-        batch: &Batch<'_, T>,
-    ) -> Result<(Partitioned, T), Error> {
-        let rows = batch.rows();
-        let (count, fork) = self.plan(network, rows);
-        self.ensure_workers(count);
-        let splits = self.partitions == Partitions::PerThread
-            && fork
-            && self.backends[0].first_layer_split().is_some();
-        let first_layer = splits.then(|| network.architecture().layers()[0]);
-        let hidden = first_layer.map_or(0, |layer| layer.outputs);
-        self.first_delta.resize(rows * hidden, T::ZERO);
-        let deltas = pieces(&mut self.first_delta, count, rows, hidden);
-        let backends = self.backends[..count].iter_mut();
-        let workers = backends.zip(&mut self.results[..count]).zip(deltas);
-        self.crew.spread_if(fork, workers.enumerate(), &|(
-            c,
-            ((backend, results), delta),
-        )| {
-            let part = batch
-                .sub_batch(partition(c, count, rows))
-                .expect("a non-empty partition");
-            let accumulator = fitted(&mut results.accumulator, network);
-            // Cannot fail on shape: the sub-batch, accumulator and delta fit the network.
-            results.outcome = match backend.first_layer_split() {
-                Some(split) if splits => {
-                    let outcome = split.loss_and_gradient_but_first_weights(
-                        network,
-                        &part,
-                        accumulator,
-                        delta,
-                    );
-                    vector::scale(delta, share(c, count, rows));
-                    outcome
-                }
-                _ => backend.loss_and_gradient(network, &part, accumulator),
-            };
-        });
-        let parts = Partitioned {
-            count,
-            rows,
-            fork,
-            first_layer,
-        };
+        plan: &Plan<T, B>,
+        architecture: &Architecture,
+        parts: impl Iterator<Item = RowPart<'p, T>>,
+    ) -> Result<T, Error> {
+        let count = plan.split.count();
+        self.ensure_workers(count, architecture);
+        let RayonBackend {
+            crew,
+            backends,
+            results,
+            first_delta,
+            ..
+        } = self;
+        let workers = backends[..count].iter_mut().zip(&mut results[..count]);
+        match plan.scheme {
+            Scheme::Whole { fork } => {
+                crew.spread_if(fork, workers.zip(parts), &|((backend, results), part)| {
+                    let task = part.with_gradient(&mut results.accumulator);
+                    results.outcome = backend.run_loss_and_gradient(task);
+                });
+            }
+            Scheme::SplitFirst {
+                first_layer,
+                access,
+            } => {
+                let (rows, hidden) = (plan.split.rows(), first_layer.outputs);
+                resize_matrix(first_delta, "first-layer delta", rows, hidden)?;
+                let deltas = plan.split.pieces(first_delta, hidden);
+                let items = workers.zip(parts).zip(deltas);
+                crew.spread(items, &|(((backend, results), part), delta)| {
+                    let share = part.share();
+                    let task = part.with_gradient(&mut results.accumulator);
+                    results.outcome = SplitGradientTask::new(task, &mut *delta)
+                        .and_then(|task| access(backend).run_gradient_but_first_weights(task));
+                    vector::scale(delta, share);
+                });
+            }
+        }
         let mut loss = T::ZERO;
         for (c, results) in self.results[..count].iter().enumerate() {
-            loss += share::<T>(c, count, rows) * results.outcome.clone()?;
+            loss += plan.split.share::<T>(c) * results.outcome.clone()?;
         }
-        Ok((parts, loss))
+        Ok(loss)
     }
 
-    /// Combines the partitions' results of `parts` into `gradient`, applying
+    /// Combines the partitions' results into `gradient`, applying
     /// `theta += step * gradient` to the parameters given with a step: the
     /// first layer's weights by [`Self::split_combine`] if they were split,
-    /// every other parameter by [`Self::combine_from`].
+    /// every other parameter by [`Self::combine_from`]. Every size is checked
+    /// before the first parameter changes.
     fn combine(
         &mut self,
-        parts: Partitioned,
-        batch: &Batch<'_, T>,
+        plan: &Plan<T, B>,
+        batch: Batch<'_, T>,
         gradient: &mut [T],
         update: Option<(&mut [T], T)>,
-    ) {
-        let Some(first_layer) = parts.first_layer else {
-            return self.combine_from(0, &parts, gradient, update);
+    ) -> Result<(), Error> {
+        let Scheme::SplitFirst {
+            first_layer,
+            access,
+        } = plan.scheme
+        else {
+            self.combine_from(0, plan, gradient, update);
+            return Ok(());
         };
         let end = first_layer.weight_range().end;
         let (first, others) = gradient.split_at_mut(end);
@@ -502,51 +511,49 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             }
             None => (None, None),
         };
-        self.split_combine(&parts, first_layer, batch, first, first_update);
-        self.combine_from(end, &parts, others, others_update);
+        self.split_combine(plan, first_layer, access, batch, first, first_update)?;
+        self.combine_from(end, plan, others, others_update);
+        Ok(())
     }
 
     /// Forms the first layer's weight gradient `delta^1^T X` over the whole
     /// batch into `gradient` (those weights only), one block of hidden units
     /// per worker, each applying `theta += step * gradient` to its weights if
-    /// `update` gives them.
+    /// `update` gives them. Every block's sizes are checked before any block runs.
     fn split_combine(
         &mut self,
-        parts: &Partitioned,
+        plan: &Plan<T, B>,
         first_layer: LayerShape,
-        batch: &Batch<'_, T>,
+        access: SplitAccess<T, B>,
+        batch: Batch<'_, T>,
         gradient: &mut [T],
         update: Option<(&mut [T], T)>,
-    ) {
-        let (hidden, n, rows) = (first_layer.outputs, first_layer.inputs, parts.rows);
-        let blocks = parts.count.min(hidden);
-        let unit_rows = |t: usize| partition(t, blocks, hidden);
+    ) -> Result<(), Error> {
+        let (hidden, n, rows) = (first_layer.outputs, first_layer.inputs, plan.split.rows());
+        let blocks = RowSplit::new(hidden, plan.split.count());
+        let delta = MatrixRef::new(&self.first_delta[..], rows, hidden)?;
+        let inputs = batch.inputs().matrix();
+        let tasks = blocks
+            .pieces(gradient, n)
+            .enumerate()
+            .map(|(t, out)| FirstWeightRowsTask::new(delta, inputs, blocks.range(t), out))
+            .collect::<Result<Vec<_>, Error>>()?;
         let (params, rate) = match update {
-            Some((params, rate)) => (Some(pieces(params, blocks, hidden, n)), rate),
+            Some((params, rate)) => (Some(blocks.pieces(params, n)), rate),
             None => (None, T::ZERO),
         };
-        let mut params = params.map(Vec::into_iter);
-        let outs = pieces(gradient, blocks, hidden, n).into_iter();
-        let blocks_of_units = self.backends[..blocks].iter_mut().zip(outs);
-        let blocks_of_units = blocks_of_units
-            .map(|(backend, out)| (backend, out, params.as_mut().and_then(Iterator::next)));
-        let delta = MatrixRef::new(&self.first_delta[..rows * hidden], rows, hidden)
-            .expect("sized in run_partitions");
-        let inputs = batch.inputs().matrix();
-        self.crew.spread(blocks_of_units.enumerate(), &|(
-            t,
-            (backend, out, params),
-        )| {
-            let split = backend
-                .first_layer_split()
-                .expect("offered in run_partitions");
-            split
-                .first_weight_rows(delta, inputs, unit_rows(t), out)
-                .expect("sizes that fit by construction");
+        let mut params = params;
+        let items = self.backends[..blocks.count()]
+            .iter_mut()
+            .zip(tasks)
+            .map(|(backend, task)| (backend, task, params.as_mut().and_then(Iterator::next)));
+        self.crew.spread(items, &|(backend, mut task, params)| {
+            access(backend).run_first_weight_rows(&mut task);
             if let Some(params) = params {
-                vector::axpy(params, rate, out);
+                vector::axpy(params, rate, task.output());
             }
         });
+        Ok(())
     }
 
     /// Combines the partitions' gradients of the parameters from `offset` on
@@ -559,24 +566,23 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
     /// whichever thread computes it, so splitting the parameters into blocks
     /// on the pool changes no bit.
     fn combine_from(
-        &self,
+        &mut self,
         offset: usize,
-        parts: &Partitioned,
+        plan: &Plan<T, B>,
         gradient: &mut [T],
         update: Option<(&mut [T], T)>,
     ) {
-        let (count, rows) = (parts.count, parts.rows);
-        let results = &self.results[..count];
-        let weight = |c: usize| share(c, count, rows);
-        let accumulator = |c: usize| -> &[T] {
-            let accumulator = results[c].accumulator.as_ref();
-            &accumulator.expect("filled by the worker").as_slice()[offset..]
-        };
+        let split = plan.split;
+        let count = split.count();
+        let threads = self.threads();
+        let RayonBackend { crew, results, .. } = self;
+        let results = &results[..count];
+        let accumulator = |c: usize| &results[c].accumulator.as_slice()[offset..];
         let combine_block = |start: usize, block: &mut [T], params: Option<&mut [T]>, step: T| {
             let end = start + block.len();
-            vector::scale_into(block, weight(0), &accumulator(0)[start..end]);
+            vector::scale_into(block, split.share(0), &accumulator(0)[start..end]);
             for c in 1..count {
-                vector::axpy(block, weight(c), &accumulator(c)[start..end]);
+                vector::axpy(block, split.share(c), &accumulator(c)[start..end]);
             }
             if let Some(params) = params {
                 vector::axpy(params, step, block);
@@ -596,15 +602,14 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         };
         // One contiguous range of parameters per thread, of at least a block:
         // a network with fewer parameters combines on the calling thread.
-        let range = gradient.len().div_ceil(self.threads()).max(COMBINE_BLOCK);
-        if !parts.fork || range >= gradient.len() {
+        let range = gradient.len().div_ceil(threads).max(COMBINE_BLOCK);
+        if !plan.forks() || range >= gradient.len() {
             combine_range(0, gradient, params);
             return;
         }
         let mut params = params.map(|params| params.chunks_mut(range));
         let ranges = gradient.chunks_mut(range).enumerate();
         let ranges = ranges.map(|(k, g)| (k, g, params.as_mut().and_then(Iterator::next)));
-        self.crew
-            .spread(ranges, &|(k, g, p)| combine_range(k * range, g, p));
+        crew.spread(ranges, &|(k, g, p)| combine_range(k * range, g, p));
     }
 }

@@ -6,7 +6,9 @@
 
 use std::fmt;
 
-use backprop_core::{Backend, Error, ForwardTask, GradientTask, Loss, Network, Params, Scalar};
+use backprop_core::{
+    Backend, Batch, Error, ForwardTask, GradientLayers, GradientTask, Layers, Loss, Params, Scalar,
+};
 use backprop_naive::NaiveBackend;
 
 /// One deliberate mistake.
@@ -88,20 +90,19 @@ impl<T: Scalar> Backend<T> for ControlBackend<T> {
     }
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
-        let (network, batch, gradient) = task.into_parts();
+        let (layers, batch) = (task.layers(), task.batch());
+        let naive = &mut self.naive;
         // The flaws inside the recursion need their own backpropagation; the
         // others post-process the naive backend's right answer.
-        let mut right_answer = || self.naive.loss_and_gradient(network, &batch, gradient);
         Ok(match self.flaw {
             Flaw::ScalarStepOne | Flaw::MissingActivationDerivative => {
-                flawed_backprop(self.flaw, network, &batch, gradient)
+                let (_, _, mut gradient) = task.into_parts();
+                flawed_backprop(self.flaw, layers, &batch, &mut gradient)
             }
             Flaw::TransposedWeightGradient => {
-                let loss = right_answer()?;
-                for l in 0..network.architecture().layer_count() {
-                    let layer = gradient
-                        .layer_mut(l)
-                        .expect("layer within the architecture");
+                let (loss, mut gradient) = right_answer(naive, task)?;
+                for l in 0..layers.count() {
+                    let layer = gradient.get_mut(l);
                     let right = layer.weights.to_vec();
                     let (outputs, inputs) = (layer.shape.outputs, layer.shape.inputs);
                     for (index, weight) in layer.weights.iter_mut().enumerate() {
@@ -113,43 +114,52 @@ impl<T: Scalar> Backend<T> for ControlBackend<T> {
                 loss
             }
             Flaw::BiasNotSummed => {
-                let loss = right_answer()?;
-                let last = batch
-                    .sub_batch(batch.rows() - 1..batch.rows())
-                    .expect("a batch has a last row");
+                let last_row = task.row_parts(batch.rows()).last();
+                let (loss, mut gradient) = right_answer(naive, task)?;
+                // The last sample's own gradient, its bias part scaled as one of B.
                 let sample = self
                     .last_sample
-                    .get_or_insert_with(|| network.zero_gradient());
-                if !sample.same_layout(gradient) {
-                    *sample = network.zero_gradient();
+                    .get_or_insert_with(|| layers.network().zero_gradient());
+                if let Some(part) = last_row {
+                    naive.run_loss_and_gradient(part.with_gradient(sample))?;
                 }
-                self.naive.loss_and_gradient(network, &last, sample)?;
                 let inverse_batch = T::ONE / T::from_usize(batch.rows());
-                for l in 0..network.architecture().layer_count() {
-                    let bias = sample.layer(l).expect("layer within the architecture").bias;
-                    for (flawed, &b) in gradient
-                        .layer_mut(l)
-                        .expect("same layout")
-                        .bias
-                        .iter_mut()
-                        .zip(bias)
-                    {
+                for (l, shape) in layers.architecture().layers().iter().enumerate() {
+                    let bias = &sample.as_slice()[shape.bias_range()];
+                    for (flawed, &b) in gradient.get_mut(l).bias.iter_mut().zip(bias) {
                         *flawed = b * inverse_batch;
                     }
                 }
                 loss
             }
             Flaw::ScaledGradient(factor) => {
-                let loss = right_answer()?;
-                gradient.scale(T::from_f64(factor));
+                let (loss, mut gradient) = right_answer(naive, task)?;
+                scale(&mut gradient, T::from_f64(factor));
                 loss
             }
             Flaw::LossWithoutHalf => {
-                let loss = right_answer()?;
-                gradient.scale(T::from_f64(2.0));
+                let (loss, mut gradient) = right_answer(naive, task)?;
+                scale(&mut gradient, T::from_f64(2.0));
                 loss * T::from_f64(2.0)
             }
         })
+    }
+}
+
+/// The naive backend's loss and gradient for `task`, and the gradient to post-process.
+fn right_answer<'a, T: Scalar>(
+    naive: &mut NaiveBackend<T>,
+    mut task: GradientTask<'a, T>,
+) -> Result<(T, GradientLayers<'a, T>), Error> {
+    let loss = naive.run_loss_and_gradient(task.reborrow())?;
+    let (_, _, gradient) = task.into_parts();
+    Ok((loss, gradient))
+}
+
+/// Multiplies every gradient value by `factor`.
+fn scale<T: Scalar>(gradient: &mut GradientLayers<'_, T>, factor: T) {
+    for value in gradient.as_mut_slice() {
+        *value *= factor;
     }
 }
 
@@ -157,22 +167,19 @@ impl<T: Scalar> Backend<T> for ControlBackend<T> {
 /// live inside the recursion.
 fn flawed_backprop<T: Scalar>(
     flaw: Flaw,
-    network: &Network<T>,
-    batch: &backprop_core::Batch<'_, T>,
-    gradient: &mut Params<T>,
+    layers: Layers<'_, T>,
+    batch: &Batch<'_, T>,
+    gradient: &mut GradientLayers<'_, T>,
 ) -> T {
-    let architecture = network.architecture();
+    let architecture = layers.architecture();
     let activations = architecture.activations();
     let rows = batch.rows();
     let inverse_batch = T::ONE / T::from_usize(rows);
     // zs[l] and outs[l] are rows x d_{l+1}; outs[-1] is the input.
     let mut outs: Vec<Vec<T>> = vec![batch.inputs().matrix().as_slice().to_vec()];
     let mut zs: Vec<Vec<T>> = Vec::new();
-    for (l, &activation) in activations.iter().enumerate() {
-        let layer = network
-            .params()
-            .layer(l)
-            .expect("layer within the architecture");
+    for (l, layer) in layers.iter().enumerate() {
+        let activation = layer.activation;
         let (fan_in, fan_out) = (layer.shape.inputs, layer.shape.outputs);
         let input = &outs[l];
         let z: Vec<T> = (0..rows * fan_out)
@@ -216,15 +223,10 @@ fn flawed_backprop<T: Scalar>(
         }
     }
     for l in (0..=last).rev() {
-        let layer = network
-            .params()
-            .layer(l)
-            .expect("layer within the architecture");
+        let layer = layers.get(l);
         let (fan_in, fan_out) = (layer.shape.inputs, layer.shape.outputs);
         let input = &outs[l];
-        let grad = gradient
-            .layer_mut(l)
-            .expect("layer within the architecture");
+        let grad = gradient.get_mut(l);
         for j in 0..fan_out {
             grad.bias[j] = (0..rows).map(|b| delta[b * fan_out + j]).sum();
             for k in 0..fan_in {

@@ -26,12 +26,20 @@ use std::num::NonZeroUsize;
 use std::str::FromStr;
 use std::sync::Arc;
 
-pub use backprop_core::*;
+pub use backprop_core::{
+    Activation, Architecture, Backend, Batch, Error, FirstLayerSplit, FirstWeightRowsTask,
+    ForwardTask, GradientLayers, GradientTask, Inputs, Layer, LayerParams, LayerParamsMut,
+    LayerShape, Layers, Loss, MatrixRef, MatrixRole, Network, ParamLocation, Params, RowPart,
+    RowSplit, Scalar, SgdTask, SplitGradientTask,
+};
 pub use backprop_faer::{AUTO_CROSSOVER_MNK, FaerBackend, FaerScalar, Parallelism};
 pub use backprop_naive::NaiveBackend;
 pub use backprop_rayon::{
-    DEFAULT_LINGER, DEFAULT_PARALLEL_THRESHOLD_FLOPS, Partitions, RayonBackend,
+    DEFAULT_LINGER, DEFAULT_MIN_ROWS_PER_PARTITION, DEFAULT_PARALLEL_THRESHOLD_FLOPS, MAX_LINGER,
+    Partitions, RayonBackend,
 };
+/// The thread pool type the parallel backends run on (rayon's).
+pub use rayon::{ThreadPool, ThreadPoolBuilder};
 
 /// A precision every backend supports: `f32` or `f64`.
 pub trait Precision: Scalar + FaerScalar {}
@@ -88,75 +96,49 @@ impl BackendKind {
         self.build(None)
     }
 
-    /// A backend of this kind whose results are bit-identical whatever
-    /// `threads` is: a parallel backend gets its own pool of `threads` threads,
-    /// [`REPRODUCIBLE_PARTITIONS`] fixed partitions, and forks for every
+    /// A backend of this kind whose results are bit-identical whatever the
+    /// number of threads of `pool`: a parallel backend runs on `pool` with
+    /// [`REPRODUCIBLE_PARTITIONS`] fixed partitions and forks for every
     /// batch; any other backend is the same as [`BackendKind::create`].
-    pub fn create_reproducible<T: Precision>(
-        self,
-        threads: usize,
-    ) -> Result<Box<dyn Backend<T>>, Error> {
-        self.forking(threads, Partitions::Fixed(REPRODUCIBLE_PARTITIONS))
+    pub fn create_reproducible<T: Precision>(self, pool: Arc<ThreadPool>) -> Box<dyn Backend<T>> {
+        self.build(Some((pool, Partitions::Fixed(REPRODUCIBLE_PARTITIONS))))
     }
 
     /// A backend of this kind in its default scheme (one partition per
     /// thread; for `rayon-faer`, the first layer split by hidden units) that
-    /// forks for every batch of more than one row, on its own pool of
-    /// `threads` threads: what the default configuration runs on large
-    /// batches, at any batch size, for checking. Any other backend is the
-    /// same as [`BackendKind::create`].
-    pub fn create_forking<T: Precision>(
-        self,
-        threads: usize,
-    ) -> Result<Box<dyn Backend<T>>, Error> {
-        self.forking(threads, Partitions::PerThread)
-    }
-
-    /// The backend forking for every batch on its own pool of `threads`
-    /// threads with `partitions`, if it is parallel.
-    fn forking<T: Precision>(
-        self,
-        threads: usize,
-        partitions: Partitions,
-    ) -> Result<Box<dyn Backend<T>>, Error> {
-        if !self.is_parallel() {
-            return Ok(self.create());
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| Error::ThreadPool {
-                threads,
-                reason: e.to_string(),
-            })?;
-        Ok(self.build(Some((Arc::new(pool), partitions))))
+    /// forks for every batch of more than one row, on `pool`: what the
+    /// default configuration runs on large batches, at any batch size, for
+    /// checking. Any other backend is the same as [`BackendKind::create`].
+    pub fn create_forking<T: Precision>(self, pool: Arc<ThreadPool>) -> Box<dyn Backend<T>> {
+        self.build(Some((pool, Partitions::PerThread)))
     }
 
     /// The backend, forking on the pool with the partitions if they are given.
     fn build<T: Precision>(
         self,
-        forking: Option<(Arc<rayon::ThreadPool>, Partitions)>,
+        forking: Option<(Arc<ThreadPool>, Partitions)>,
     ) -> Box<dyn Backend<T>> {
         match self {
             BackendKind::Naive => Box::new(NaiveBackend::<T>::new()),
             BackendKind::Faer => Box::new(FaerBackend::<T>::new()),
-            BackendKind::RayonNaive => rayon_over(self.name(), NaiveBackend::<T>::new, forking),
-            BackendKind::RayonFaer => {
-                rayon_over(self.name(), FaerBackend::<T>::sequential, forking)
-            }
+            BackendKind::RayonNaive => forking_on(
+                RayonBackend::new(self.name(), NaiveBackend::<T>::new),
+                forking,
+            ),
+            BackendKind::RayonFaer => forking_on(
+                RayonBackend::splitting_first_layer(self.name(), FaerBackend::<T>::sequential),
+                forking,
+            ),
         }
     }
 }
 
-/// A rayon backend over inner backends made by `make_inner`: on the global
-/// pool by default, or forking for every batch of more than one row on the
-/// given pool with the given partitions.
-fn rayon_over<T: Precision, B: Backend<T> + 'static>(
-    name: &'static str,
-    make_inner: fn() -> B,
-    forking: Option<(Arc<rayon::ThreadPool>, Partitions)>,
+/// A rayon backend as it is by default, or forking for every batch of more
+/// than one row on the given pool with the given partitions.
+fn forking_on<T: Precision, B: Backend<T> + 'static>(
+    backend: RayonBackend<T, B>,
+    forking: Option<(Arc<ThreadPool>, Partitions)>,
 ) -> Box<dyn Backend<T>> {
-    let backend = RayonBackend::new(name, make_inner);
     match forking {
         None => Box::new(backend),
         Some((pool, partitions)) => Box::new(
@@ -180,13 +162,6 @@ impl FromStr for BackendKind {
 
     /// Reads a backend name; an unknown name's error lists the valid ones.
     fn from_str(name: &str) -> Result<Self, Error> {
-        parse_name("backend", name, &BackendKind::ALL, BackendKind::name)
+        backprop_core::parse_name("backend", name, &BackendKind::ALL, BackendKind::name)
     }
 }
-
-pub mod checkpoint;
-pub mod digits;
-pub mod train;
-
-pub use digits::Dataset;
-pub use train::{EpochStats, Evaluation, TrainConfig, evaluate, train};

@@ -1,0 +1,434 @@
+//! The checked tasks a kernel is handed: layer views, batch rows and output buffers that fit.
+//!
+//! A task can only be built by checking that its network, batch and buffers
+//! fit together (or, for a row part, by cutting a task that was checked), so
+//! a kernel reads layer `l`'s weights, the batch's rows and its gradient
+//! slices without any `Option`, and a wrapper that splits a batch never
+//! checks again what was checked once.
+
+use std::ops::Range;
+
+use crate::{
+    Activation, Architecture, Batch, Error, Inputs, LayerParamsMut, LayerShape, Network, Params,
+    Scalar, network::check_learning_rate,
+};
+
+/// One weight layer of a network, as a kernel reads it.
+#[derive(Clone, Copy, Debug)]
+pub struct Layer<'a, T> {
+    /// Where the layer sits in the flat buffer, and its widths.
+    pub shape: LayerShape,
+    /// The layer's activation.
+    pub activation: Activation,
+    /// `W^l`, `outputs x inputs`, row-major.
+    pub weights: &'a [T],
+    /// `b^l`, `outputs` values.
+    pub bias: &'a [T],
+}
+
+/// The weight layers of a network, whose parameters always fit its
+/// architecture (a [`Network`] cannot be built or changed otherwise).
+#[derive(Clone, Copy, Debug)]
+pub struct Layers<'a, T> {
+    network: &'a Network<T>,
+}
+
+impl<'a, T: Scalar> Layers<'a, T> {
+    /// The layers of `network`.
+    pub fn of(network: &'a Network<T>) -> Self {
+        Layers { network }
+    }
+
+    /// The network they belong to.
+    pub fn network(&self) -> &'a Network<T> {
+        self.network
+    }
+
+    /// The network's architecture.
+    pub fn architecture(&self) -> &'a Architecture {
+        self.network.architecture()
+    }
+
+    /// The number of weight layers `L` (at least 1).
+    pub fn count(&self) -> usize {
+        self.architecture().layer_count()
+    }
+
+    /// Layer `l` (0-based). As with slice indexing, `l` must be below
+    /// [`Layers::count`]; a kernel's loop over the layers never passes more.
+    pub fn get(&self, l: usize) -> Layer<'a, T> {
+        let architecture = self.architecture();
+        let shape = architecture.layers()[l];
+        let values = self.network.params().as_slice();
+        Layer {
+            shape,
+            activation: architecture.activations()[l],
+            weights: &values[shape.weight_range()],
+            bias: &values[shape.bias_range()],
+        }
+    }
+
+    /// Every layer, input side first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Layer<'a, T>> + ExactSizeIterator {
+        let layers = *self;
+        (0..self.count()).map(move |l| layers.get(l))
+    }
+}
+
+/// A gradient buffer laid out for a task's network, as a kernel writes it.
+#[derive(Debug)]
+pub struct GradientLayers<'a, T> {
+    params: &'a mut Params<T>,
+}
+
+impl<T: Scalar> GradientLayers<'_, T> {
+    /// Layer `l`'s slices of the buffer (`l` below the layer count, as with indexing).
+    pub fn get_mut(&mut self, l: usize) -> LayerParamsMut<'_, T> {
+        let shape = self.params.layer_shapes()[l];
+        let (weights, bias) = self.params.as_mut_slice()
+            [shape.offset..shape.offset + shape.param_count()]
+            .split_at_mut(shape.weight_count());
+        LayerParamsMut {
+            shape,
+            weights,
+            bias,
+        }
+    }
+
+    /// The whole buffer, in the flat layout.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        self.params.as_mut_slice()
+    }
+
+    /// Sets every value to zero.
+    pub fn fill_zero(&mut self) {
+        self.params.fill_zero();
+    }
+}
+
+/// A batch's `B` rows cut into `count` contiguous parts whose sizes differ
+/// by at most one: part `c` holds rows `c B / count .. (c + 1) B / count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowSplit {
+    rows: usize,
+    count: usize,
+}
+
+impl RowSplit {
+    /// `rows` rows in `count` parts, `count` clamped to `1..=rows` so that no
+    /// part is empty (for `rows >= 1`).
+    pub fn new(rows: usize, count: usize) -> Self {
+        RowSplit {
+            rows,
+            count: count.min(rows).max(1),
+        }
+    }
+
+    /// The number of parts.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The number of rows split.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The rows of part `c` (`c` below [`RowSplit::count`]).
+    pub fn range(&self, c: usize) -> Range<usize> {
+        c * self.rows / self.count..(c + 1) * self.rows / self.count
+    }
+
+    /// Part `c`'s share `B_c / B` of the rows: its weight in a batch mean.
+    pub fn share<T: Scalar>(&self, c: usize) -> T {
+        T::from_usize(self.range(c).len()) / T::from_usize(self.rows)
+    }
+
+    /// `values`, `width` values a row, cut into the parts' pieces in order
+    /// (pieces past the end of a `values` shorter than `rows x width` come
+    /// out short or empty).
+    pub fn pieces<V>(
+        self,
+        values: &mut [V],
+        width: usize,
+    ) -> impl ExactSizeIterator<Item = &mut [V]> {
+        let split = self;
+        let mut rest = values;
+        (0..self.count).map(move |c| {
+            let length = split.range(c).len().saturating_mul(width).min(rest.len());
+            let (piece, after) = std::mem::take(&mut rest).split_at_mut(length);
+            rest = after;
+            piece
+        })
+    }
+}
+
+/// A forward pass whose network, inputs and output buffer fit together.
+#[derive(Debug)]
+pub struct ForwardTask<'a, T> {
+    layers: Layers<'a, T>,
+    inputs: Inputs<'a, T>,
+    outputs: &'a mut [T],
+}
+
+impl<'a, T: Scalar> ForwardTask<'a, T> {
+    /// Checks that the inputs have the network's input width `n` and that
+    /// `outputs` holds `B x m` values.
+    pub fn new(
+        network: &'a Network<T>,
+        inputs: Inputs<'a, T>,
+        outputs: &'a mut [T],
+    ) -> Result<Self, Error> {
+        let architecture = network.architecture();
+        inputs.check_width(architecture)?;
+        let (rows, cols) = (inputs.rows(), architecture.output_width());
+        if rows.checked_mul(cols) != Some(outputs.len()) {
+            return Err(Error::MatrixLength {
+                rows,
+                cols,
+                found: outputs.len(),
+            });
+        }
+        Ok(ForwardTask {
+            layers: Layers::of(network),
+            inputs,
+            outputs,
+        })
+    }
+
+    /// The network's layers.
+    pub fn layers(&self) -> Layers<'a, T> {
+        self.layers
+    }
+
+    /// The inputs `X` (`B x n`).
+    pub fn inputs(&self) -> Inputs<'a, T> {
+        self.inputs
+    }
+
+    /// The layers, the inputs, and the output buffer `B x m` to overwrite
+    /// with the output layer's activations `A^L`.
+    pub fn into_parts(self) -> (Layers<'a, T>, Inputs<'a, T>, &'a mut [T]) {
+        (self.layers, self.inputs, self.outputs)
+    }
+
+    /// The task cut into `count` row parts (see [`RowSplit::new`]), each
+    /// part's rows of the inputs with the matching rows of the outputs.
+    pub fn into_row_parts(self, count: usize) -> impl ExactSizeIterator<Item = ForwardTask<'a, T>> {
+        let (layers, inputs) = (self.layers, self.inputs);
+        let split = RowSplit::new(inputs.rows(), count);
+        let width = layers.architecture().output_width();
+        split
+            .pieces(self.outputs, width)
+            .enumerate()
+            .map(move |(c, outputs)| ForwardTask {
+                layers,
+                inputs: inputs.rows_of(split.range(c)),
+                outputs,
+            })
+    }
+}
+
+/// A loss-and-gradient computation whose network, batch and gradient buffer fit together.
+#[derive(Debug)]
+pub struct GradientTask<'a, T> {
+    layers: Layers<'a, T>,
+    batch: Batch<'a, T>,
+    gradient: &'a mut Params<T>,
+}
+
+impl<'a, T: Scalar> GradientTask<'a, T> {
+    /// Checks that the batch's widths are the network's `n` and `m` and that
+    /// the gradient buffer is laid out for the network.
+    pub fn new(
+        network: &'a Network<T>,
+        batch: Batch<'a, T>,
+        gradient: &'a mut Params<T>,
+    ) -> Result<Self, Error> {
+        batch.check_widths(network.architecture())?;
+        gradient.check_layout(network.architecture())?;
+        Ok(GradientTask {
+            layers: Layers::of(network),
+            batch,
+            gradient,
+        })
+    }
+
+    /// The network's layers.
+    pub fn layers(&self) -> Layers<'a, T> {
+        self.layers
+    }
+
+    /// The batch.
+    pub fn batch(&self) -> Batch<'a, T> {
+        self.batch
+    }
+
+    /// The same task for a shorter while: lets a wrapper hand it to an inner
+    /// kernel and then go on with the gradient that kernel wrote.
+    pub fn reborrow(&mut self) -> GradientTask<'_, T> {
+        GradientTask {
+            layers: self.layers,
+            batch: self.batch,
+            gradient: self.gradient,
+        }
+    }
+
+    /// The layers, the batch, and the gradient buffer to overwrite with
+    /// `dJ/dtheta` (never reading its old values).
+    pub fn into_parts(self) -> (Layers<'a, T>, Batch<'a, T>, GradientLayers<'a, T>) {
+        (
+            self.layers,
+            self.batch,
+            GradientLayers {
+                params: self.gradient,
+            },
+        )
+    }
+
+    /// The batch cut into `count` row parts (see [`RowSplit::new`]), each a
+    /// task of its own once given a gradient buffer.
+    pub fn row_parts(&self, count: usize) -> impl ExactSizeIterator<Item = RowPart<'a, T>> {
+        row_parts(self.layers, self.batch, count)
+    }
+}
+
+/// `batch` cut into `count` row parts, none empty.
+fn row_parts<'a, T: Scalar>(
+    layers: Layers<'a, T>,
+    batch: Batch<'a, T>,
+    count: usize,
+) -> impl ExactSizeIterator<Item = RowPart<'a, T>> {
+    let split = RowSplit::new(batch.rows(), count);
+    (0..split.count()).map(move |index| RowPart {
+        layers,
+        batch: batch.rows_of(split.range(index)),
+        index,
+        split,
+    })
+}
+
+/// Some rows of a checked task's batch, with its network: a gradient buffer
+/// makes them a [`GradientTask`] of their own, without checking again.
+#[derive(Clone, Copy, Debug)]
+pub struct RowPart<'a, T> {
+    layers: Layers<'a, T>,
+    batch: Batch<'a, T>,
+    index: usize,
+    split: RowSplit,
+}
+
+impl<'a, T: Scalar> RowPart<'a, T> {
+    /// Which part this is, from 0.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The part's rows within the whole batch.
+    pub fn rows(&self) -> Range<usize> {
+        self.split.range(self.index)
+    }
+
+    /// The part's share `B_c / B` of the batch's rows.
+    pub fn share(&self) -> T {
+        self.split.share(self.index)
+    }
+
+    /// The part's rows as a batch.
+    pub fn batch(&self) -> Batch<'a, T> {
+        self.batch
+    }
+
+    /// The part as a task writing into `gradient`, which is laid out anew
+    /// (zeroed, allocating) only if it is not laid out for the network yet.
+    pub fn with_gradient<'b>(self, gradient: &'b mut Params<T>) -> GradientTask<'b, T>
+    where
+        'a: 'b,
+    {
+        gradient.fit_layout(self.layers.architecture());
+        GradientTask {
+            layers: self.layers,
+            batch: self.batch,
+            gradient,
+        }
+    }
+}
+
+/// One SGD step whose network, batch, gradient buffer and learning rate fit together.
+#[derive(Debug)]
+pub struct SgdTask<'a, T> {
+    network: &'a mut Network<T>,
+    batch: Batch<'a, T>,
+    gradient: &'a mut Params<T>,
+    learning_rate: T,
+}
+
+impl<'a, T: Scalar> SgdTask<'a, T> {
+    /// Checks what [`GradientTask::new`] checks, and that the learning rate
+    /// is finite and non-negative.
+    pub fn new(
+        network: &'a mut Network<T>,
+        batch: Batch<'a, T>,
+        gradient: &'a mut Params<T>,
+        learning_rate: T,
+    ) -> Result<Self, Error> {
+        check_learning_rate(learning_rate)?;
+        GradientTask::new(network, batch, gradient)?;
+        Ok(SgdTask {
+            network,
+            batch,
+            gradient,
+            learning_rate,
+        })
+    }
+
+    /// The network's layers, before the update.
+    pub fn layers(&self) -> Layers<'_, T> {
+        Layers::of(self.network)
+    }
+
+    /// The learning rate `eta`.
+    pub fn learning_rate(&self) -> T {
+        self.learning_rate
+    }
+
+    /// The batch.
+    pub fn batch(&self) -> Batch<'a, T> {
+        self.batch
+    }
+
+    /// The step's loss-and-gradient part, on the network before the update.
+    pub fn gradient_task(&mut self) -> GradientTask<'_, T> {
+        GradientTask {
+            layers: Layers::of(self.network),
+            batch: self.batch,
+            gradient: self.gradient,
+        }
+    }
+
+    /// The batch cut into `count` row parts, as [`GradientTask::row_parts`] cuts it.
+    pub fn row_parts(&self, count: usize) -> impl ExactSizeIterator<Item = RowPart<'_, T>> {
+        row_parts(Layers::of(self.network), self.batch, count)
+    }
+
+    /// Applies `theta <- theta - eta * gradient` with the gradient buffer as it is now.
+    pub fn apply_update(self) {
+        crate::vector::axpy(
+            self.network.param_values_mut(),
+            -self.learning_rate,
+            self.gradient.as_slice(),
+        );
+    }
+
+    /// The network's parameter values and the gradient buffer, both in the
+    /// flat layout, with the update's factor `-eta`, for a kernel that fuses
+    /// the update into the gradient's last pass: it must leave the gradient
+    /// in the buffer and apply `theta += (-eta) * gradient` to every parameter.
+    pub fn into_update(self) -> (&'a mut [T], &'a mut [T], T) {
+        (
+            self.network.param_values_mut(),
+            self.gradient.as_mut_slice(),
+            -self.learning_rate,
+        )
+    }
+}
