@@ -184,9 +184,6 @@ impl FromStr for BackendKind {
     }
 }
 
-pub mod checkpoint;
-pub mod digits;
-pub mod train;
-
-pub use digits::Dataset;
-pub use train::{EpochStats, Evaluation, TrainConfig, evaluate, train};
+/// Training on datasets (class labels or real-valued targets), evaluation,
+/// checkpoints and the digits loader: the `backprop-train` crate.
+pub use backprop_train as train;

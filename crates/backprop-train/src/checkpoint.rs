@@ -2,7 +2,7 @@
 //!
 //! Each weight layer `l` (from 0) is stored as two tensors laid out as
 //! PyTorch's `nn.Linear` lays them out: `layers.{l}.weight` of shape
-//! `[outputs, inputs]` (row-major, `W^l` exactly as [`crate::Params`] holds
+//! `[outputs, inputs]` (row-major, `W^l` exactly as [`Params`] holds
 //! it) and `layers.{l}.bias` of shape `[outputs]`, in `F32` or `F64` as the
 //! network is. The file's metadata holds the architecture (`widths`,
 //! `activations`, `loss`) and a checksum of the parameter bytes, so a
@@ -18,7 +18,9 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::{Activation, Architecture, Error, Loss, Network, Params, Scalar};
+use backprop_core::{Activation, Architecture, Loss, Network, Params, Scalar};
+
+use crate::Error;
 
 /// The metadata key of the layer widths, such as `64,32,10`.
 pub const WIDTHS_KEY: &str = "widths";
@@ -169,7 +171,9 @@ pub fn from_bytes<T: Scalar>(bytes: &[u8]) -> Result<Network<T>, Error> {
     let metadata = header.metadata().clone().unwrap_or_default();
     let architecture = architecture_from(&metadata)?;
 
-    let mut values = Vec::with_capacity(architecture.param_count());
+    // The metadata may claim more parameters than the file holds; reserve no more than it can.
+    let mut values =
+        Vec::with_capacity(architecture.param_count().min(bytes.len() / size_of::<T>()));
     let mut checksum = Fnv1a::new();
     let mut expected_names = Vec::with_capacity(2 * architecture.layer_count());
     for (layer, shape) in architecture.layers().iter().enumerate() {
@@ -243,7 +247,7 @@ pub fn from_bytes<T: Scalar>(bytes: &[u8]) -> Result<Network<T>, Error> {
         ));
     }
     let params = Params::from_values(&architecture, values)?;
-    Network::new(architecture, params)
+    Ok(Network::new(architecture, params)?)
 }
 
 /// The architecture recorded in a checkpoint's metadata.
@@ -291,18 +295,18 @@ fn architecture_from(metadata: &HashMap<String, String>) -> Result<Architecture,
 pub fn save<T: Scalar>(network: &Network<T>, path: impl AsRef<Path>) -> Result<(), Error> {
     let path = path.as_ref();
     let bytes = to_bytes(network)?;
-    std::fs::write(path, bytes).map_err(|error| Error::Io {
-        path: path.display().to_string(),
-        reason: error.to_string(),
+    std::fs::write(path, bytes).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
     })
 }
 
 /// Loads a network of precision `T` from the safetensors file at `path`.
 pub fn load<T: Scalar>(path: impl AsRef<Path>) -> Result<Network<T>, Error> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|error| Error::Io {
-        path: path.display().to_string(),
-        reason: error.to_string(),
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
     })?;
     from_bytes(&bytes)
 }

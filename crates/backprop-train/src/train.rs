@@ -1,16 +1,19 @@
-//! Training a network on a labelled dataset: epochs of shuffled mini-batches of SGD, and evaluation.
+//! Training a network on a dataset: epochs of shuffled mini-batches of SGD, and evaluation.
 //!
-//! [`train`] runs any [`Backend`]: each epoch shuffles the training rows
-//! (seeded), takes one SGD step per mini-batch, and reports the mean training
-//! loss with the test loss and accuracy. [`evaluate`] runs one forward pass
-//! over a dataset and scores it: the loss is the architecture's own loss, and
+//! [`train`] runs any [`Backend`] on any [`Dataset`], class labels or
+//! real-valued targets alike: each epoch shuffles the training rows (seeded),
+//! takes one SGD step per mini-batch, and reports the mean training loss with
+//! the network's [`Evaluation`] on the test set. [`evaluate`] runs one forward
+//! pass over a dataset and scores it: the loss is the architecture's own loss,
+//! the largest absolute error is taken over every output, and for class labels
 //! a sample is correct when the largest output is its label's.
 
+use backprop_core::{Backend, Batch, Loss, Network, Scalar, check_learning_rate};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::{Backend, Batch, Dataset, Error, Network, Scalar, check_learning_rate};
+use crate::{Dataset, Error};
 
 /// How to train: epochs, mini-batch size, SGD learning rate and the shuffling seed.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -35,25 +38,35 @@ impl TrainConfig {
                 expected: "at least 1".to_owned(),
             });
         }
-        check_learning_rate(self.learning_rate)
+        Ok(check_learning_rate(self.learning_rate)?)
     }
 }
 
 /// A network's score on a dataset.
+///
+/// Every evaluation has the loss and the largest absolute error of a
+/// prediction; a classification dataset adds how many samples are classified
+/// correctly. The prediction is the output layer's activation, or for softmax
+/// cross-entropy (whose outputs are logits) the softmax of the logits.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Evaluation {
     /// The architecture's loss, the mean over the samples.
     pub loss: f64,
-    /// Samples whose largest output is at their label.
-    pub correct: usize,
+    /// The largest `|prediction - target|` over every sample and output.
+    pub max_abs_error: f64,
+    /// For classification, the samples whose largest output is at their
+    /// label; `None` for real-valued targets.
+    pub correct: Option<usize>,
     /// Samples scored.
     pub samples: usize,
 }
 
 impl Evaluation {
-    /// The fraction of samples classified correctly, in `[0, 1]`.
-    pub fn accuracy(&self) -> f64 {
-        self.correct as f64 / self.samples as f64
+    /// For classification, the fraction of samples classified correctly, in
+    /// `[0, 1]`; `None` for real-valued targets.
+    pub fn accuracy(&self) -> Option<f64> {
+        self.correct
+            .map(|correct| correct as f64 / self.samples as f64)
     }
 }
 
@@ -101,17 +114,21 @@ pub fn train<T: Scalar>(
     let mut batch_targets = vec![T::ZERO; batch_size * m];
     let mut gradient = network.zero_gradient();
     let mut outputs = Vec::new();
-    let mut history = Vec::with_capacity(config.epochs);
+    let mut history = Vec::new();
 
     for epoch in 1..=config.epochs {
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
         for rows in order.chunks(batch_size) {
-            for (slot, &row) in rows.iter().enumerate() {
-                batch_inputs[slot * n..(slot + 1) * n]
-                    .copy_from_slice(&train.features()[row * n..(row + 1) * n]);
-                batch_targets[slot * m..(slot + 1) * m]
-                    .copy_from_slice(&train.targets()[row * m..(row + 1) * m]);
+            let inputs = batch_inputs.chunks_exact_mut(n);
+            let targets = batch_targets.chunks_exact_mut(m);
+            for ((&row, input), target) in rows.iter().zip(inputs).zip(targets) {
+                // Every row of `order` is below `train.rows()`, and the
+                // widths were checked against the architecture above.
+                if let (Some(sample), Some(values)) = (train.sample(row), train.target(row)) {
+                    input.copy_from_slice(sample);
+                    target.copy_from_slice(values);
+                }
             }
             let batch = Batch::from_slices(
                 &architecture,
@@ -143,8 +160,9 @@ pub fn train<T: Scalar>(
     Ok(history)
 }
 
-/// Scores `network` on `dataset`: the mean loss and how many samples are
-/// classified correctly (the largest output, the first of equals, at the label).
+/// Scores `network` on `dataset`: the mean loss, the largest absolute error
+/// of a prediction and, for class labels, how many samples are classified
+/// correctly (the largest output, the first of equals, at the label).
 pub fn evaluate<T: Scalar>(
     backend: &mut dyn Backend<T>,
     network: &Network<T>,
@@ -168,24 +186,61 @@ fn evaluate_into<T: Scalar>(
 
     let loss = architecture.loss();
     let mut loss_sum = 0.0;
-    let mut correct = 0;
-    for ((row, targets), &label) in outputs
+    let mut max_abs_error = 0.0_f64;
+    let mut prediction = vec![T::ZERO; m];
+    for (row, targets) in outputs
         .chunks_exact(m)
         .zip(dataset.targets().chunks_exact(m))
-        .zip(dataset.labels())
     {
         // For softmax cross-entropy the output layer is the identity, so the
         // outputs are the logits `z`; for MSE the loss reads only `a`.
         loss_sum += loss.sample_value(row, row, targets).to_f64();
-        if argmax(row) == label {
-            correct += 1;
+        if loss == Loss::SoftmaxCrossEntropy {
+            softmax(row, &mut prediction);
+        } else {
+            prediction.copy_from_slice(row);
+        }
+        for (&predicted, &target) in prediction.iter().zip(targets) {
+            let error = (predicted - target).abs().to_f64();
+            // A NaN (from a diverged network) is kept, not skipped as `f64::max` would.
+            if error > max_abs_error || error.is_nan() || max_abs_error.is_nan() {
+                max_abs_error = if max_abs_error.is_nan() {
+                    max_abs_error
+                } else {
+                    error
+                };
+            }
         }
     }
+    let correct = dataset.labels().map(|labels| {
+        outputs
+            .chunks_exact(m)
+            .zip(labels)
+            .filter(|&(row, &label)| argmax(row) == label)
+            .count()
+    });
     Ok(Evaluation {
         loss: loss_sum / dataset.rows() as f64,
+        max_abs_error,
         correct,
         samples: dataset.rows(),
     })
+}
+
+/// Writes `softmax(z)` into `out` (the same length), with the maximum
+/// subtracted so that no exponential overflows.
+fn softmax<T: Scalar>(z: &[T], out: &mut [T]) {
+    let max = z
+        .iter()
+        .copied()
+        .fold(z.first().copied().unwrap_or(T::ZERO), T::max);
+    for (out, &z) in out.iter_mut().zip(z) {
+        *out = (z - max).exp();
+    }
+    let sum: T = out.iter().copied().sum();
+    for out in out.iter_mut() {
+        *out /= sum;
+    }
 }
 
 /// The index of the largest value, the first of equals (0 if none compares larger, as with NaN).
