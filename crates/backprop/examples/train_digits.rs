@@ -11,11 +11,9 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use backprop::digits::{self, TEST_FRACTION};
-use backprop::{
-    Activation, Architecture, BackendKind, EpochStats, Loss, Network, Precision, Scalar,
-    TrainConfig, checkpoint, evaluate, train,
-};
+use backprop::train::digits::{self, TEST_FRACTION};
+use backprop::train::{EpochStats, Evaluation, TrainConfig, checkpoint, evaluate, train};
+use backprop::{Activation, Architecture, BackendKind, Loss, Network, Precision, Scalar};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Backends to default to, fastest first; the first one this build offers is used.
@@ -241,12 +239,12 @@ fn run<T: Precision>(options: &Options) -> Result<()> {
             stats.epoch,
             stats.train_loss,
             stats.test.loss,
-            stats.test.accuracy()
+            accuracy(&stats.test)
         );
         bar.set_message(format!(
             "loss {:.5} accuracy {:.3}",
             stats.train_loss,
-            stats.test.accuracy()
+            accuracy(&stats.test)
         ));
         bar.inc(1);
         if stats.epoch.is_multiple_of(report_every) || stats.epoch == config.epochs {
@@ -275,10 +273,13 @@ fn run<T: Precision>(options: &Options) -> Result<()> {
         println!("saved the network to {}", path.display());
     }
     let result = evaluate(backend.as_mut(), &network, &split.test)?;
+    let correct = result
+        .correct
+        .context("the digits have labels, so an evaluation counts the correct samples")?;
     println!(
         "test accuracy: {:.3} ({}/{} correct) after {} epochs in {:.2} s ({}, {})",
-        result.accuracy(),
-        result.correct,
+        accuracy(&result),
+        correct,
         result.samples,
         config.epochs,
         elapsed.as_secs_f64(),
@@ -286,6 +287,11 @@ fn run<T: Precision>(options: &Options) -> Result<()> {
         T::NAME,
     );
     Ok(())
+}
+
+/// The accuracy of an evaluation on the digits (which have labels, so it is never NaN).
+fn accuracy(evaluation: &Evaluation) -> f64 {
+    evaluation.accuracy().unwrap_or(f64::NAN)
 }
 
 fn main() -> ExitCode {

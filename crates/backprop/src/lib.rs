@@ -165,3 +165,7 @@ impl FromStr for BackendKind {
         backprop_core::parse_name("backend", name, &BackendKind::ALL, BackendKind::name)
     }
 }
+
+/// Training on datasets (class labels or real-valued targets), evaluation,
+/// checkpoints and the digits loader: the `backprop-train` crate.
+pub use backprop_train as train;
