@@ -1,6 +1,6 @@
 //! Test problems: a network and a batch that every check runs on, in either precision.
 
-use backprop_core::{Architecture, Batch, Error, Loss, Network, Params, Scalar};
+use backprop_core::{Architecture, Batch, Error, Loss, Network, Scalar};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -80,17 +80,13 @@ impl Case<f64> {
     /// cross-entropy.
     pub fn random(architecture: Architecture, rows: usize, seed: u64) -> Case<f64> {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_ca5e);
-        let mut network = Network::init(architecture, seed);
-        let mut params: Params<f64> = network.params().clone();
-        for l in 0..network.architecture().layer_count() {
-            if let Some(layer) = params.layer_mut(l) {
-                layer
-                    .bias
-                    .iter_mut()
-                    .for_each(|b| *b = rng.random_range(-0.5..0.5));
-            }
+        let mut network = Network::init(architecture.clone(), seed);
+        let values = network.param_values_mut();
+        for layer in architecture.layers() {
+            values[layer.bias_range()]
+                .iter_mut()
+                .for_each(|b| *b = rng.random_range(-0.5..0.5));
         }
-        network.set_params(params).expect("same layout");
         let architecture = network.architecture();
         let (n, m) = (architecture.input_width(), architecture.output_width());
         let inputs = (0..rows * n).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -116,13 +112,10 @@ impl<T: Scalar> Case<T> {
     /// every sample sits on the kink. The finite-difference check must then
     /// exclude the affected components and count them.
     pub fn pin_first_neuron_at_kink(mut self) -> Self {
-        let mut params = self.network.params().clone();
-        if let Some(layer) = params.layer_mut(0) {
-            let inputs = layer.shape.inputs;
-            layer.weights[..inputs].fill(T::ZERO);
-            layer.bias[0] = T::ZERO;
-        }
-        self.network.set_params(params).expect("same layout");
+        let first = self.network.architecture().layers()[0];
+        let values = self.network.param_values_mut();
+        values[first.weight_range()][..first.inputs].fill(T::ZERO);
+        values[first.bias_range()][0] = T::ZERO;
         self
     }
 

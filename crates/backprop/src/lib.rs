@@ -166,6 +166,11 @@ impl FromStr for BackendKind {
     }
 }
 
+/// The README's code, compiled and run as doctests so that it cannot go stale.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// Training on datasets (class labels or real-valued targets), evaluation,
 /// checkpoints and the digits loader: the `backprop-train` crate.
 pub use backprop_train as train;
