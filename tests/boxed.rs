@@ -75,7 +75,7 @@ fn step(backend: &mut dyn Backend<f64>, case: &Case<f64>) -> (Network<f64>, Para
     let mut network = case.network.clone();
     let mut gradient = network.zero_gradient();
     let loss = backend
-        .sgd_step(&mut network, &case.batch(), &mut gradient, 0.5)
+        .sgd_step(&mut network, &case.batch().unwrap(), &mut gradient, 0.5)
         .unwrap();
     (network, gradient, loss)
 }
@@ -102,11 +102,11 @@ fn a_boxed_backend_takes_its_own_sgd_step() {
 
     let mut outputs = vec![0.0; 5 * 2];
     boxed
-        .forward(&case.network, &case.batch().inputs(), &mut outputs)
+        .forward(&case.network, &case.batch().unwrap().inputs(), &mut outputs)
         .unwrap();
     let mut gradient = case.network.zero_gradient();
     boxed
-        .loss_and_gradient(&case.network, &case.batch(), &mut gradient)
+        .loss_and_gradient(&case.network, &case.batch().unwrap(), &mut gradient)
         .unwrap();
     assert_eq!(calls(&counts), (2, 1, 1));
 }

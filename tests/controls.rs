@@ -1,10 +1,10 @@
 //! Negative controls: deliberately wrong kernels must be rejected by the same checks the real backends pass.
 
-use backprop::{Activation, Architecture, Loss};
-use backprop_verify::suite::{all_passed, check_f32, check_f64};
-use backprop_verify::{Case, CheckKind, CheckReport, ControlBackend, Flaw};
-
-use crate::driver::describe;
+use backprop::{Activation, Architecture, Loss, NaiveBackend};
+use backprop_verify::suite::{all_passed, check_f32, check_f64, describe};
+use backprop_verify::{
+    Case, CheckKind, CheckReport, Control, ControlBackend, Flaw, Flawed, OutputFlaw,
+};
 
 /// Cases where every control's mistake is visible: more than one output,
 /// non-square layers, non-identity hidden activations, more than one row.
@@ -40,24 +40,38 @@ fn failed_checks(reports: &[CheckReport]) -> Vec<CheckKind> {
 
 #[test]
 fn every_f64_control_is_rejected_by_some_check() {
-    for flaw in Flaw::all(1e-6) {
+    for control in Control::all(1e-6) {
         let mut caught = Vec::new();
         for case in cases() {
-            let reports = check_f64(&mut ControlBackend::<f64>::new(flaw), &case, 5);
+            let reports = check_f64(&mut *control.backend::<f64>(), &case, 5);
             caught.extend(failed_checks(&reports));
         }
-        assert!(!caught.is_empty(), "control '{flaw}' passed every check");
+        assert!(!caught.is_empty(), "control '{control}' passed every check");
     }
 }
 
 #[test]
 fn every_f32_control_is_rejected_by_some_check() {
     // In f32 the smallest scale error a check can see is about 1e-5.
-    for flaw in Flaw::all(1e-3) {
+    for control in Control::all(1e-3) {
         let caught = cases()
             .iter()
-            .any(|case| !all_passed(&check_f32(&mut ControlBackend::<f32>::new(flaw), case)));
-        assert!(caught, "f32 control '{flaw}' passed every check");
+            .any(|case| !all_passed(&check_f32(&mut *control.backend::<f32>(), case)));
+        assert!(caught, "f32 control '{control}' passed every check");
+    }
+}
+
+#[test]
+fn forward_rows_permuted_with_a_right_gradient_is_caught_by_the_forward_check() {
+    for case in cases() {
+        let mut flawed = Flawed::new(NaiveBackend::new(), OutputFlaw::ForwardRowsPermuted);
+        let reports = check_f64(&mut flawed, &case, 5);
+        assert_eq!(
+            failed_checks(&reports),
+            [CheckKind::Forward],
+            "{}",
+            describe(&reports)
+        );
     }
 }
 
@@ -87,7 +101,7 @@ fn the_literal_scalar_step_one_is_caught_by_both_oracles() {
 fn a_gradient_off_by_one_part_in_a_million_is_caught_by_both_oracles() {
     for case in cases() {
         let reports = check_f64(
-            &mut ControlBackend::<f64>::new(Flaw::ScaledGradient(1.0 + 1e-6)),
+            &mut Flawed::new(NaiveBackend::new(), OutputFlaw::ScaledGradient(1e-6)),
             &case,
             5,
         );
@@ -110,7 +124,7 @@ fn a_gradient_off_by_one_part_in_a_million_is_caught_by_both_oracles() {
 fn a_gradient_off_by_one_part_in_a_hundred_million_is_caught_by_dual_numbers() {
     for case in cases() {
         let reports = check_f64(
-            &mut ControlBackend::<f64>::new(Flaw::ScaledGradient(1.0 + 1e-8)),
+            &mut Flawed::new(NaiveBackend::new(), OutputFlaw::ScaledGradient(1e-8)),
             &case,
             5,
         );
@@ -129,7 +143,7 @@ fn a_consistently_doubled_loss_is_caught_by_the_golden_value() {
         .filter(|c| c.network.architecture().loss() == Loss::Mse)
     {
         let reports = check_f64(
-            &mut ControlBackend::<f64>::new(Flaw::LossWithoutHalf),
+            &mut Flawed::new(NaiveBackend::new(), OutputFlaw::ConsistentlyScaled(2.0)),
             &case,
             5,
         );

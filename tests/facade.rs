@@ -73,7 +73,7 @@ fn every_configuration_of_every_kind_agrees_with_the_reference() {
     let gradient_of = |backend: &mut dyn Backend<f64>| {
         let mut gradient = case.network.zero_gradient();
         let loss = backend
-            .loss_and_gradient(&case.network, &case.batch(), &mut gradient)
+            .loss_and_gradient(&case.network, &case.batch().unwrap(), &mut gradient)
             .unwrap();
         (loss, gradient.into_values())
     };

@@ -8,10 +8,11 @@ use backprop::{
     NaiveBackend, Params, Partitions, RayonBackend,
 };
 use backprop_verify::Case;
-use backprop_verify::suite::{all_passed, check_f32, check_f64};
+use backprop_verify::strategies::{case, config};
+use backprop_verify::suite::{all_passed, check_f32, check_f64, describe};
 use proptest::prelude::*;
 
-use crate::driver::{assert_agrees, case, config, describe, pool};
+use crate::driver::{assert_agrees, pool};
 
 /// A rayon backend over naive workers that forks for every batch of more than one row.
 fn forking(threads: usize, partitions: Partitions) -> RayonBackend<f64, NaiveBackend<f64>> {
@@ -29,7 +30,7 @@ fn fixed(count: usize) -> Partitions {
 fn loss_and_gradient(backend: &mut dyn Backend<f64>, case: &Case<f64>) -> (f64, Vec<f64>) {
     let mut gradient = case.network.zero_gradient();
     let loss = backend
-        .loss_and_gradient(&case.network, &case.batch(), &mut gradient)
+        .loss_and_gradient(&case.network, &case.batch().unwrap(), &mut gradient)
         .expect("a valid step");
     (loss, gradient.into_values())
 }
@@ -166,7 +167,7 @@ fn the_first_layer_split_agrees_with_the_reference_and_repeats_its_bits() {
             let mut fused = case.network.clone();
             let mut gradient = case.network.zero_gradient();
             let fused_loss = backend
-                .sgd_step(&mut fused, &case.batch(), &mut gradient, 0.5)
+                .sgd_step(&mut fused, &case.batch().unwrap(), &mut gradient, 0.5)
                 .unwrap();
             let mut separate = case.network.clone();
             separate
@@ -188,11 +189,15 @@ fn forward_outputs_match_the_reference_row_for_row() {
     let case = Case::random(architecture, 11, 8);
     let mut expected = vec![0.0; 11 * 3];
     NaiveBackend::new()
-        .forward(&case.network, &case.batch().inputs(), &mut expected)
+        .forward(
+            &case.network,
+            &case.batch().unwrap().inputs(),
+            &mut expected,
+        )
         .unwrap();
     let mut outputs = vec![0.0; 11 * 3];
     forking(2, fixed(4))
-        .forward(&case.network, &case.batch().inputs(), &mut outputs)
+        .forward(&case.network, &case.batch().unwrap().inputs(), &mut outputs)
         .unwrap();
     assert_eq!(
         outputs, expected,
@@ -223,12 +228,12 @@ fn an_inner_backend_error_reaches_the_caller_unchanged() {
         .with_parallel_threshold(0.0);
     let mut gradient = case.network.zero_gradient();
     let error = backend
-        .loss_and_gradient(&case.network, &case.batch(), &mut gradient)
+        .loss_and_gradient(&case.network, &case.batch().unwrap(), &mut gradient)
         .unwrap_err();
     assert_eq!(error, Error::InvalidLearningRate { value: -1.0 });
     let mut outputs = vec![0.0; 12];
     let error = backend
-        .forward(&case.network, &case.batch().inputs(), &mut outputs)
+        .forward(&case.network, &case.batch().unwrap().inputs(), &mut outputs)
         .unwrap_err();
     assert_eq!(error, Error::InvalidLearningRate { value: -1.0 });
 }
@@ -260,11 +265,11 @@ fn the_fused_sgd_step_gives_the_bits_of_gradient_then_update() {
         let mut backend = forking(2, fixed(partitions));
         for _ in 0..3 {
             let fused_loss = backend
-                .sgd_step(&mut fused, &case.batch(), &mut gradient, 0.25)
+                .sgd_step(&mut fused, &case.batch().unwrap(), &mut gradient, 0.25)
                 .unwrap();
             let fused_gradient = gradient.clone();
             let loss = backend
-                .loss_and_gradient(&separate, &case.batch(), &mut gradient)
+                .loss_and_gradient(&separate, &case.batch().unwrap(), &mut gradient)
                 .unwrap();
             separate.apply_sgd(&gradient, 0.25).unwrap();
             assert_eq!(fused_loss.to_bits(), loss.to_bits());
@@ -272,7 +277,7 @@ fn the_fused_sgd_step_gives_the_bits_of_gradient_then_update() {
             assert_eq!(fused, separate, "{partitions} partitions");
         }
         let e = backend
-            .sgd_step(&mut fused, &case.batch(), &mut gradient, f64::NAN)
+            .sgd_step(&mut fused, &case.batch().unwrap(), &mut gradient, f64::NAN)
             .unwrap_err();
         assert!(matches!(e, Error::InvalidLearningRate { .. }), "{e:?}");
     }

@@ -206,6 +206,16 @@ impl<'a, T: Scalar> ForwardTask<'a, T> {
         self.inputs
     }
 
+    /// The same task for a shorter while: lets a wrapper hand it to an inner
+    /// kernel and then go on with the outputs that kernel wrote.
+    pub fn reborrow(&mut self) -> ForwardTask<'_, T> {
+        ForwardTask {
+            layers: self.layers,
+            inputs: self.inputs,
+            outputs: self.outputs,
+        }
+    }
+
     /// The layers, the inputs, and the output buffer `B x m` to overwrite
     /// with the output layer's activations `A^L`.
     pub fn into_parts(self) -> (Layers<'a, T>, Inputs<'a, T>, &'a mut [T]) {

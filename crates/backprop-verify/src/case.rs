@@ -36,15 +36,15 @@ impl<T: Scalar> Case<T> {
         })
     }
 
-    /// The batch, already validated by [`Case::new`].
-    pub fn batch(&self) -> Batch<'_, T> {
+    /// The batch: validated by [`Case::new`], and again here, since the
+    /// fields are public and may have been changed since.
+    pub fn batch(&self) -> Result<Batch<'_, T>, Error> {
         Batch::from_slices(
             self.network.architecture(),
             self.rows,
             &self.inputs,
             &self.targets,
         )
-        .expect("a Case holds a validated batch")
     }
 
     /// The same case rounded (or widened) to another precision.

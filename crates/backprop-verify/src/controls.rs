@@ -1,6 +1,9 @@
 //! Negative controls: deliberately wrong kernels that every check must be able to reject.
 //!
-//! Each control is a [`Backend`] that makes one classic mistake. Running them
+//! Two kinds. A [`Flaw`] is a classic mistake inside backpropagation, made
+//! by a copy of the reference kernel ([`ControlBackend`]). An [`OutputFlaw`]
+//! is applied to the output of any backend ([`Flawed`]), so that an author
+//! sees which checks catch each flaw on their own kernel. Running them
 //! through the same checks as the real backends proves that the checks can
 //! fail: a control that passes every check means the checks are too weak.
 
@@ -11,8 +14,8 @@ use backprop_core::{
 };
 use backprop_naive::NaiveBackend;
 
-/// One deliberate mistake.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// One deliberate mistake inside backpropagation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flaw {
     /// The source derivation's scalar step 1 taken literally: every output's
     /// error term is the sum of all outputs' errors, `1/m sum_i (a_i - y_i)`,
@@ -24,39 +27,181 @@ pub enum Flaw {
     TransposedWeightGradient,
     /// The bias gradient of the last sample only, not summed over the batch.
     BiasNotSummed,
-    /// The right gradient times a factor such as `1 + 1e-6`.
-    ScaledGradient(f64),
-    /// A loss of `1/(m B)` instead of `1/(2 m B)`, with its consistent,
-    /// doubled gradient: invisible to every gradient oracle.
-    LossWithoutHalf,
 }
 
 impl Flaw {
-    /// The controls of the verification protocol, with the `f64` scale factor
-    /// `1 + scale_error`.
-    pub fn all(scale_error: f64) -> [Flaw; 6] {
-        [
-            Flaw::ScalarStepOne,
-            Flaw::MissingActivationDerivative,
-            Flaw::TransposedWeightGradient,
-            Flaw::BiasNotSummed,
-            Flaw::ScaledGradient(1.0 + scale_error),
-            Flaw::LossWithoutHalf,
-        ]
-    }
+    /// Every kernel flaw.
+    pub const ALL: [Flaw; 4] = [
+        Flaw::ScalarStepOne,
+        Flaw::MissingActivationDerivative,
+        Flaw::TransposedWeightGradient,
+        Flaw::BiasNotSummed,
+    ];
 }
 
 impl fmt::Display for Flaw {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Flaw::ScalarStepOne => "literal scalar step 1",
+            Flaw::MissingActivationDerivative => "missing activation derivative",
+            Flaw::TransposedWeightGradient => "transposed weight gradient",
+            Flaw::BiasNotSummed => "bias gradient not summed",
+        })
+    }
+}
+
+/// One deliberate mistake applied to what any backend returns.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OutputFlaw {
+    /// The whole gradient times `1 + e`.
+    ScaledGradient(f64),
+    /// The largest gradient component times `1 + e`.
+    ComponentOff(f64),
+    /// The last layer's bias gradient left out (zero).
+    BiasGradientDropped,
+    /// The forward outputs with their rows in reverse order; the gradient right.
+    ForwardRowsPermuted,
+    /// The loss and the gradient both times a factor: consistent with each
+    /// other, so invisible to every gradient oracle. A factor of 2 is a loss
+    /// of `1/(m B)` instead of `1/(2 m B)`.
+    ConsistentlyScaled(f64),
+}
+
+impl OutputFlaw {
+    /// The flaws a kernel's own controls apply, with `e` the relative error
+    /// of the scaled gradient and of the component off.
+    pub fn all(e: f64) -> [OutputFlaw; 5] {
+        [
+            OutputFlaw::ScaledGradient(e),
+            OutputFlaw::ComponentOff(e),
+            OutputFlaw::BiasGradientDropped,
+            OutputFlaw::ForwardRowsPermuted,
+            OutputFlaw::ConsistentlyScaled(2.0),
+        ]
+    }
+}
+
+impl fmt::Display for OutputFlaw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Flaw::ScalarStepOne => f.write_str("literal scalar step 1"),
-            Flaw::MissingActivationDerivative => f.write_str("missing activation derivative"),
-            Flaw::TransposedWeightGradient => f.write_str("transposed weight gradient"),
-            Flaw::BiasNotSummed => f.write_str("bias gradient not summed"),
-            Flaw::ScaledGradient(factor) => {
-                write!(f, "gradient scaled by 1 + {:.0e}", factor - 1.0)
+            OutputFlaw::ScaledGradient(e) => write!(f, "gradient scaled by 1 + {e:.0e}"),
+            OutputFlaw::ComponentOff(e) => write!(f, "largest component off by {e:.0e}"),
+            OutputFlaw::BiasGradientDropped => f.write_str("last bias gradient dropped"),
+            OutputFlaw::ForwardRowsPermuted => f.write_str("forward rows permuted"),
+            OutputFlaw::ConsistentlyScaled(factor) if *factor == 2.0 => {
+                f.write_str("loss 1/m instead of 1/(2m)")
             }
-            Flaw::LossWithoutHalf => f.write_str("loss 1/m instead of 1/(2m)"),
+            OutputFlaw::ConsistentlyScaled(factor) => {
+                write!(f, "loss and gradient scaled by {factor}")
+            }
+        }
+    }
+}
+
+/// A backend `B` whose outputs carry one [`OutputFlaw`]. Its SGD step is the
+/// trait's default, so the flaw flows into the update too.
+#[derive(Debug)]
+pub struct Flawed<B> {
+    inner: B,
+    flaw: OutputFlaw,
+}
+
+impl<B> Flawed<B> {
+    /// `inner` with `flaw` applied to its outputs.
+    pub fn new(inner: B, flaw: OutputFlaw) -> Self {
+        Flawed { inner, flaw }
+    }
+}
+
+impl<T: Scalar, B: Backend<T>> Backend<T> for Flawed<B> {
+    fn name(&self) -> &'static str {
+        "flawed"
+    }
+
+    fn run_forward(&mut self, mut task: ForwardTask<'_, T>) -> Result<(), Error> {
+        self.inner.run_forward(task.reborrow())?;
+        if self.flaw == OutputFlaw::ForwardRowsPermuted {
+            let m = task.layers().architecture().output_width();
+            let (_, _, outputs) = task.into_parts();
+            let rows = outputs.len() / m;
+            for r in 0..rows / 2 {
+                let (front, back) = outputs.split_at_mut((rows - 1 - r) * m);
+                front[r * m..(r + 1) * m].swap_with_slice(&mut back[..m]);
+            }
+        }
+        Ok(())
+    }
+
+    fn run_loss_and_gradient(&mut self, mut task: GradientTask<'_, T>) -> Result<T, Error> {
+        let loss = self.inner.run_loss_and_gradient(task.reborrow())?;
+        let count = task.layers().count();
+        let (_, _, mut gradient) = task.into_parts();
+        let values = gradient.as_mut_slice();
+        Ok(match self.flaw {
+            OutputFlaw::ScaledGradient(e) => {
+                scale(values, T::from_f64(1.0 + e));
+                loss
+            }
+            OutputFlaw::ComponentOff(e) => {
+                let largest = (0..values.len()).fold(0, |best, i| {
+                    if values[i].abs() > values[best].abs() {
+                        i
+                    } else {
+                        best
+                    }
+                });
+                if let Some(value) = values.get_mut(largest) {
+                    *value *= T::from_f64(1.0 + e);
+                }
+                loss
+            }
+            OutputFlaw::BiasGradientDropped => {
+                gradient.get_mut(count - 1).bias.fill(T::ZERO);
+                loss
+            }
+            OutputFlaw::ForwardRowsPermuted => loss,
+            OutputFlaw::ConsistentlyScaled(factor) => {
+                scale(values, T::from_f64(factor));
+                loss * T::from_f64(factor)
+            }
+        })
+    }
+}
+
+/// One negative control of the built-in set: a kernel flaw in a copy of the
+/// reference, or an output flaw on the reference itself.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Control {
+    /// A [`Flaw`] inside backpropagation.
+    Kernel(Flaw),
+    /// An [`OutputFlaw`] on the naive backend.
+    Output(OutputFlaw),
+}
+
+impl Control {
+    /// The built-in controls: every kernel flaw, and every output flaw with
+    /// the relative error `e`.
+    pub fn all(e: f64) -> Vec<Control> {
+        let kernel = Flaw::ALL.into_iter().map(Control::Kernel);
+        kernel
+            .chain(OutputFlaw::all(e).into_iter().map(Control::Output))
+            .collect()
+    }
+
+    /// The control as a backend.
+    pub fn backend<T: Scalar>(self) -> Box<dyn Backend<T>> {
+        match self {
+            Control::Kernel(flaw) => Box::new(ControlBackend::new(flaw)),
+            Control::Output(flaw) => Box::new(Flawed::new(NaiveBackend::new(), flaw)),
+        }
+    }
+}
+
+impl fmt::Display for Control {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Control::Kernel(flaw) => flaw.fmt(f),
+            Control::Output(flaw) => flaw.fmt(f),
         }
     }
 }
@@ -132,16 +277,6 @@ impl<T: Scalar> Backend<T> for ControlBackend<T> {
                 }
                 loss
             }
-            Flaw::ScaledGradient(factor) => {
-                let (loss, mut gradient) = right_answer(naive, task)?;
-                scale(&mut gradient, T::from_f64(factor));
-                loss
-            }
-            Flaw::LossWithoutHalf => {
-                let (loss, mut gradient) = right_answer(naive, task)?;
-                scale(&mut gradient, T::from_f64(2.0));
-                loss * T::from_f64(2.0)
-            }
         })
     }
 }
@@ -156,9 +291,9 @@ fn right_answer<'a, T: Scalar>(
     Ok((loss, gradient))
 }
 
-/// Multiplies every gradient value by `factor`.
-fn scale<T: Scalar>(gradient: &mut GradientLayers<'_, T>, factor: T) {
-    for value in gradient.as_mut_slice() {
+/// Multiplies every value by `factor`.
+fn scale<T: Scalar>(values: &mut [T], factor: T) {
+    for value in values {
         *value *= factor;
     }
 }

@@ -35,41 +35,71 @@ impl Problem<'_> {
         params: &[R],
         mut relu_signs: Option<&mut Vec<bool>>,
     ) -> R {
-        let widths = self.architecture.widths();
-        let (n, m) = (widths[0], widths[widths.len() - 1]);
+        let m = self.architecture.output_width();
         let mut total = R::constant(0.0);
         for b in 0..self.rows {
-            let mut a: Vec<R> = self.inputs[b * n..(b + 1) * n]
-                .iter()
-                .map(|&x| R::constant(x))
-                .collect();
-            let mut offset = 0;
-            for (pair, &activation) in widths.windows(2).zip(self.architecture.activations()) {
-                let (fan_in, fan_out) = (pair[0], pair[1]);
-                let weights = &params[offset..offset + fan_out * fan_in];
-                let bias = &params[offset + fan_out * fan_in..offset + fan_out * (fan_in + 1)];
-                offset += fan_out * (fan_in + 1);
-                a = (0..fan_out)
-                    .map(|j| {
-                        let z =
-                            (0..fan_in).fold(bias[j], |z, k| z + weights[j * fan_in + k] * a[k]);
-                        if let (Activation::Relu, Some(signs)) =
-                            (activation, relu_signs.as_deref_mut())
-                        {
-                            signs.push(z.value() > 0.0);
-                        }
-                        activate(activation, z)
-                    })
-                    .collect();
-            }
-            total = total
-                + sample_loss(
-                    self.architecture.loss(),
-                    &a,
-                    &self.targets[b * m..(b + 1) * m],
-                );
+            let outputs = self.sample_outputs(params, b, relu_signs.as_deref_mut());
+            let targets = &self.targets[b * m..(b + 1) * m];
+            total = total + sample_loss(self.architecture.loss(), &outputs, targets);
         }
         total / R::constant(self.rows as f64)
+    }
+
+    /// The output layer's activations `A^L` of every sample, row-major
+    /// `rows x m` (for softmax cross-entropy, the logits).
+    pub fn outputs<R: Real>(&self, params: &[R]) -> Vec<R> {
+        (0..self.rows)
+            .flat_map(|b| self.sample_outputs(params, b, None))
+            .collect()
+    }
+
+    /// The loss of given outputs `A^L` (`rows x m`, as [`Problem::outputs`]
+    /// lays them out) on this problem's targets.
+    pub fn loss_of_outputs<R: Real>(&self, outputs: &[R]) -> R {
+        let m = self.architecture.output_width();
+        let total = (0..self.rows).fold(R::constant(0.0), |total, b| {
+            let targets = &self.targets[b * m..(b + 1) * m];
+            total
+                + sample_loss(
+                    self.architecture.loss(),
+                    &outputs[b * m..(b + 1) * m],
+                    targets,
+                )
+        });
+        total / R::constant(self.rows as f64)
+    }
+
+    /// Sample `b`'s forward pass, pushing ReLU signs as it goes if asked.
+    fn sample_outputs<R: Real>(
+        &self,
+        params: &[R],
+        b: usize,
+        mut relu_signs: Option<&mut Vec<bool>>,
+    ) -> Vec<R> {
+        let widths = self.architecture.widths();
+        let n = widths[0];
+        let mut a: Vec<R> = self.inputs[b * n..(b + 1) * n]
+            .iter()
+            .map(|&x| R::constant(x))
+            .collect();
+        let mut offset = 0;
+        for (pair, &activation) in widths.windows(2).zip(self.architecture.activations()) {
+            let (fan_in, fan_out) = (pair[0], pair[1]);
+            let weights = &params[offset..offset + fan_out * fan_in];
+            let bias = &params[offset + fan_out * fan_in..offset + fan_out * (fan_in + 1)];
+            offset += fan_out * (fan_in + 1);
+            a = (0..fan_out)
+                .map(|j| {
+                    let z = (0..fan_in).fold(bias[j], |z, k| z + weights[j * fan_in + k] * a[k]);
+                    if let (Activation::Relu, Some(signs)) = (activation, relu_signs.as_deref_mut())
+                    {
+                        signs.push(z.value() > 0.0);
+                    }
+                    activate(activation, z)
+                })
+                .collect();
+        }
+        a
     }
 }
 

@@ -26,20 +26,30 @@ pub enum CheckKind {
     /// A parallel backend in its reproducible configuration gives
     /// bit-identical loss and gradient on every thread count.
     ThreadCounts,
+    /// The forward outputs against the oracle's, and the loss the gradient
+    /// call returns against the loss of those outputs.
+    Forward,
+    /// An SGD step (fused or not) against the gradient followed by the update.
+    SgdStep,
+    /// The first-layer split, when a kernel offers it, against its whole gradient.
+    FirstLayerSplit,
 }
 
 impl CheckKind {
     /// Every check, in report order.
-    pub const ALL: [CheckKind; 9] = [
+    pub const ALL: [CheckKind; 12] = [
         CheckKind::FiniteDifferences,
         CheckKind::DualNumbers,
         CheckKind::Directional,
         CheckKind::AgreesWithNaive,
         CheckKind::F32AgainstF64,
+        CheckKind::Forward,
         CheckKind::GoldenLoss,
         CheckKind::BatchLaw,
+        CheckKind::SgdStep,
         CheckKind::Determinism,
         CheckKind::ThreadCounts,
+        CheckKind::FirstLayerSplit,
     ];
 
     /// A short column label.
@@ -54,6 +64,9 @@ impl CheckKind {
             CheckKind::BatchLaw => "batch",
             CheckKind::Determinism => "determ",
             CheckKind::ThreadCounts => "threads",
+            CheckKind::Forward => "forward",
+            CheckKind::SgdStep => "sgd",
+            CheckKind::FirstLayerSplit => "split",
         }
     }
 }
@@ -73,6 +86,19 @@ pub enum Quantity {
     Loss,
     /// The directional derivative along random direction number `k`.
     Direction(usize),
+    /// A forward output `A^L` at a sample (row) and output (column).
+    Output {
+        /// The sample.
+        row: usize,
+        /// The output neuron.
+        col: usize,
+    },
+    /// The loss computed from the forward outputs, against the loss returned.
+    LossOfOutputs,
+    /// A parameter after an SGD step.
+    Updated(ParamLocation),
+    /// A gradient component that must be left unwritten (1 if it was written).
+    Unwritten(ParamLocation),
 }
 
 impl fmt::Display for Quantity {
@@ -81,6 +107,10 @@ impl fmt::Display for Quantity {
             Quantity::Param(location) => location.fmt(f),
             Quantity::Loss => f.write_str("loss"),
             Quantity::Direction(k) => write!(f, "direction {k}"),
+            Quantity::Output { row, col } => write!(f, "output[{row},{col}]"),
+            Quantity::LossOfOutputs => f.write_str("loss of the forward outputs"),
+            Quantity::Updated(location) => write!(f, "{location} after the step"),
+            Quantity::Unwritten(location) => write!(f, "{location} (must be left unwritten)"),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The generic driver: every check of the protocol on one backend, one precision, one case.
 
-use backprop_core::Backend;
+use backprop_core::{Backend, Scalar};
 use backprop_naive::NaiveBackend;
 
 use crate::case::Case;
@@ -11,44 +11,79 @@ use crate::report::CheckReport;
 pub const DIRECTIONS: usize = 4;
 /// How many repeated runs the determinism check compares.
 pub const REPEATS: usize = 3;
-/// Rows of the golden-value batch: a power of two, so the MSE golden loss is exact.
+/// Rows of the golden-value batch: a power of two, so the MSE golden loss is
+/// exact when the output width is one too.
 pub const GOLDEN_ROWS: usize = 4;
 
 /// Every `f64` check on `backend` for `case`: both oracles, directional
-/// derivatives, agreement with the naive backend, the golden loss, the batch
-/// law and determinism.
+/// derivatives, agreement with the naive backend, the forward outputs, the
+/// golden loss, the batch law, the SGD step and determinism.
 pub fn check_f64(backend: &mut dyn Backend<f64>, case: &Case<f64>, seed: u64) -> Vec<CheckReport> {
-    let oracle = Oracle::of(case);
-    let mut naive = NaiveBackend::new();
-    vec![
-        checks::finite_differences(backend, case, &oracle),
-        checks::dual_numbers(backend, case, &oracle),
-        checks::directional(backend, case, &oracle, DIRECTIONS, seed),
-        checks::agrees_with(backend, &mut naive, case, &oracle),
-        checks::golden_loss(backend, case.network.architecture(), GOLDEN_ROWS),
-        checks::batch_law(backend, case, &oracle),
-        checks::determinism(backend, case, REPEATS),
-    ]
+    check_f64_with(backend, case, &Oracle::of(case), seed)
+}
+
+/// [`check_f64`] with the case's oracle computed beforehand.
+pub fn check_f64_with(
+    backend: &mut dyn Backend<f64>,
+    case: &Case<f64>,
+    oracle: &Oracle,
+    seed: u64,
+) -> Vec<CheckReport> {
+    let mut reports = vec![
+        checks::finite_differences(backend, case, oracle),
+        checks::dual_numbers(backend, case, oracle),
+        checks::directional(backend, case, oracle, DIRECTIONS, seed),
+    ];
+    reports.extend(common_checks(backend, case, oracle));
+    reports
 }
 
 /// Every `f32` check on `backend` for `case` rounded to `f32`: against the
 /// `f64` oracle on the same rounded values (never finite differences in
-/// `f32`), agreement with the naive backend in `f32`, the golden loss, the
-/// batch law and determinism.
+/// `f32`), agreement with the naive backend in `f32`, the forward outputs,
+/// the golden loss, the batch law, the SGD step and determinism.
 pub fn check_f32(backend: &mut dyn Backend<f32>, case: &Case<f64>) -> Vec<CheckReport> {
     let case = case.to_precision::<f32>();
-    let oracle = Oracle::of(&case);
-    let mut naive = NaiveBackend::new();
-    vec![
-        checks::f32_against_f64(backend, &case, &oracle),
-        checks::agrees_with(backend, &mut naive, &case, &oracle),
+    check_f32_with(backend, &case, &Oracle::of(&case))
+}
+
+/// [`check_f32`] on a case already rounded to `f32`, with its oracle.
+pub fn check_f32_with(
+    backend: &mut dyn Backend<f32>,
+    case: &Case<f32>,
+    oracle: &Oracle,
+) -> Vec<CheckReport> {
+    let mut reports = vec![checks::f32_against_f64(backend, case, oracle)];
+    reports.extend(common_checks(backend, case, oracle));
+    reports
+}
+
+/// The checks both precisions run the same way.
+fn common_checks<T: Scalar>(
+    backend: &mut dyn Backend<T>,
+    case: &Case<T>,
+    oracle: &Oracle,
+) -> [CheckReport; 6] {
+    [
+        checks::agrees_with(backend, &mut NaiveBackend::new(), case, oracle),
+        checks::forward_outputs(backend, case, oracle),
         checks::golden_loss(backend, case.network.architecture(), GOLDEN_ROWS),
-        checks::batch_law(backend, &case, &oracle),
-        checks::determinism(backend, &case, REPEATS),
+        checks::batch_law(backend, case, oracle),
+        checks::sgd_step(backend, case, oracle),
+        checks::determinism(backend, case, REPEATS),
     ]
 }
 
 /// Whether every report passed.
 pub fn all_passed(reports: &[CheckReport]) -> bool {
     reports.iter().all(CheckReport::passed)
+}
+
+/// One line per report, for assertion messages.
+pub fn describe(reports: &[CheckReport]) -> String {
+    reports
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }

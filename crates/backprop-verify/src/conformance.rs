@@ -1,0 +1,290 @@
+//! `Conformance`: the whole verification protocol on any kernel, from a name and a factory.
+//!
+//! A run checks one backend in one precision on every cell of a [`Matrix`]
+//! (one instance for all of them, so that a kernel also shows it survives
+//! architecture changes), measures how small an error its oracle check sees
+//! by injecting one into the backend's own output, and runs the negative
+//! controls wrapped around the backend. [`Conformance::run`] returns a
+//! [`ConformanceReport`](crate::ConformanceReport).
+
+use backprop_core::{Backend, FirstLayerSplit, Scalar};
+
+use crate::case::Case;
+use crate::checks::{self, Oracle};
+use crate::controls::{Flawed, OutputFlaw};
+use crate::matrix::{Cell, Matrix, Shape};
+use crate::report::{CheckKind, CheckReport};
+use crate::suite;
+use crate::summary::{CellReport, ConformanceReport, ControlReport};
+
+/// Seeds of the default run; [`Conformance::quick`] keeps the first.
+pub const SEEDS: [u64; 5] = [1, 2, 3, 4, 5];
+
+/// Thread counts a reproducible parallel backend is compared across by default.
+pub const THREAD_COUNTS: [usize; 5] = [1, 2, 3, 4, 8];
+
+/// The relative errors injected into a backend's gradient to measure the
+/// smallest its oracle check rejects, largest first.
+pub const SENSITIVITY_LADDER: [f64; 13] = [
+    1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14,
+];
+
+/// A precision the protocol checks: `f64` against both oracles, `f32`
+/// against the `f64` oracle on the same rounded values.
+pub trait CheckPrecision: Scalar {
+    /// The relative error of the controls that scale the gradient or one
+    /// component: one the precision's oracle check must see.
+    const CONTROL_ERROR: f64;
+
+    /// The cell's case in this precision, and its oracle.
+    fn prepared(cell: &Cell) -> (&Case<Self>, &Oracle);
+
+    /// Every check of the protocol in this precision.
+    fn checks(
+        backend: &mut dyn Backend<Self>,
+        case: &Case<Self>,
+        oracle: &Oracle,
+        seed: u64,
+    ) -> Vec<CheckReport>;
+
+    /// The check against the exact derivative: dual numbers in `f64`, the
+    /// `f64` oracle in `f32`.
+    fn oracle_check(
+        backend: &mut dyn Backend<Self>,
+        case: &Case<Self>,
+        oracle: &Oracle,
+    ) -> CheckReport;
+}
+
+impl CheckPrecision for f64 {
+    const CONTROL_ERROR: f64 = 1e-9;
+
+    fn prepared(cell: &Cell) -> (&Case<f64>, &Oracle) {
+        cell.f64()
+    }
+
+    fn checks(
+        backend: &mut dyn Backend<f64>,
+        case: &Case<f64>,
+        oracle: &Oracle,
+        seed: u64,
+    ) -> Vec<CheckReport> {
+        suite::check_f64_with(backend, case, oracle, seed)
+    }
+
+    fn oracle_check(
+        backend: &mut dyn Backend<f64>,
+        case: &Case<f64>,
+        oracle: &Oracle,
+    ) -> CheckReport {
+        checks::dual_numbers(backend, case, oracle)
+    }
+}
+
+impl CheckPrecision for f32 {
+    const CONTROL_ERROR: f64 = 1e-4;
+
+    fn prepared(cell: &Cell) -> (&Case<f32>, &Oracle) {
+        cell.f32()
+    }
+
+    fn checks(
+        backend: &mut dyn Backend<f32>,
+        case: &Case<f32>,
+        oracle: &Oracle,
+        _seed: u64,
+    ) -> Vec<CheckReport> {
+        suite::check_f32_with(backend, case, oracle)
+    }
+
+    fn oracle_check(
+        backend: &mut dyn Backend<f32>,
+        case: &Case<f32>,
+        oracle: &Oracle,
+    ) -> CheckReport {
+        checks::f32_against_f64(backend, case, oracle)
+    }
+}
+
+/// Makes a fresh backend under test.
+type Factory<T> = Box<dyn Fn() -> Box<dyn Backend<T>>>;
+/// Makes the backend under test on a given number of threads.
+type ThreadsFactory<T> = Box<dyn Fn(usize) -> Box<dyn Backend<T>>>;
+/// Makes the backend under test as its first-layer split.
+type SplitFactory<T> = Box<dyn Fn() -> Box<dyn FirstLayerSplit<T>>>;
+
+/// The verification protocol for one backend in precision `T` (see the
+/// crate docs for an example).
+pub struct Conformance<T: CheckPrecision> {
+    name: String,
+    make: Factory<T>,
+    on_threads: Option<(ThreadsFactory<T>, Vec<usize>)>,
+    split: Option<SplitFactory<T>>,
+    seeds: Vec<u64>,
+    shapes: Vec<Shape>,
+    controls: bool,
+}
+
+impl<T: CheckPrecision> Conformance<T> {
+    /// The protocol for the backend `make` builds, reported as `name`: five
+    /// seeds, the protocol and edge shapes, the negative controls.
+    pub fn new<B: Backend<T> + 'static>(
+        name: impl Into<String>,
+        make: impl Fn() -> B + 'static,
+    ) -> Self {
+        Conformance {
+            name: name.into(),
+            make: Box::new(move || Box::new(make())),
+            on_threads: None,
+            split: None,
+            seeds: SEEDS.to_vec(),
+            shapes: Vec::new(),
+            controls: true,
+        }
+    }
+
+    /// One seed instead of five.
+    pub fn quick(mut self) -> Self {
+        self.seeds.truncate(1);
+        self
+    }
+
+    /// Draws the protocol shapes' cases from `seeds` (the first also for the
+    /// edge and extra shapes); none keeps the default.
+    pub fn seeds(mut self, seeds: &[u64]) -> Self {
+        if !seeds.is_empty() {
+            self.seeds = seeds.to_vec();
+        }
+        self
+    }
+
+    /// Adds a shape of the author's own, run for every activation and loss.
+    pub fn shape(mut self, name: impl Into<String>, widths: &[usize], rows: usize) -> Self {
+        self.shapes.push(Shape::new(name, widths, rows));
+        self
+    }
+
+    /// For a parallel backend: `make(threads)` builds it, in a configuration
+    /// meant to give the same bits whatever the thread count, on `threads`
+    /// threads; each cell then checks the bits on every count in `threads`.
+    pub fn reproducible_on<B: Backend<T> + 'static>(
+        mut self,
+        make: impl Fn(usize) -> B + 'static,
+        threads: &[usize],
+    ) -> Self {
+        self.on_threads = Some((Box::new(move |t| Box::new(make(t))), threads.to_vec()));
+        self
+    }
+
+    /// For a kernel that offers the first-layer split: `make` builds it, and
+    /// each cell checks the split against the kernel's whole gradient.
+    pub fn first_layer_split<S: FirstLayerSplit<T> + 'static>(
+        mut self,
+        make: impl Fn() -> S + 'static,
+    ) -> Self {
+        self.split = Some(Box::new(move || Box::new(make())));
+        self
+    }
+
+    /// Leaves out the negative controls wrapped around the backend.
+    pub fn without_controls(mut self) -> Self {
+        self.controls = false;
+        self
+    }
+
+    /// The matrix this run checks: its seeds and shapes.
+    pub fn matrix(&self) -> Result<Matrix, backprop_core::Error> {
+        Matrix::new(&self.seeds, &self.shapes)
+    }
+
+    /// Runs the protocol on [`Conformance::matrix`].
+    pub fn run(&self) -> Result<ConformanceReport, backprop_core::Error> {
+        Ok(self.run_on(&self.matrix()?, |_| {}))
+    }
+
+    /// Runs the protocol on `matrix` (which may be shared by several runs,
+    /// so that its oracles are computed once), calling `progress` after
+    /// each cell and each control.
+    pub fn run_on(&self, matrix: &Matrix, mut progress: impl FnMut(&str)) -> ConformanceReport {
+        let mut backend = (self.make)();
+        let mut split = self.split.as_ref().map(|make| make());
+        let mut cells = Vec::with_capacity(matrix.cells.len());
+        for cell in &matrix.cells {
+            let (case, oracle) = T::prepared(cell);
+            let mut checks = T::checks(&mut *backend, case, oracle, cell.seed);
+            if let Some(split) = split.as_mut() {
+                checks.push(checks::first_layer_split(&mut **split, case, oracle));
+            }
+            if let Some((make, threads)) = &self.on_threads {
+                checks.push(checks::thread_counts(make.as_ref(), case, threads));
+            }
+            let detectable = smallest_rejected_scale(&mut *backend, case, oracle);
+            cells.push(CellReport::new(cell, checks, detectable));
+            progress(&cell.shape);
+        }
+        let controls = if self.controls {
+            OutputFlaw::all(T::CONTROL_ERROR)
+                .into_iter()
+                .map(|flaw| {
+                    let mut flawed = Flawed::new((self.make)(), flaw);
+                    let report = control_report(flaw.to_string(), &mut flawed, matrix);
+                    progress(&report.control);
+                    report
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        ConformanceReport {
+            name: self.name.clone(),
+            dtype: <T as Scalar>::NAME,
+            cells,
+            controls,
+        }
+    }
+}
+
+/// The smallest relative error of the ladder that the oracle check rejects
+/// when injected into `backend`'s own gradient as a factor `1 + e`, with
+/// every larger one rejected too; infinite if even the largest passes.
+fn smallest_rejected_scale<T: CheckPrecision>(
+    backend: &mut dyn Backend<T>,
+    case: &Case<T>,
+    oracle: &Oracle,
+) -> f64 {
+    let mut smallest = f64::INFINITY;
+    for e in SENSITIVITY_LADDER {
+        let mut flawed = Flawed::new(&mut *backend, OutputFlaw::ScaledGradient(e));
+        if T::oracle_check(&mut flawed, case, oracle).passed() {
+            break;
+        }
+        smallest = e;
+    }
+    smallest
+}
+
+/// Runs every check in `T` on the matrix's control cells for a deliberately
+/// wrong backend, and says which checks caught it.
+pub fn control_report<T: CheckPrecision>(
+    control: String,
+    backend: &mut dyn Backend<T>,
+    matrix: &Matrix,
+) -> ControlReport {
+    let mut caught_by: Vec<CheckKind> = Vec::new();
+    let mut cells = 0;
+    for cell in matrix.control_cells() {
+        let (case, oracle) = T::prepared(cell);
+        for report in T::checks(backend, case, oracle, cell.seed) {
+            if !report.passed() && !caught_by.contains(&report.kind) {
+                caught_by.push(report.kind);
+            }
+        }
+        cells += 1;
+    }
+    caught_by.sort_by_key(|kind| CheckKind::ALL.iter().position(|k| k == kind));
+    ControlReport {
+        control,
+        caught_by,
+        cells,
+    }
+}

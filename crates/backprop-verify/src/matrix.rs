@@ -1,0 +1,173 @@
+//! The case matrix every backend is checked on: shapes, activations, losses and seeds, with their oracles.
+//!
+//! The matrix holds the protocol's shapes (the seed network, a deep one, a
+//! width-1 layer, a single layer, a batch of one) for every activation, both
+//! losses and every seed, and shapes whose widths and batch sizes sit on both
+//! sides of the vector and tile edges 8, 16, 32 and 64, for every activation
+//! and loss with the first seed. Each cell's oracles are computed once, when
+//! first needed, and shared by every backend checked on the matrix.
+
+use std::sync::OnceLock;
+
+use backprop_core::{Activation, Architecture, Error, Loss};
+
+use crate::case::Case;
+use crate::checks::Oracle;
+
+/// A shape of the matrix: a name, the widths `n, d_1, ..., m` and a batch size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// What the shape is for, as the report names it.
+    pub name: String,
+    /// The widths `n, d_1, ..., m`.
+    pub widths: Vec<usize>,
+    /// The batch size `B`.
+    pub rows: usize,
+}
+
+impl Shape {
+    /// A shape named `name`.
+    pub fn new(name: impl Into<String>, widths: &[usize], rows: usize) -> Self {
+        Shape {
+            name: name.into(),
+            widths: widths.to_vec(),
+            rows,
+        }
+    }
+}
+
+/// The protocol's shapes, run with every seed: the seed network, a deep
+/// one, a width-1 layer, a single layer, a batch of one.
+pub fn protocol_shapes() -> Vec<Shape> {
+    vec![
+        Shape::new("seed n-h-m", &[4, 5, 3], 8),
+        Shape::new("4 layers", &[5, 8, 6, 4, 3], 6),
+        Shape::new("width 1", &[3, 1, 4, 2], 5),
+        Shape::new("1 layer", &[6, 3], 7),
+        Shape::new("batch 1", &[4, 6, 3], 1),
+    ]
+}
+
+/// Shapes whose widths and batch sizes sit on both sides of the vector and
+/// tile edges 8, 16, 32 and 64 (1, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65),
+/// run with the first seed only.
+pub fn edge_shapes() -> Vec<Shape> {
+    vec![
+        Shape::new("edges 8", &[9, 7, 8], 15),
+        Shape::new("edges 16", &[17, 15, 16, 9], 17),
+        Shape::new("edges 32", &[33, 31, 2], 33),
+        Shape::new("edges 64", &[65, 9, 1], 65),
+        Shape::new("edges 63-64", &[64, 1, 63], 31),
+    ]
+}
+
+/// One case of the matrix, what it is, and its oracles (computed once).
+#[derive(Debug)]
+pub struct Cell {
+    /// The shape's name.
+    pub shape: String,
+    /// The seed the case was drawn from.
+    pub seed: u64,
+    /// The network and batch, in `f64`.
+    pub case: Case<f64>,
+    oracle: OnceLock<Oracle>,
+    rounded: OnceLock<(Case<f32>, Oracle)>,
+}
+
+impl Cell {
+    /// A cell of `case`.
+    pub fn new(shape: impl Into<String>, seed: u64, case: Case<f64>) -> Self {
+        Cell {
+            shape: shape.into(),
+            seed,
+            case,
+            oracle: OnceLock::new(),
+            rounded: OnceLock::new(),
+        }
+    }
+
+    /// The case in `f64` and its oracle.
+    pub fn f64(&self) -> (&Case<f64>, &Oracle) {
+        (
+            &self.case,
+            self.oracle.get_or_init(|| Oracle::of(&self.case)),
+        )
+    }
+
+    /// The case rounded to `f32` and the `f64` oracle of those rounded values.
+    pub fn f32(&self) -> (&Case<f32>, &Oracle) {
+        let (case, oracle) = self.rounded.get_or_init(|| {
+            let case = self.case.to_precision::<f32>();
+            let oracle = Oracle::of(&case);
+            (case, oracle)
+        });
+        (case, oracle)
+    }
+
+    /// Whether every negative control's mistake is visible here: more than
+    /// one output, more than one layer and more than one row.
+    pub fn shows_every_mistake(&self) -> bool {
+        let architecture = self.case.network.architecture();
+        architecture.output_width() > 1 && architecture.layer_count() > 1 && self.case.rows > 1
+    }
+}
+
+/// Every cell a conformance run checks.
+#[derive(Debug)]
+pub struct Matrix {
+    /// The cells, protocol shapes first.
+    pub cells: Vec<Cell>,
+}
+
+impl Matrix {
+    /// The protocol shapes with every seed in `seeds`, then the edge shapes
+    /// and `extra` shapes with the first seed: each for every activation
+    /// (hidden, and output for MSE; identity outputs for softmax
+    /// cross-entropy) and both losses. The 4-layer ReLU cells pin a neuron
+    /// on its kink, to show that such components are excluded and counted.
+    pub fn new(seeds: &[u64], extra: &[Shape]) -> Result<Self, Error> {
+        let mut cells = Vec::new();
+        let first = seeds.first().copied().unwrap_or(1);
+        let once = edge_shapes().into_iter().chain(extra.iter().cloned());
+        let runs = protocol_shapes()
+            .into_iter()
+            .map(|shape| (shape, seeds.to_vec()))
+            .chain(once.map(|shape| (shape, vec![first])));
+        for (shape, seeds) in runs {
+            for activation in Activation::ALL {
+                for loss in Loss::ALL {
+                    let output = match loss {
+                        Loss::Mse => activation,
+                        Loss::SoftmaxCrossEntropy => Activation::Identity,
+                    };
+                    let architecture = Architecture::with_hidden_and_output(
+                        &shape.widths,
+                        activation,
+                        output,
+                        loss,
+                    )?;
+                    for &seed in &seeds {
+                        let case = Case::random(architecture.clone(), shape.rows, seed);
+                        let on_kink = activation == Activation::Relu && shape.name == "4 layers";
+                        let case = if on_kink {
+                            case.pin_first_neuron_at_kink()
+                        } else {
+                            case
+                        };
+                        cells.push(Cell::new(shape.name.clone(), seed, case));
+                    }
+                }
+            }
+        }
+        Ok(Matrix { cells })
+    }
+
+    /// The cells where every negative control's mistake is visible, for
+    /// the first seed only.
+    pub fn control_cells(&self) -> impl Iterator<Item = &Cell> {
+        let first = self.cells.first().map(|cell| cell.seed);
+        self.cells
+            .iter()
+            .filter(move |cell| cell.shows_every_mistake() && Some(cell.seed) == first)
+    }
+}

@@ -1,0 +1,123 @@
+//! Proptest strategies for random cases: architectures, batches and values that shrink cleanly.
+//!
+//! Widths run from 1 to [`MAX_WIDTH`] and batches from 1 to [`MAX_ROWS`],
+//! small sizes drawn most often; a case's batch is cut so that the oracles'
+//! cost (a dual-number pass per parameter) stays within [`ORACLE_BUDGET`].
+
+use backprop_core::{Activation, Architecture, Loss, Network, Params};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngSeed};
+
+use crate::case::Case;
+
+/// Cases per property when `PROPTEST_CASES` is not set.
+pub const DEFAULT_CASES: u32 = 24;
+/// The fixed seed of every property test unless `PROPTEST_RNG_SEED` is set.
+pub const DEFAULT_SEED: u64 = 0x00ba_c4b0_0b5e_ed00;
+/// The widest layer a strategy draws: past the vector and tile edges 8, 16 and 32.
+pub const MAX_WIDTH: usize = 40;
+/// The largest batch a strategy draws: past the tile edges 16, 32 and 64.
+pub const MAX_ROWS: usize = 70;
+/// Multiply-adds the oracles may spend on one case, about: parameters times
+/// the forward pass's multiply-adds over the batch.
+pub const ORACLE_BUDGET: usize = 4_000_000;
+
+/// Proptest's configuration: seeded, `PROPTEST_CASES` raises the count for
+/// long runs, failures are kept under `proptest-regressions/`.
+pub fn config() -> Config {
+    let mut config = Config::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = DEFAULT_CASES;
+    }
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        config.rng_seed = RngSeed::Fixed(DEFAULT_SEED);
+    }
+    config
+}
+
+/// Any activation.
+pub fn activation() -> impl Strategy<Value = Activation> {
+    prop::sample::select(Activation::ALL.to_vec())
+}
+
+/// Either loss.
+pub fn loss() -> impl Strategy<Value = Loss> {
+    prop::sample::select(Loss::ALL.to_vec())
+}
+
+/// A width from 1 to [`MAX_WIDTH`], at most 9 three times in four.
+pub fn width() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => 1usize..=9, 1 => 1usize..=MAX_WIDTH]
+}
+
+/// Architectures of 1 to 4 weight layers, widths from [`width`], any
+/// activations and either loss (softmax cross-entropy gets an identity output).
+pub fn architecture() -> impl Strategy<Value = Architecture> {
+    (
+        prop::collection::vec(width(), 2..=5),
+        prop::collection::vec(activation(), 4),
+        loss(),
+    )
+        .prop_filter_map("a valid architecture", |(widths, mut activations, loss)| {
+            let layers = widths.len() - 1;
+            activations.truncate(layers);
+            if loss == Loss::SoftmaxCrossEntropy {
+                activations[layers - 1] = Activation::Identity;
+            }
+            Architecture::new(&widths, &activations, loss).ok()
+        })
+}
+
+/// A batch size from 1 to [`MAX_ROWS`], at most 16 three times in four.
+pub fn rows() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => 1usize..=16, 1 => 1usize..=MAX_ROWS]
+}
+
+/// The rows of a case of `architecture` that the oracles can afford: `rows`,
+/// cut to stay within [`ORACLE_BUDGET`], and at least 1.
+pub fn affordable_rows(architecture: &Architecture, rows: usize) -> usize {
+    let per_row = architecture.param_count()
+        * architecture
+            .layers()
+            .iter()
+            .map(|layer| layer.weight_count())
+            .sum::<usize>();
+    rows.min(ORACLE_BUDGET / per_row.max(1)).max(1)
+}
+
+/// A random architecture with a batch from [`rows`]: parameters and inputs in
+/// `[-1, 1)`, targets in `[0, 1)` (normalised to distributions for softmax
+/// cross-entropy).
+pub fn case() -> impl Strategy<Value = Case<f64>> {
+    (architecture(), rows())
+        .prop_flat_map(|(architecture, rows)| {
+            let rows = affordable_rows(&architecture, rows);
+            let (params, n, m) = (
+                architecture.param_count(),
+                architecture.input_width(),
+                architecture.output_width(),
+            );
+            (
+                Just(architecture),
+                Just(rows),
+                prop::collection::vec(-1.0..1.0f64, params),
+                prop::collection::vec(-1.0..1.0f64, rows * n),
+                prop::collection::vec(0.0..1.0f64, rows * m),
+            )
+        })
+        .prop_filter_map(
+            "a valid case",
+            |(architecture, rows, params, inputs, mut targets)| {
+                let m = architecture.output_width();
+                if architecture.loss() == Loss::SoftmaxCrossEntropy {
+                    for row in targets.chunks_mut(m) {
+                        let total: f64 = row.iter().sum::<f64>() + 1e-3;
+                        row.iter_mut().for_each(|y| *y /= total);
+                    }
+                }
+                let params = Params::from_values(&architecture, params).ok()?;
+                let network = Network::new(architecture, params).ok()?;
+                Case::new(network, inputs, targets, rows).ok()
+            },
+        )
+}

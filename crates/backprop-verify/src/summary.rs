@@ -1,0 +1,350 @@
+//! What a conformance run found: per cell, per check, per control, as a table and as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::{Value, json};
+
+use crate::matrix::Cell;
+use crate::report::{CheckKind, CheckReport};
+
+/// Every check of one cell of the matrix.
+#[derive(Clone, Debug)]
+pub struct CellReport {
+    /// The shape's name.
+    pub shape: String,
+    /// The architecture, as `widths [activations] loss`.
+    pub architecture: String,
+    /// The batch size.
+    pub rows: usize,
+    /// The seed the case was drawn from.
+    pub seed: u64,
+    /// One report per check.
+    pub checks: Vec<CheckReport>,
+    /// The smallest relative error `e` whose factor `1 + e`, injected into
+    /// the backend's gradient, the oracle check rejected here (with every
+    /// larger one tried); infinite if none was.
+    pub detectable: f64,
+    json: Value,
+}
+
+impl CellReport {
+    /// The report of `checks` on `cell`.
+    pub fn new(cell: &Cell, checks: Vec<CheckReport>, detectable: f64) -> Self {
+        let architecture = cell.case.network.architecture();
+        let json = json!({
+            "shape": cell.shape,
+            "widths": architecture.widths(),
+            "activations": architecture.activations().iter().map(|a| a.name()).collect::<Vec<_>>(),
+            "loss": architecture.loss().name(),
+            "rows": cell.case.rows,
+            "seed": cell.seed,
+        });
+        CellReport {
+            shape: cell.shape.clone(),
+            architecture: architecture.to_string(),
+            rows: cell.case.rows,
+            seed: cell.seed,
+            checks,
+            detectable,
+            json,
+        }
+    }
+
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(CheckReport::passed)
+    }
+
+    /// The cell and its checks as JSON.
+    pub fn to_json(&self) -> Value {
+        let mut json = self.json.clone();
+        json["passed"] = json!(self.passed());
+        json["detectable_scale_error"] = finite_or_null(self.detectable);
+        json["checks"] = self.checks.iter().map(check_json).collect();
+        json
+    }
+}
+
+/// What the checks made of one negative control.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ControlReport {
+    /// The control's description.
+    pub control: String,
+    /// The checks that failed on some cell: the control is rejected when
+    /// there is at least one.
+    pub caught_by: Vec<CheckKind>,
+    /// The cells the control ran on.
+    pub cells: usize,
+}
+
+impl ControlReport {
+    /// Whether some check caught the control.
+    pub fn rejected(&self) -> bool {
+        !self.caught_by.is_empty()
+    }
+
+    /// One line: the control and what caught it.
+    pub fn line(&self) -> String {
+        if self.rejected() {
+            let caught: Vec<&str> = self.caught_by.iter().map(|k| k.label()).collect();
+            format!("{:<34} rejected by {}", self.control, caught.join(", "))
+        } else {
+            format!("{:<34} ACCEPTED: the checks are too weak", self.control)
+        }
+    }
+
+    /// The control as JSON.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "control": self.control,
+            "rejected": self.rejected(),
+            "caught_by": self.caught_by.iter().map(|k| k.label()).collect::<Vec<_>>(),
+            "cells": self.cells,
+        })
+    }
+}
+
+/// The result of a conformance run: one backend, one precision.
+#[derive(Clone, Debug)]
+pub struct ConformanceReport {
+    /// The backend's name.
+    pub name: String,
+    /// `f32` or `f64`.
+    pub dtype: &'static str,
+    /// Every cell of the matrix.
+    pub cells: Vec<CellReport>,
+    /// The negative controls wrapped around the backend.
+    pub controls: Vec<ControlReport>,
+}
+
+/// Width of a report row's label.
+const LABEL: usize = 20;
+/// Width of a report column.
+const COLUMN: usize = 9;
+
+impl ConformanceReport {
+    /// Whether every check passed on every cell and every control was rejected.
+    pub fn passed(&self) -> bool {
+        self.cells.iter().all(CellReport::passed)
+            && self.controls.iter().all(ControlReport::rejected)
+    }
+
+    /// The worst report of each check over all cells (an error, or a NaN
+    /// ratio, counts as worst).
+    pub fn worst(&self) -> BTreeMap<usize, &CheckReport> {
+        let mut worst: BTreeMap<usize, &CheckReport> = BTreeMap::new();
+        for report in self.cells.iter().flat_map(|cell| &cell.checks) {
+            let Some(column) = CheckKind::ALL.iter().position(|&k| k == report.kind) else {
+                continue;
+            };
+            let worse = worst.get(&column).is_none_or(|current| {
+                report.failure.is_some()
+                    || report.worst_ratio.is_nan()
+                    || (current.failure.is_none() && report.worst_ratio > current.worst_ratio)
+            });
+            if worse {
+                worst.insert(column, report);
+            }
+        }
+        worst
+    }
+
+    /// Finite-difference components excluded at ReLU kinks, over all cells.
+    pub fn kinks(&self) -> usize {
+        let reports = self.cells.iter().flat_map(|cell| &cell.checks);
+        reports
+            .filter(|r| r.kind == CheckKind::FiniteDifferences)
+            .map(|r| r.excluded)
+            .sum()
+    }
+
+    /// The smallest relative error `e` that every cell's oracle check
+    /// rejects when the backend's gradient is scaled by `1 + e`, over the
+    /// cells where any scale error shows (infinite if there are none).
+    pub fn detectable(&self) -> f64 {
+        let finite = self.cells.iter().map(|cell| cell.detectable);
+        finite
+            .filter(|e| e.is_finite())
+            .fold(None, |worst: Option<f64>, e| {
+                Some(worst.map_or(e, |w| w.max(e)))
+            })
+            .unwrap_or(f64::INFINITY)
+    }
+
+    /// The median over the cells where a scale error shows of the smallest
+    /// relative error each rejects.
+    pub fn median_detectable(&self) -> f64 {
+        let mut finite: Vec<f64> = self
+            .cells
+            .iter()
+            .map(|cell| cell.detectable)
+            .filter(|e| e.is_finite())
+            .collect();
+        finite.sort_by(f64::total_cmp);
+        finite
+            .get(finite.len() / 2)
+            .copied()
+            .unwrap_or(f64::INFINITY)
+    }
+
+    /// Cells where no scale error shows: their gradient is zero to within
+    /// rounding (a softmax over one output, dead ReLU units), so scaling it
+    /// changes nothing the checks can see.
+    pub fn scale_blind_cells(&self) -> usize {
+        self.cells
+            .iter()
+            .filter(|cell| !cell.detectable.is_finite())
+            .count()
+    }
+
+    /// The oracle check the sensitivity is measured with.
+    fn oracle_check(&self) -> &'static str {
+        if self.dtype == "f64" {
+            "dual"
+        } else {
+            "f32/f64"
+        }
+    }
+
+    /// The table's header line.
+    pub fn header() -> String {
+        let mut header = format!("{:<LABEL$}", "backend dtype");
+        for kind in CheckKind::ALL {
+            header.push_str(&format!(" {:>COLUMN$}", kind.label()));
+        }
+        header.push_str(&format!(" {:>6}  verdict", "kinks"));
+        header
+    }
+
+    /// The table's row: the worst ratio of each check, the kinks and the verdict.
+    pub fn row(&self) -> String {
+        let worst = self.worst();
+        let mut row = format!("{:<LABEL$}", format!("{} {}", self.name, self.dtype));
+        for column in 0..CheckKind::ALL.len() {
+            let cell = match worst.get(&column) {
+                None => "-".to_owned(),
+                Some(report) if report.passed() => format!("{:.2e}", report.worst_ratio),
+                Some(report) => format!("FAIL {:.1e}", report.worst_ratio),
+            };
+            row.push_str(&format!(" {cell:>COLUMN$}"));
+        }
+        let verdict = if self.cells.iter().all(CellReport::passed) {
+            "pass"
+        } else {
+            "FAIL"
+        };
+        row.push_str(&format!(" {:>6}  {verdict}", self.kinks()));
+        row
+    }
+
+    /// The sensitivity line: the smallest injected error every cell rejects.
+    pub fn sensitivity(&self) -> String {
+        let label = format!("{} {}", self.name, self.dtype);
+        let detectable = self.detectable();
+        let blind = match self.scale_blind_cells() {
+            0 => String::new(),
+            count => format!(" ({count} cells with a gradient zero to rounding cannot show one)"),
+        };
+        if detectable.is_finite() {
+            format!(
+                "{label:<LABEL$} {} rejects this backend's gradient scaled by 1 + e in every cell for every e tried down to {detectable:.0e}, in the median cell down to {:.0e}{blind}",
+                self.oracle_check(),
+                self.median_detectable()
+            )
+        } else {
+            format!(
+                "{label:<LABEL$} {} sees no scale error of this backend's gradient in any cell{blind}",
+                self.oracle_check()
+            )
+        }
+    }
+
+    /// A line per failed check of a cell, at most `limit`.
+    pub fn failures(&self, limit: usize) -> Vec<String> {
+        let label = format!("{} {}", self.name, self.dtype);
+        let cells = self.cells.iter().filter(|cell| !cell.passed());
+        let lines = cells.flat_map(|cell| {
+            let label = &label;
+            cell.checks.iter().filter(|r| !r.passed()).map(move |r| {
+                format!(
+                    "{label} {} {} rows {} seed {}: {r}",
+                    cell.shape, cell.architecture, cell.rows, cell.seed
+                )
+            })
+        });
+        lines.take(limit).collect()
+    }
+
+    /// The whole report as JSON: every cell, every check, every control.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "backend": self.name,
+            "dtype": self.dtype,
+            "passed": self.passed(),
+            "kinks": self.kinks(),
+            "detectable_scale_error": finite_or_null(self.detectable()),
+            "worst": self.worst().values().map(|r| check_json(r)).collect::<Vec<_>>(),
+            "cells": self.cells.iter().map(CellReport::to_json).collect::<Vec<_>>(),
+            "controls": self.controls.iter().map(ControlReport::to_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl fmt::Display for ConformanceReport {
+    /// The table of one backend: header, row, sensitivity, failures, controls, verdict.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", ConformanceReport::header())?;
+        writeln!(f, "{}", self.row())?;
+        writeln!(f, "\n{}", self.sensitivity())?;
+        for failure in self.failures(20) {
+            writeln!(f, "  {failure}")?;
+        }
+        if !self.controls.is_empty() {
+            writeln!(
+                f,
+                "\nNegative controls wrapped around {} ({} cells each); each must be rejected:",
+                self.name,
+                self.controls.first().map_or(0, |c| c.cells)
+            )?;
+            for control in &self.controls {
+                writeln!(f, "  {}", control.line())?;
+            }
+        }
+        let rejected = self.controls.iter().filter(|c| c.rejected()).count();
+        write!(
+            f,
+            "\nverdict: {} ({} cells; {rejected} of {} controls rejected)",
+            if self.passed() { "PASS" } else { "FAIL" },
+            self.cells.len(),
+            self.controls.len()
+        )
+    }
+}
+
+/// A number as JSON, or `null` for an infinity (which JSON cannot hold).
+fn finite_or_null(value: f64) -> Value {
+    if value.is_finite() {
+        json!(value)
+    } else {
+        Value::Null
+    }
+}
+
+/// One check's report as JSON.
+pub fn check_json(report: &CheckReport) -> Value {
+    json!({
+        "check": report.kind.label(),
+        "passed": report.passed(),
+        "worst_ratio": finite_or_null(report.worst_ratio),
+        "compared": report.compared,
+        "excluded_at_kinks": report.excluded,
+        "failure": report.failure,
+        "worst": report.worst.map(|w| json!({
+            "at": w.quantity.to_string(),
+            "actual": w.actual,
+            "expected": w.expected,
+            "tolerance": w.tolerance,
+        })),
+    })
+}
