@@ -3,6 +3,7 @@
 mod activations;
 mod backends;
 mod boxed;
+mod conformance;
 mod controls;
 mod driver;
 mod errors;

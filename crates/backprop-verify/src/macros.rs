@@ -11,7 +11,7 @@
 /// Each constructor is an expression evaluated afresh for every backend
 /// the tests need.
 ///
-/// ```ignore
+/// ```text
 /// backprop_verify::conformance_tests!(my_kernel, f64: MyKernel::<f64>::new(), f32: MyKernel::<f32>::new());
 /// ```
 #[macro_export]
