@@ -6,9 +6,10 @@ use std::process::Command;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::plot;
+use backprop_benches::plot;
+use backprop_benches::results::{self, Record, human};
 
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--json PATH] [--svg PATH] [FILTER]
 
@@ -17,13 +18,6 @@ const USAGE: &str = "usage: cargo xtask bench [--quick] [--json PATH] [--svg PAT
   --svg PATH   where to draw the plot [default: target/bench.svg]
   --no-run     report the results criterion already holds, without running the benches
   FILTER       a criterion filter, such as S/ or faer";
-
-/// The shapes of the benchmark protocol, as the benches name their groups.
-pub(crate) const SHAPES: [(&str, [usize; 3], usize); 3] = [
-    ("S", [64, 32, 10], 64),
-    ("M", [784, 256, 10], 128),
-    ("L", [1024, 1024, 1024], 1024),
-];
 
 /// A shape's `f32` target in ns per step, and other libraries' times in ns.
 type Target = (&'static str, f64, [(&'static str, f64); 3]);
@@ -47,25 +41,6 @@ const TARGETS: [Target; 3] = [
         [("numpy", 85e6), ("JAX", 65e6), ("PyTorch", 56.6e6)],
     ),
 ];
-
-/// One measured step.
-#[derive(Clone, Debug)]
-pub(crate) struct Record {
-    pub(crate) shape: String,
-    pub(crate) widths: [usize; 3],
-    pub(crate) batch: usize,
-    pub(crate) dtype: String,
-    pub(crate) backend: String,
-    pub(crate) ns_per_step: f64,
-}
-
-impl Record {
-    /// `6 B sum d_{l-1} d_l` over the time per step.
-    pub(crate) fn gflops(&self) -> f64 {
-        let [n, h, m] = self.widths;
-        6.0 * self.batch as f64 * (n * h + h * m) as f64 / self.ns_per_step
-    }
-}
 
 struct Options {
     quick: bool,
@@ -97,138 +72,9 @@ fn parse(args: &[String], root: &Path) -> anyhow::Result<Options> {
     Ok(options)
 }
 
-/// Every `new/benchmark.json` under `dir` written since `since`, with its median in ns.
-fn read_results(
-    dir: &Path,
-    since: SystemTime,
-    found: &mut Vec<(Value, f64)>,
-) -> anyhow::Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for entry in entries {
-        let path = entry?.path();
-        if path.is_dir() {
-            read_results(&path, since, found)?;
-            continue;
-        }
-        let in_new = path
-            .parent()
-            .and_then(Path::file_name)
-            .is_some_and(|name| name == "new");
-        if !in_new || path.file_name().is_none_or(|name| name != "benchmark.json") {
-            continue;
-        }
-        if std::fs::metadata(&path)?.modified()? < since {
-            continue;
-        }
-        let id: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
-        let estimates_path = path.with_file_name("estimates.json");
-        let estimates: Value = serde_json::from_str(
-            &std::fs::read_to_string(&estimates_path)
-                .with_context(|| format!("reading {}", estimates_path.display()))?,
-        )?;
-        let median = estimates["median"]["point_estimate"]
-            .as_f64()
-            .with_context(|| format!("no median in {}", estimates_path.display()))?;
-        found.push((id, median));
-    }
-    Ok(())
-}
-
-/// Splits the results into step records (groups `S/f32`, `sweep-M/f32`, ...) and GEMM peaks in GFLOP/s by dtype.
-fn records(results: &[(Value, f64)]) -> (Vec<Record>, BTreeMap<String, f64>) {
-    let mut steps = Vec::new();
-    let mut peaks = BTreeMap::new();
-    for (id, median) in results {
-        let group = id["group_id"].as_str().unwrap_or_default();
-        let function = id["function_id"].as_str().unwrap_or_default();
-        let value = id["value_str"].as_str();
-        let Some((shape, dtype)) = group.split_once('/') else {
-            continue;
-        };
-        if shape == "peak" {
-            let side: f64 = value.and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            peaks.insert(dtype.to_owned(), 2.0 * side.powi(3) / median);
-            continue;
-        }
-        let (shape, backend, batch) = match (shape.strip_prefix("sweep-"), value) {
-            (Some(shape), Some(batch)) => {
-                (format!("{shape}@{batch}"), function, batch.parse().ok())
-            }
-            (None, _) => (shape.to_owned(), value.unwrap_or(function), None),
-            _ => continue,
-        };
-        let base = shape.split('@').next().unwrap_or_default();
-        let Some(&(_, widths, rows)) = SHAPES.iter().find(|(name, _, _)| *name == base) else {
-            continue;
-        };
-        steps.push(Record {
-            shape,
-            widths,
-            batch: batch.unwrap_or(rows),
-            dtype: dtype.to_owned(),
-            backend: backend.to_owned(),
-            ns_per_step: *median,
-        });
-    }
-    steps.sort_by(|a, b| {
-        (a.shape.len(), &a.shape, a.batch, &a.dtype, &a.backend).cmp(&(
-            b.shape.len(),
-            &b.shape,
-            b.batch,
-            &b.dtype,
-            &b.backend,
-        ))
-    });
-    (steps, peaks)
-}
-
-/// A duration in the unit that reads best.
-pub(crate) fn human(ns: f64) -> String {
-    match ns {
-        ns if ns < 1e3 => format!("{ns:.0} ns"),
-        ns if ns < 1e6 => format!("{:.1} us", ns / 1e3),
-        ns if ns < 1e9 => format!("{:.2} ms", ns / 1e6),
-        ns => format!("{:.2} s", ns / 1e9),
-    }
-}
-
+/// The harness's table, then the targets against other libraries.
 fn print_table(steps: &[Record], peaks: &BTreeMap<String, f64>) {
-    println!(
-        "\n{:<10} {:<5} {:<12} {:>11} {:>9} {:>7} {:>9}",
-        "shape", "dtype", "backend", "median/step", "GFLOP/s", "% peak", "x naive"
-    );
-    for record in steps {
-        let naive = steps
-            .iter()
-            .find(|r| r.shape == record.shape && r.dtype == record.dtype && r.backend == "naive");
-        let speedup = naive.map_or_else(
-            || "-".to_owned(),
-            |n| format!("{:.1}", n.ns_per_step / record.ns_per_step),
-        );
-        let peak = peaks.get(&record.dtype).map_or_else(
-            || "-".to_owned(),
-            |p| format!("{:.1}", 100.0 * record.gflops() / p),
-        );
-        println!(
-            "{:<10} {:<5} {:<12} {:>11} {:>9.2} {:>7} {:>9}",
-            record.shape,
-            record.dtype,
-            record.backend,
-            human(record.ns_per_step),
-            record.gflops(),
-            peak,
-            speedup
-        );
-    }
-    for (dtype, peak) in peaks {
-        println!("GEMM peak ({dtype}, faer 2048^3 on every core): {peak:.1} GFLOP/s");
-    }
-    println!(
-        "GFLOP/s count 6 B sum d_(l-1) d_l, which includes the input layer's delta that no backend\n\
-         computes (a third of the work on M, a sixth on L), so a step can pass the GEMM peak."
-    );
+    println!("{}", results::table(steps, peaks));
     println!(
         "\nf32 targets (best backend) against numpy by hand, JAX jit and PyTorch eager on this machine class:"
     );
@@ -287,9 +133,8 @@ pub(crate) fn run(args: &[String], root: &Path) -> anyhow::Result<bool> {
     }
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let mut results = Vec::new();
-    read_results(&target.join("criterion"), started, &mut results)?;
-    let (steps, peaks) = records(&results);
+    let (steps, peaks) = results::read(&target.join("criterion"), started)
+        .map_err(|e| anyhow::anyhow!("reading criterion's results: {e}"))?;
     if steps.is_empty() {
         bail!(
             "criterion wrote no results under {}",
@@ -299,20 +144,7 @@ pub(crate) fn run(args: &[String], root: &Path) -> anyhow::Result<bool> {
     print_table(&steps, &peaks);
 
     if let Some(path) = &options.json {
-        let list: Vec<Value> = steps
-            .iter()
-            .map(|r| {
-                json!({
-                    "shape": r.shape,
-                    "widths": r.widths,
-                    "batch": r.batch,
-                    "dtype": r.dtype,
-                    "backend": r.backend,
-                    "ns_per_step": r.ns_per_step,
-                    "gflops": r.gflops(),
-                })
-            })
-            .collect();
+        let list: Vec<Value> = steps.iter().map(Record::to_json).collect();
         std::fs::write(path, serde_json::to_string_pretty(&list)?)
             .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());

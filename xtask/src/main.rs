@@ -1,7 +1,6 @@
 //! Project automation, run as `cargo xtask <task>`: `verify` proves every backend's gradients, `bench` times them.
 
 mod bench;
-mod plot;
 mod verify;
 
 use std::path::Path;

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::bench::{Record, SHAPES, human};
+use crate::harness::SHAPES;
+use crate::results::{Record, human};
 
 const PANEL_WIDTH: f64 = 560.0;
 const PANEL_HEIGHT: f64 = 360.0;
@@ -208,7 +209,7 @@ fn sweep_panel(svg: &mut String, steps: &[Record], names: &[String]) {
 }
 
 /// The whole report as an SVG document.
-pub(crate) fn svg(steps: &[Record], peaks: &BTreeMap<String, f64>) -> String {
+pub fn svg(steps: &[Record], peaks: &BTreeMap<String, f64>) -> String {
     let names = backends(steps);
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" viewBox="0 0 {} {}">"#,

@@ -1,0 +1,27 @@
+//! The benchmark harness: the protocol's shapes and data, the contenders, criterion groups, the table and the plot.
+//!
+//! `benches/step.rs` runs it on the registered backends; `cargo xtask bench`
+//! runs that bench and reports with [`results`] and [`plot`]. An author adds
+//! a kernel beside the built-in ones in a few lines, in a bench of their own
+//! (`harness = false`):
+//!
+//! ```no_run
+//! use backprop::{Backend, NaiveBackend};
+//! use backprop_benches::Harness;
+//! use criterion::Criterion;
+//!
+//! fn main() {
+//!     let mut criterion = Criterion::default().configure_from_args();
+//!     Harness::builtin()
+//!         .with("mine", || Box::new(NaiveBackend::<f32>::new()), || Box::new(NaiveBackend::<f64>::new()))
+//!         .only(&["mine", "faer"])
+//!         .run(&mut criterion); // benches, then prints this run's table
+//! }
+//! ```
+
+pub mod harness;
+pub mod plot;
+pub mod results;
+
+pub use harness::{Contender, Harness, PEAK_SIDE, SHAPES, SWEEP, data};
+pub use results::{Record, human};
