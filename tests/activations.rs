@@ -79,3 +79,21 @@ fn names_round_trip() {
         "{error}"
     );
 }
+
+#[test]
+fn names_print_and_parse_back() {
+    for activation in Activation::ALL {
+        let name = activation.to_string();
+        assert_eq!(name, activation.name());
+        assert!(!name.is_empty());
+        assert_eq!(name.parse::<Activation>().unwrap(), activation);
+    }
+    for loss in backprop::Loss::ALL {
+        let name = loss.to_string();
+        assert_eq!(name, loss.name());
+        assert!(!name.is_empty());
+        assert_eq!(name.parse::<backprop::Loss>().unwrap(), loss);
+    }
+    assert_eq!(backprop::Loss::Mse.to_string(), "mse");
+    assert_eq!(Activation::Sigmoid.to_string(), "sigmoid");
+}

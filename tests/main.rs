@@ -8,6 +8,7 @@ mod controls;
 mod driver;
 mod errors;
 mod facade;
+mod faer_backend;
 mod hand_worked;
 mod kinks;
 mod rayon_backend;
