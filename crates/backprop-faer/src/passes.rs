@@ -181,3 +181,62 @@ widest_vectors! {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use backprop_core::{Activation, Architecture, Loss};
+
+    use super::{bias_and_activation, loss_and_output_delta, times_derivative};
+
+    /// Values in `[-2, 2)` from a seeded sequence.
+    fn values(count: usize, seed: usize) -> Vec<f64> {
+        (0..count)
+            .map(|i| ((i * 7919 + seed * 104_729) % 1000) as f64 / 250.0 - 2.0)
+            .collect()
+    }
+
+    #[test]
+    fn every_pass_gives_the_same_bits_in_any_number_of_blocks() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .expect("a pool");
+        let (rows, width) = (11, 6);
+        for loss in Loss::ALL {
+            let output = match loss {
+                Loss::Mse => Activation::Tanh,
+                Loss::SoftmaxCrossEntropy => Activation::Identity,
+            };
+            let architecture =
+                Architecture::with_hidden_and_output(&[3, width], output, output, loss)
+                    .expect("a valid architecture");
+            let run = |blocks: usize| {
+                let (mut z, mut a) = (values(rows * width, 1), vec![0.0; rows * width]);
+                let bias = values(width, 2);
+                bias_and_activation(&mut z, &mut a, &bias, output, blocks);
+                let y = values(rows * width, 3);
+                let (mut row_loss, mut delta) = (vec![0.0; rows], vec![0.0; rows * width]);
+                let total = loss_and_output_delta(
+                    &architecture,
+                    &z,
+                    &a,
+                    &y,
+                    &mut row_loss,
+                    &mut delta,
+                    blocks,
+                );
+                times_derivative(&mut delta, &z, &a, Activation::Sigmoid, width, blocks);
+                (z, a, row_loss, delta, total)
+            };
+            let one = run(1);
+            for blocks in [2, 3, 4, 11, 12] {
+                let split = pool.install(|| run(blocks));
+                assert_eq!(split.0, one.0, "Z in {blocks} blocks");
+                assert_eq!(split.1, one.1, "A in {blocks} blocks");
+                assert_eq!(split.2, one.2, "row losses in {blocks} blocks");
+                assert_eq!(split.3, one.3, "deltas in {blocks} blocks");
+                assert_eq!(split.4.to_bits(), one.4.to_bits(), "loss in {blocks} blocks");
+            }
+        }
+    }
+}
