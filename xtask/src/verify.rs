@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, bail};
 use backprop::{BackendKind, FaerBackend, Precision, ThreadPool, ThreadPoolBuilder};
@@ -118,14 +119,44 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<bool> {
             .expect("a valid template"),
     );
 
-    let mut reports: Vec<ConformanceReport> = Vec::new();
-    for &kind in &options.backends {
-        progress.set_message(format!("{kind} f64"));
-        let tick = |_: &str| progress.inc(1);
-        reports.push(conformance::<f64>(kind, &pools).run_on(&matrix, tick));
-        progress.set_message(format!("{kind} f32"));
-        reports.push(conformance::<f32>(kind, &pools).run_on(&matrix, tick));
-    }
+    // One run per backend and precision, shared out over the cores; the
+    // matrix's oracles are computed once, by whichever run needs them first.
+    let runs: Vec<(BackendKind, bool)> = options
+        .backends
+        .iter()
+        .flat_map(|&kind| [(kind, true), (kind, false)])
+        .collect();
+    let next = AtomicUsize::new(0);
+    let finished: Mutex<Vec<(usize, ConformanceReport)>> = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let order = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(kind, wide)) = runs.get(order) else {
+                        break;
+                    };
+                    progress.set_message(format!("{kind}"));
+                    let tick = |_: &str| progress.inc(1);
+                    let report = if wide {
+                        conformance::<f64>(kind, &pools).run_on(&matrix, tick)
+                    } else {
+                        conformance::<f32>(kind, &pools).run_on(&matrix, tick)
+                    };
+                    finished
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((order, report));
+                }
+            });
+        }
+    });
+    let mut finished = finished
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    finished.sort_by_key(|(order, _)| *order);
+    let reports: Vec<ConformanceReport> = finished.into_iter().map(|(_, report)| report).collect();
     progress.set_message("controls");
     let builtin: Vec<_> = controls
         .iter()

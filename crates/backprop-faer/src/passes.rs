@@ -235,7 +235,11 @@ mod tests {
                 assert_eq!(split.1, one.1, "A in {blocks} blocks");
                 assert_eq!(split.2, one.2, "row losses in {blocks} blocks");
                 assert_eq!(split.3, one.3, "deltas in {blocks} blocks");
-                assert_eq!(split.4.to_bits(), one.4.to_bits(), "loss in {blocks} blocks");
+                assert_eq!(
+                    split.4.to_bits(),
+                    one.4.to_bits(),
+                    "loss in {blocks} blocks"
+                );
             }
         }
     }
