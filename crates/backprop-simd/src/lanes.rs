@@ -301,8 +301,10 @@ pub(crate) fn exp<V: Lanes>(x: V) -> V {
 /// then `x` must be at most 0 (or NaN).
 #[inline(always)]
 fn exp_checked<V: Lanes, const UPPER: bool>(x: V) -> V {
-    let t = |value: V::T| V::splat(value);
-    let (max, min) = (t(V::T::MAX_EXP_ARGUMENT), t(V::T::MIN_EXP_ARGUMENT));
+    let (max, min) = (
+        V::splat(V::T::MAX_EXP_ARGUMENT),
+        V::splat(V::T::MIN_EXP_ARGUMENT),
+    );
     // `max` and `min` return their second operand when either is NaN, so a
     // NaN argument stays NaN through the clamp and everything after it.
     let clamped = if UPPER {
@@ -310,17 +312,19 @@ fn exp_checked<V: Lanes, const UPPER: bool>(x: V) -> V {
     } else {
         min.max(x)
     };
-    let rounder = t(V::T::ROUNDER);
-    let n = clamped.mul_add(t(V::T::LOG2_E), rounder).sub(rounder);
-    let r = n.mul_add(t(-V::T::LN2_HI), clamped);
-    let r = n.mul_add(t(-V::T::LN2_LO), r);
+    let rounder = V::splat(V::T::ROUNDER);
+    let n = clamped
+        .mul_add(V::splat(V::T::LOG2_E), rounder)
+        .sub(rounder);
+    let r = n.mul_add(V::splat(-V::T::LN2_HI), clamped);
+    let r = n.mul_add(V::splat(-V::T::LN2_LO), r);
     let value = V::T::exp_reduced(r).scale_pow2(n);
     let value = if UPPER {
-        V::select(x.gt(max), t(V::T::INFINITY), value)
+        V::select(x.gt(max), V::splat(V::T::INFINITY), value)
     } else {
         value
     };
-    V::select(x.lt(min), t(V::T::ZERO), value)
+    V::select(x.lt(min), V::splat(V::T::ZERO), value)
 }
 
 /// `tanh x` per lane: the polynomial of `Math::tanh_small` below `|x| = 0.625`,
