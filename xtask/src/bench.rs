@@ -136,8 +136,22 @@ fn read_results(
     Ok(())
 }
 
-/// Splits the results into step records (groups `S/f32`, `sweep-M/f32`, ...) and GEMM peaks in GFLOP/s by dtype.
-fn records(results: &[(Value, f64)]) -> (Vec<Record>, BTreeMap<String, f64>) {
+/// The machine's peaks in GFLOP/s: `f32` and `f64` for a faer GEMM on every
+/// core (the key the plot draws), `f32 gemm-1t` for one thread, `f32 fma-1t`
+/// for one core's FMA loop.
+pub(crate) type Peaks = BTreeMap<String, f64>;
+
+/// The key of a peak measured by the bench function `function` for `dtype`.
+fn peak_key(dtype: &str, function: &str) -> String {
+    if function == "gemm" {
+        dtype.to_owned()
+    } else {
+        format!("{dtype} {function}")
+    }
+}
+
+/// Splits the results into step records (groups `S/f32`, `sweep-M/f32`, ...) and peaks.
+fn records(results: &[(Value, f64)]) -> (Vec<Record>, Peaks) {
     let mut steps = Vec::new();
     let mut peaks = BTreeMap::new();
     for (id, median) in results {
@@ -148,8 +162,14 @@ fn records(results: &[(Value, f64)]) -> (Vec<Record>, BTreeMap<String, f64>) {
             continue;
         };
         if shape == "peak" {
-            let side: f64 = value.and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            peaks.insert(dtype.to_owned(), 2.0 * side.powi(3) / median);
+            // A GEMM's parameter is its side, the FMA loop's its flop count.
+            let parameter: f64 = value.and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            let flops = if function.starts_with("fma") {
+                parameter
+            } else {
+                2.0 * parameter.powi(3)
+            };
+            peaks.insert(peak_key(dtype, function), flops / median);
             continue;
         }
         let (shape, backend, batch) = match (shape.strip_prefix("sweep-"), value) {
@@ -194,10 +214,10 @@ pub(crate) fn human(ns: f64) -> String {
     }
 }
 
-fn print_table(steps: &[Record], peaks: &BTreeMap<String, f64>) {
+fn print_table(steps: &[Record], peaks: &Peaks) {
     println!(
-        "\n{:<10} {:<5} {:<12} {:>11} {:>9} {:>7} {:>9}",
-        "shape", "dtype", "backend", "median/step", "GFLOP/s", "% peak", "x naive"
+        "\n{:<10} {:<5} {:<15} {:>11} {:>9} {:>7} {:>8} {:>9}",
+        "shape", "dtype", "backend", "median/step", "GFLOP/s", "% peak", "% 1 FMA", "x naive"
     );
     for record in steps {
         let naive = steps
@@ -207,23 +227,32 @@ fn print_table(steps: &[Record], peaks: &BTreeMap<String, f64>) {
             || "-".to_owned(),
             |n| format!("{:.1}", n.ns_per_step / record.ns_per_step),
         );
-        let peak = peaks.get(&record.dtype).map_or_else(
-            || "-".to_owned(),
-            |p| format!("{:.1}", 100.0 * record.gflops() / p),
-        );
+        let percent = |key: &str| {
+            peaks.get(key).map_or_else(
+                || "-".to_owned(),
+                |p| format!("{:.1}", 100.0 * record.gflops() / p),
+            )
+        };
         println!(
-            "{:<10} {:<5} {:<12} {:>11} {:>9.2} {:>7} {:>9}",
+            "{:<10} {:<5} {:<15} {:>11} {:>9.2} {:>7} {:>8} {:>9}",
             record.shape,
             record.dtype,
             record.backend,
             human(record.ns_per_step),
             record.gflops(),
-            peak,
+            percent(&record.dtype),
+            percent(&peak_key(&record.dtype, "fma-1t")),
             speedup
         );
     }
-    for (dtype, peak) in peaks {
-        println!("GEMM peak ({dtype}, faer 2048^3 on every core): {peak:.1} GFLOP/s");
+    for (key, peak) in peaks {
+        let what = match key.split_once(' ') {
+            None => "a faer 2048^3 GEMM on every core",
+            Some((_, "gemm-1t")) => "a faer 2048^3 GEMM on one thread",
+            Some((_, "fma-1t")) => "one core's FMA loop (\"% 1 FMA\")",
+            Some(_) => "another measure",
+        };
+        println!("peak ({key}): {peak:.1} GFLOP/s, {what}");
     }
     println!(
         "GFLOP/s count 6 B sum d_(l-1) d_l, which includes the input layer's delta that no backend\n\

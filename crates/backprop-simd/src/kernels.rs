@@ -422,6 +422,23 @@ unsafe fn loss_pass<V: Lanes>(
     total
 }
 
+/// `rounds` steps of 16 independent chains of vector multiply-adds, for
+/// measuring the FMA peak of one core; returns the sum of the chains.
+#[inline(always)]
+fn fma_chains<V: Lanes>(rounds: usize, seed: V::T) -> V::T {
+    let x = V::splat(seed);
+    let y = V::splat(V::T::from_f64(1e-7));
+    let mut acc = [V::splat(V::T::ZERO); 16];
+    for _ in 0..rounds {
+        for acc in &mut acc {
+            *acc = acc.mul_add(x, y);
+        }
+    }
+    acc.iter()
+        .fold(V::splat(V::T::ZERO), |sum, &acc| sum.add(acc))
+        .reduce_add()
+}
+
 /// The loss pass's matrices: the output layer's activations (the logits for
 /// softmax cross-entropy) and slopes, and the targets, all `outputs x stride`.
 #[derive(Clone, Copy, Debug)]
@@ -497,6 +514,8 @@ pub(crate) trait Kernels<T: Math>: Copy {
     );
     /// The loss pass (see `loss_pass`): `delta^L` and the sum of the samples' losses.
     fn loss(self, loss: Loss, inputs: LossInputs<'_, T>, delta: &mut [T], inverse_batch: T) -> T;
+    /// `rounds` steps of 16 independent vector multiply-add chains (see `fma_chains`).
+    fn fma_chains(self, rounds: usize, seed: T) -> T;
 }
 
 /// Implements [`Kernels`] for a token and element type with the given lanes,
@@ -658,6 +677,15 @@ macro_rules! kernels {
                 }
                 // SAFETY: both regions were checked just above; `self` proves the features.
                 unsafe { run(src.as_ptr(), (rows, cols, src_stride), dst.as_mut_ptr(), (dst_stride, pad)) }
+            }
+
+            fn fma_chains(self, rounds: usize, seed: $t) -> $t {
+                $(#[$features])*
+                unsafe fn run(rounds: usize, seed: $t) -> $t {
+                    fma_chains::<$lanes>(rounds, seed)
+                }
+                // SAFETY: `self` proves that the CPU has the features of `run`.
+                unsafe { run(rounds, seed) }
             }
 
             fn loss(self, loss: Loss, inputs: LossInputs<'_, $t>, delta: &mut [$t], inverse_batch: $t) -> $t {

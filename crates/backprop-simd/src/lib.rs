@@ -266,6 +266,36 @@ impl<T: SimdScalar> SimdBackend<T> {
     }
 }
 
+/// Runs `rounds` steps of 16 independent chains of vector multiply-adds on
+/// `path` (the widest available if the CPU lacks it) and returns their sum:
+/// `rounds x 16 x lanes x 2` flops with no memory traffic, so that a
+/// benchmark can measure one core's FMA peak, the bound of every product.
+pub fn fma_peak_loop<T: SimdScalar>(path: Path, rounds: usize, seed: T) -> T {
+    struct Chains<T>(usize, T);
+    impl<T: Math> Job<T> for Chains<T> {
+        type Output = T;
+        fn run<K: Kernels<T>>(self, k: K) -> T {
+            k.fma_chains(self.0, self.1)
+        }
+    }
+    let path = if path.is_available() {
+        path
+    } else {
+        Path::widest()
+    };
+    T::dispatch(path, Chains(rounds, seed))
+}
+
+/// The flops of [`fma_peak_loop`] on `path` for `T`: `rounds x 16 x lanes x 2`.
+pub fn fma_peak_flops<T: SimdScalar>(path: Path, rounds: usize) -> f64 {
+    let path = if path.is_available() {
+        path
+    } else {
+        Path::widest()
+    };
+    (rounds * 16 * lanes_of::<T>(path) * 2) as f64
+}
+
 /// The forward pass into the caller's output.
 struct ForwardJob<'a, T> {
     scratch: &'a mut Scratch<T>,

@@ -61,7 +61,7 @@ pub(crate) fn broadcast_product<T: Math, K: Kernels<T>>(
         // The vectors of a step sit `b_step` apart: when that is a multiple
         // of 256 bytes, the rows of the panel fall into a fraction of the
         // cache's sets, so the block is sized by the whole span of a step.
-        let strided = (p.b_step * size_of::<T>()) % 256 == 0 && p.b_step > nr * l;
+        let strided = (p.b_step * size_of::<T>()).is_multiple_of(256) && p.b_step > nr * l;
         let span = if strided { p.b_step } else { nr * l };
         let block = (PANEL_BYTES / (span * size_of::<T>())).max(16);
         let cols = v0 * l..(v1 * l).min(p.cols);
