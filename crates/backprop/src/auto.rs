@@ -9,25 +9,47 @@ use rayon::ThreadPool;
 use crate::{BackendKind, Partitions, Precision};
 
 /// Batches below this many rows go to the faer kernels: the SIMD kernels
-/// put samples in the vector lanes, which a small batch leaves mostly empty.
-pub const AUTO_SIMD_MIN_BATCH: usize = 8;
+/// put samples in the vector lanes (16 `f32` or 8 `f64` on AVX-512), which a
+/// small batch leaves mostly empty.
+///
+/// Measured with `cargo run --release -p backprop --example auto_thresholds`
+/// (two runs, in `docs/auto-thresholds.txt`): on 784-256-10 faer won batches
+/// 1 to 4 (batch 1: 56 us against simd's 114 us), batch 8 was within 2%
+/// either way, and from batch 16 on a SIMD kernel won both runs (batch 16:
+/// 147 us against faer's 163 us).
+pub const AUTO_SIMD_MIN_BATCH: usize = 16;
 
-/// Networks with a layer wider than this go to the faer kernels, whose
-/// packed GEMM keeps wide products in cache better than the SIMD tiles do.
-pub const AUTO_SIMD_MAX_WIDTH: usize = 512;
+/// Steps with a product `B d_(l-1) d_l` (multiply-adds) of at least this
+/// size go to the faer kernels, whose packed GEMM keeps large products in
+/// cache better than the SIMD tiles do: `2^28`, 1024 x 1024 x 256.
+///
+/// Measured as above: faer's kernels won both runs on 1024-1024-1024 at
+/// batches 256 and 1024, 512-512-512 at batch 1024 and 784-256-10 at batch
+/// 4096 (largest products of `2^28` and more); the SIMD kernels won both runs
+/// on 1024-1024-1024 at batch 64 (`2^26`; 5.9 ms against faer's 13.8 ms in the
+/// quick run) and on 784-256-10 up to batch 1024 (`2^27.6`).
+pub const AUTO_SIMD_MAX_PRODUCT: usize = 1 << 28;
 
 /// Steps of at least this many flops (by the conventional count
-/// `6 B sum d_(l-1) d_l`) go to the batch-parallel kernels.
-pub const AUTO_PARALLEL_MIN_FLOPS: f64 = 4e6;
+/// `6 B sum d_(l-1) d_l`) go to the batch-parallel kernels, which then fork
+/// by their own rules (a `PerThread` partition gets at least 16 rows, and
+/// a step below 1.5 Mflop runs on the calling thread).
+///
+/// Measured as above, on a machine whose second core was mostly taken by
+/// other work, which favours the sequential kernels: on 784-256-10
+/// rayon-simd won batch 32 (39 Mflop) in both runs, and the sequential
+/// kernels batch 16 (19.5 Mflop) and below.
+pub const AUTO_PARALLEL_MIN_FLOPS: f64 = 2e7;
 
 /// The kernel `auto` runs a step of `rows` samples of `architecture` with.
 pub fn choose(architecture: &Architecture, rows: usize) -> BackendKind {
-    let widest = architecture.widths()[1..]
-        .iter()
-        .copied()
+    let largest = architecture
+        .widths()
+        .windows(2)
+        .map(|pair| rows.saturating_mul(pair[0]).saturating_mul(pair[1]))
         .max()
         .unwrap_or(0);
-    let simd = rows >= AUTO_SIMD_MIN_BATCH && widest <= AUTO_SIMD_MAX_WIDTH;
+    let simd = rows >= AUTO_SIMD_MIN_BATCH && largest < AUTO_SIMD_MAX_PRODUCT;
     let parallel = architecture.step_flops(rows) >= AUTO_PARALLEL_MIN_FLOPS;
     match (simd, parallel) {
         (true, false) => BackendKind::Simd,
