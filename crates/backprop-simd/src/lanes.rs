@@ -70,6 +70,11 @@ pub(crate) trait Lanes: Copy {
     fn min(self, other: Self) -> Self;
     /// `|self|`.
     fn abs(self) -> Self;
+    /// `-|self|`.
+    #[inline(always)]
+    fn neg_abs(self) -> Self {
+        Self::splat(<Self::T as Scalar>::ZERO).sub(self.abs())
+    }
     /// Rounded toward minus infinity.
     fn floor(self) -> Self;
     /// `2^self`, for integer values in the normal exponent range.
@@ -91,6 +96,11 @@ pub(crate) trait Lanes: Copy {
     fn lt(self, other: Self) -> Self::Mask;
     /// `if_true` where `mask` is set, else `if_false`.
     fn select(mask: Self::Mask, if_true: Self, if_false: Self) -> Self;
+    /// `self * other` where `mask` is set, else `self`.
+    #[inline(always)]
+    fn mul_where(self, mask: Self::Mask, other: Self) -> Self {
+        Self::select(mask, self.mul(other), self)
+    }
     /// The sum of the lanes.
     fn reduce_add(self) -> Self::T;
 
@@ -204,13 +214,15 @@ impl Math for f32 {
     #[inline(always)]
     fn exp_reduced<V: Lanes<T = f32>>(r: V) -> V {
         // The Cephes single-precision coefficients, as in `backprop-core`.
+        // Horner's scheme down to the constant term, each step one FMA.
         let mut p = V::splat(1.987_569_1e-4);
         p = p.mul_add(r, V::splat(1.398_199_9e-3));
         p = p.mul_add(r, V::splat(8.333_452e-3));
         p = p.mul_add(r, V::splat(4.166_579_6e-2));
         p = p.mul_add(r, V::splat(1.666_666_5e-1));
         p = p.mul_add(r, V::splat(0.5));
-        p.mul(r).mul_add(r, r).add(V::splat(1.0))
+        p = p.mul_add(r, V::splat(1.0));
+        p.mul_add(r, V::splat(1.0))
     }
 
     #[inline(always)]
@@ -262,7 +274,9 @@ impl Math for f64 {
         ] {
             p = p.mul_add(r, V::splat(1.0 / factorial));
         }
-        p.mul(r).mul_add(r, r).add(V::splat(1.0))
+        // Horner's scheme down to the constant term, each step one FMA.
+        p = p.mul_add(r, V::splat(1.0));
+        p.mul_add(r, V::splat(1.0))
     }
 
     #[inline(always)]
@@ -353,9 +367,9 @@ pub(crate) fn activate<V: Lanes>(activation: Activation, z: V) -> (V, V) {
     let one = V::splat(V::T::ONE);
     match activation {
         Activation::Sigmoid => {
-            let e = exp_checked::<V, false>(zero.sub(z.abs()));
-            let numerator = V::select(z.ge(zero), one, e);
-            let a = numerator.mul(one.add(e).recip());
+            // 1 / (1 + e) for z >= 0, e / (1 + e) below.
+            let e = exp_checked::<V, false>(z.neg_abs());
+            let a = one.add(e).recip().mul_where(z.lt(zero), e);
             (a, a.mul(one.sub(a)))
         }
         Activation::Tanh => {
