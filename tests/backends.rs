@@ -27,3 +27,10 @@ conformance_tests!(
     f64: BackendKind::RayonFaer.create_forking::<f64>(two_threads()),
     f32: BackendKind::RayonFaer.create_forking::<f32>(two_threads()),
 );
+conformance_tests!(simd, f64: BackendKind::Simd.create::<f64>(), f32: BackendKind::Simd.create::<f32>());
+conformance_tests!(
+    rayon_simd,
+    f64: BackendKind::RayonSimd.create_forking::<f64>(two_threads()),
+    f32: BackendKind::RayonSimd.create_forking::<f32>(two_threads()),
+);
+conformance_tests!(auto, f64: BackendKind::Auto.create::<f64>(), f32: BackendKind::Auto.create::<f32>());

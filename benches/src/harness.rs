@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use backprop::{
-    Architecture, Backend, BackendKind, Batch, FaerBackend, Network, Precision, Scalar,
+    Architecture, Backend, BackendKind, Batch, FaerBackend, Network, Precision, Scalar, SimdPath,
 };
+use backprop_simd::{fma_peak_flops, fma_peak_loop};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
 use faer::linalg::matmul::matmul;
@@ -31,6 +32,10 @@ pub const SWEEP: [usize; 6] = [1, 8, 64, 256, 1024, 4096];
 
 /// The side of the square product that measures the GEMM peak.
 pub const PEAK_SIDE: usize = 2048;
+
+/// Steps of the FMA loop that measures one core's peak (16 independent
+/// chains of vector multiply-adds per step; about 0.1 ms a loop).
+pub const FMA_ROUNDS: usize = 20_000;
 
 /// Deterministic inputs in `[0, 1)` and `{0, 1}` targets, `rows x n` and `rows x m`.
 pub fn data<T: Scalar>(rows: usize, n: usize, m: usize) -> (Vec<T>, Vec<T>) {
@@ -247,8 +252,11 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>, widths: [usize; 3], rows:
     }
 }
 
-/// The machine's matrix-multiply peak: a large faer product on every core.
-fn peak<T: Scalar + faer::traits::ComplexField>(c: &mut Criterion) {
+/// The machine's peaks: a large faer product on every core (`gemm`) and on
+/// one thread (`gemm-1t`), and one core's FMA peak (`fma-1t`: independent
+/// vector multiply-add chains on the widest SIMD path, no memory traffic;
+/// its parameter is the flop count of one loop).
+fn peak<T: Precision>(c: &mut Criterion) {
     let a = Mat::<T>::from_fn(PEAK_SIDE, PEAK_SIDE, |i, j| {
         T::from_f64(((i + j) % 7) as f64 / 7.0)
     });
@@ -261,17 +269,25 @@ fn peak<T: Scalar + faer::traits::ComplexField>(c: &mut Criterion) {
     group.throughput(Throughput::Elements(
         (PEAK_SIDE * PEAK_SIDE * PEAK_SIDE) as u64,
     ));
-    group.bench_function(BenchmarkId::new("gemm", PEAK_SIDE), |bencher| {
-        bencher.iter(|| {
-            matmul(
-                product.as_mut(),
-                Accum::Replace,
-                a.as_ref(),
-                b.as_ref(),
-                T::ONE,
-                Par::rayon(0),
-            )
-        })
+    for (name, par) in [("gemm", Par::rayon(0)), ("gemm-1t", Par::Seq)] {
+        group.bench_function(BenchmarkId::new(name, PEAK_SIDE), |bencher| {
+            bencher.iter(|| {
+                matmul(
+                    product.as_mut(),
+                    Accum::Replace,
+                    a.as_ref(),
+                    b.as_ref(),
+                    T::ONE,
+                    par,
+                )
+            })
+        });
+    }
+    let path = SimdPath::widest();
+    let flops = fma_peak_flops::<T>(path, FMA_ROUNDS);
+    group.throughput(Throughput::Elements(flops as u64));
+    group.bench_function(BenchmarkId::new("fma-1t", flops), |bencher| {
+        bencher.iter(|| fma_peak_loop(path, black_box(FMA_ROUNDS), black_box(T::ONE)))
     });
     group.finish();
 }

@@ -47,8 +47,19 @@ impl Record {
     }
 }
 
-/// The GEMM peaks in GFLOP/s, by dtype.
+/// The machine's peaks in GFLOP/s: `f32` and `f64` for a faer GEMM on every
+/// core (the key the plot draws), `f32 gemm-1t` for one thread, `f32 fma-1t`
+/// for one core's FMA loop.
 pub type Peaks = BTreeMap<String, f64>;
+
+/// The key of a peak measured by the bench function `function` for `dtype`.
+fn peak_key(dtype: &str, function: &str) -> String {
+    if function == "gemm" {
+        dtype.to_owned()
+    } else {
+        format!("{dtype} {function}")
+    }
+}
 
 /// The step records and the GEMM peaks criterion wrote under `dir` since `since`.
 pub fn read(
@@ -97,7 +108,7 @@ fn read_results(
 }
 
 /// Splits the results into step records (groups `S/f32`, `sweep-M/f32`, ...) and GEMM peaks in GFLOP/s by dtype.
-pub fn records(results: &[(Value, f64)]) -> (Vec<Record>, BTreeMap<String, f64>) {
+pub fn records(results: &[(Value, f64)]) -> (Vec<Record>, Peaks) {
     let mut steps = Vec::new();
     let mut peaks = BTreeMap::new();
     for (id, median) in results {
@@ -108,8 +119,14 @@ pub fn records(results: &[(Value, f64)]) -> (Vec<Record>, BTreeMap<String, f64>)
             continue;
         };
         if shape == "peak" {
-            let side: f64 = value.and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            peaks.insert(dtype.to_owned(), 2.0 * side.powi(3) / median);
+            // A GEMM's parameter is its side, the FMA loop's its flop count.
+            let parameter: f64 = value.and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            let flops = if function.starts_with("fma") {
+                parameter
+            } else {
+                2.0 * parameter.powi(3)
+            };
+            peaks.insert(peak_key(dtype, function), flops / median);
             continue;
         }
         let (shape, backend, batch) = match (shape.strip_prefix("sweep-"), value) {
@@ -154,13 +171,14 @@ pub fn human(ns: f64) -> String {
     }
 }
 
-/// The table of step records: time, GFLOP/s, share of the GEMM peak, speed-up over naive.
-pub fn table(steps: &[Record], peaks: &BTreeMap<String, f64>) -> String {
+/// The table of step records: time, GFLOP/s, shares of the all-core GEMM
+/// peak and of one core's FMA peak, speed-up over naive; then the peaks.
+pub fn table(steps: &[Record], peaks: &Peaks) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n{:<10} {:<5} {:<12} {:>11} {:>9} {:>7} {:>9}",
-        "shape", "dtype", "backend", "median/step", "GFLOP/s", "% peak", "x naive"
+        "\n{:<10} {:<5} {:<15} {:>11} {:>9} {:>7} {:>8} {:>9}",
+        "shape", "dtype", "backend", "median/step", "GFLOP/s", "% peak", "% 1 FMA", "x naive"
     );
     for record in steps {
         let naive = steps
@@ -170,27 +188,33 @@ pub fn table(steps: &[Record], peaks: &BTreeMap<String, f64>) -> String {
             || "-".to_owned(),
             |n| format!("{:.1}", n.ns_per_step / record.ns_per_step),
         );
-        let peak = peaks.get(&record.dtype).map_or_else(
-            || "-".to_owned(),
-            |p| format!("{:.1}", 100.0 * record.gflops() / p),
-        );
+        let percent = |key: &str| {
+            peaks.get(key).map_or_else(
+                || "-".to_owned(),
+                |p| format!("{:.1}", 100.0 * record.gflops() / p),
+            )
+        };
         let _ = writeln!(
             out,
-            "{:<10} {:<5} {:<12} {:>11} {:>9.2} {:>7} {:>9}",
+            "{:<10} {:<5} {:<15} {:>11} {:>9.2} {:>7} {:>8} {:>9}",
             record.shape,
             record.dtype,
             record.backend,
             human(record.ns_per_step),
             record.gflops(),
-            peak,
+            percent(&record.dtype),
+            percent(&peak_key(&record.dtype, "fma-1t")),
             speedup
         );
     }
-    for (dtype, peak) in peaks {
-        let _ = writeln!(
-            out,
-            "GEMM peak ({dtype}, faer 2048^3 on every core): {peak:.1} GFLOP/s"
-        );
+    for (key, peak) in peaks {
+        let what = match key.split_once(' ') {
+            None => "a faer 2048^3 GEMM on every core",
+            Some((_, "gemm-1t")) => "a faer 2048^3 GEMM on one thread",
+            Some((_, "fma-1t")) => "one core's FMA loop (\"% 1 FMA\")",
+            Some(_) => "another measure",
+        };
+        let _ = writeln!(out, "peak ({key}): {peak:.1} GFLOP/s, {what}");
     }
     let _ = writeln!(
         out,

@@ -1,6 +1,5 @@
 //! `cargo xtask bench`: runs the criterion benches, then tabulates, saves and plots their medians.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
@@ -9,7 +8,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use backprop_benches::plot;
-use backprop_benches::results::{self, Record, human};
+use backprop_benches::results::{self, Peaks, Record, human};
 
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--json PATH] [--svg PATH] [FILTER]
 
@@ -73,7 +72,7 @@ fn parse(args: &[String], root: &Path) -> anyhow::Result<Options> {
 }
 
 /// The harness's table, then the targets against other libraries.
-fn print_table(steps: &[Record], peaks: &BTreeMap<String, f64>) {
+fn print_table(steps: &[Record], peaks: &Peaks) {
     println!("{}", results::table(steps, peaks));
     println!(
         "\nf32 targets (best backend) against numpy by hand, JAX jit and PyTorch eager on this machine class:"

@@ -17,7 +17,7 @@ use backprop::{Activation, Architecture, BackendKind, Loss, Network, Precision, 
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Backends to default to, fastest first; the first one this build offers is used.
-const PREFERRED_BACKENDS: [&str; 2] = ["faer", "naive"];
+const PREFERRED_BACKENDS: [&str; 2] = ["auto", "naive"];
 /// Default epochs: enough for the seed network to pass 95% test accuracy.
 const DEFAULT_EPOCHS: usize = 150;
 /// Default hidden width of the seed network.

@@ -38,13 +38,18 @@ pub use backprop_rayon::{
     DEFAULT_LINGER, DEFAULT_MIN_ROWS_PER_PARTITION, DEFAULT_PARALLEL_THRESHOLD_FLOPS, MAX_LINGER,
     Partitions, RayonBackend,
 };
+pub use backprop_simd::{Path as SimdPath, SimdBackend, SimdScalar, UnsupportedPath};
 /// The thread pool type the parallel backends run on (rayon's).
 pub use rayon::{ThreadPool, ThreadPoolBuilder};
 
-/// A precision every backend supports: `f32` or `f64`.
-pub trait Precision: Scalar + FaerScalar {}
+pub mod auto;
 
-impl<T: Scalar + FaerScalar> Precision for T {}
+pub use auto::AutoBackend;
+
+/// A precision every backend supports: `f32` or `f64`.
+pub trait Precision: Scalar + FaerScalar + SimdScalar {}
+
+impl<T: Scalar + FaerScalar + SimdScalar> Precision for T {}
 
 /// The backends this workspace offers, each with a stable name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -59,6 +64,16 @@ pub enum BackendKind {
     RayonNaive,
     /// [`RayonBackend`] over sequential faer workers.
     RayonFaer,
+    /// [`SimdBackend`]: explicit SIMD micro-kernels, the whole step fused,
+    /// one thread, on the widest instruction set the CPU has.
+    Simd,
+    /// [`RayonBackend`] over SIMD workers, the first layer's weight gradient
+    /// split by hidden units as for `rayon-faer`.
+    RayonSimd,
+    /// [`AutoBackend`]: for each step, the kernel among `simd`, `rayon-simd`,
+    /// `faer` and `rayon-faer` that was fastest on the measured machine for
+    /// its architecture and batch size (see [`auto::choose`]).
+    Auto,
 }
 
 /// Partitions of a parallel backend in its reproducible configuration: fixed,
@@ -67,11 +82,14 @@ pub const REPRODUCIBLE_PARTITIONS: NonZeroUsize = NonZeroUsize::new(8).expect("8
 
 impl BackendKind {
     /// Every backend, reference first.
-    pub const ALL: [BackendKind; 4] = [
+    pub const ALL: [BackendKind; 7] = [
         BackendKind::Naive,
         BackendKind::Faer,
         BackendKind::RayonNaive,
         BackendKind::RayonFaer,
+        BackendKind::Simd,
+        BackendKind::RayonSimd,
+        BackendKind::Auto,
     ];
 
     /// The stable name that `Display` prints and `FromStr` reads.
@@ -81,12 +99,21 @@ impl BackendKind {
             BackendKind::Faer => "faer",
             BackendKind::RayonNaive => "rayon-naive",
             BackendKind::RayonFaer => "rayon-faer",
+            BackendKind::Simd => "simd",
+            BackendKind::RayonSimd => "rayon-simd",
+            BackendKind::Auto => "auto",
         }
     }
 
     /// Whether this backend splits a batch across threads by itself.
     pub fn is_parallel(self) -> bool {
-        matches!(self, BackendKind::RayonNaive | BackendKind::RayonFaer)
+        matches!(
+            self,
+            BackendKind::RayonNaive
+                | BackendKind::RayonFaer
+                | BackendKind::RayonSimd
+                | BackendKind::Auto
+        )
     }
 
     /// A new backend of this kind for precision `T`, ready for any
@@ -99,22 +126,25 @@ impl BackendKind {
     /// A backend of this kind whose results are bit-identical whatever the
     /// number of threads of `pool`: a parallel backend runs on `pool` with
     /// [`REPRODUCIBLE_PARTITIONS`] fixed partitions and forks for every
-    /// batch; any other backend is the same as [`BackendKind::create`].
+    /// batch (`auto` builds its parallel kernels so, and chooses as always);
+    /// any other backend is the same as [`BackendKind::create`].
     pub fn create_reproducible<T: Precision>(self, pool: Arc<ThreadPool>) -> Box<dyn Backend<T>> {
         self.build(Some((pool, Partitions::Fixed(REPRODUCIBLE_PARTITIONS))))
     }
 
     /// A backend of this kind in its default scheme (one partition per
-    /// thread; for `rayon-faer`, the first layer split by hidden units) that
-    /// forks for every batch of more than one row, on `pool`: what the
-    /// default configuration runs on large batches, at any batch size, for
-    /// checking. Any other backend is the same as [`BackendKind::create`].
+    /// thread; for `rayon-faer` and `rayon-simd`, the first layer split by
+    /// hidden units) that forks for every batch of more than one row, on
+    /// `pool`: what the default configuration runs on large batches, at any
+    /// batch size, for checking (`auto` builds its parallel kernels so, and
+    /// chooses as always). Any other backend is the same as
+    /// [`BackendKind::create`].
     pub fn create_forking<T: Precision>(self, pool: Arc<ThreadPool>) -> Box<dyn Backend<T>> {
         self.build(Some((pool, Partitions::PerThread)))
     }
 
     /// The backend, forking on the pool with the partitions if they are given.
-    fn build<T: Precision>(
+    pub(crate) fn build<T: Precision>(
         self,
         forking: Option<(Arc<ThreadPool>, Partitions)>,
     ) -> Box<dyn Backend<T>> {
@@ -129,6 +159,15 @@ impl BackendKind {
                 RayonBackend::splitting_first_layer(self.name(), FaerBackend::<T>::sequential),
                 forking,
             ),
+            BackendKind::Simd => Box::new(SimdBackend::<T>::new()),
+            BackendKind::RayonSimd => forking_on(
+                RayonBackend::splitting_first_layer(self.name(), SimdBackend::<T>::new),
+                forking,
+            ),
+            BackendKind::Auto => match forking {
+                None => Box::new(AutoBackend::<T>::new()),
+                Some((pool, partitions)) => Box::new(AutoBackend::forking_on(pool, partitions)),
+            },
         }
     }
 }

@@ -1,0 +1,137 @@
+//! The backend's reusable state: the plan of the architecture it last saw, and
+//! the buffers of one step, samples in columns, sized once per shape.
+
+use backprop_core::{Activation, Architecture, Error, LayerShape, Loss, Scalar, resize_matrix};
+
+/// What a step needs to know of the architecture, copied so that a fused SGD
+/// step can hold the parameters mutably while it runs.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// The widths `d_0 .. d_L`.
+    pub(crate) widths: Vec<usize>,
+    /// Each weight layer's place in the flat buffer.
+    pub(crate) shapes: Vec<LayerShape>,
+    /// Each weight layer's activation.
+    pub(crate) activations: Vec<Activation>,
+    /// The loss.
+    pub(crate) loss: Loss,
+}
+
+/// Every matrix of a step is `d x stride`: one row per unit, one column per
+/// sample, `stride` the batch rounded up to whole vectors. The columns past
+/// the batch (the padding) always hold finite values: the transposes write
+/// zeros there, and the loss pass writes zero deltas.
+#[derive(Debug, Default)]
+pub(crate) struct Buffers<T> {
+    /// The batch size.
+    pub(crate) rows: usize,
+    /// Columns per row: `rows` rounded up to whole vectors.
+    pub(crate) stride: usize,
+    /// The inputs `X^T`, `n x stride`.
+    pub(crate) xt: Vec<T>,
+    /// The targets `Y^T`, `m x stride`.
+    pub(crate) yt: Vec<T>,
+    /// `a[l]`: the activations of weight layer `l`, `d_{l+1} x stride`
+    /// (pre-activations while their product is summed).
+    pub(crate) a: Vec<Vec<T>>,
+    /// `slopes[l]`: `act'` of weight layer `l`, the same shape.
+    pub(crate) slopes: Vec<Vec<T>>,
+    /// `delta` of the current layer, `widest x stride`.
+    pub(crate) delta: Vec<T>,
+    /// `delta` of the layer below; the two swap roles per layer.
+    pub(crate) below: Vec<T>,
+    /// The activations of a hidden layer transposed back to one sample per
+    /// row (`rows x d_l`), for the weight gradient of the layer after it.
+    pub(crate) by_sample: Vec<T>,
+}
+
+/// The plan and the buffers, for the last shape seen.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch<T> {
+    /// Empty before the first call.
+    pub(crate) plan: Plan,
+    /// Sized for `plan` and the last batch.
+    pub(crate) buffers: Buffers<T>,
+    /// The lanes the buffers were padded for.
+    lanes: usize,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            widths: Vec::new(),
+            shapes: Vec::new(),
+            activations: Vec::new(),
+            loss: Loss::Mse,
+        }
+    }
+}
+
+impl<T: Scalar> Scratch<T> {
+    /// Sizes everything for `architecture`, `rows` samples and vectors of
+    /// `lanes` values. Does nothing when all three are those of the previous
+    /// call, so that a step allocates nothing; otherwise resizes in place.
+    /// Fails if a matrix does not fit in memory.
+    pub(crate) fn fit(
+        &mut self,
+        architecture: &Architecture,
+        rows: usize,
+        lanes: usize,
+    ) -> Result<(), Error> {
+        let plan = &mut self.plan;
+        let same_plan = plan.widths == architecture.widths()
+            && plan.activations == architecture.activations()
+            && plan.loss == architecture.loss();
+        if same_plan && self.buffers.rows == rows && self.lanes == lanes {
+            return Ok(());
+        }
+        // Forget the old shape first, so that a failure below leaves no stale match.
+        plan.widths.clear();
+        self.buffers.rows = 0;
+        plan.shapes.clear();
+        plan.shapes.extend_from_slice(architecture.layers());
+        plan.activations.clear();
+        plan.activations
+            .extend_from_slice(architecture.activations());
+        plan.loss = architecture.loss();
+
+        let b = &mut self.buffers;
+        let too_large = || Error::TooLarge {
+            what: "simd scratch",
+            rows,
+            cols: lanes,
+        };
+        let stride = rows
+            .checked_next_multiple_of(lanes.max(1))
+            .ok_or_else(too_large)?;
+        let widths = architecture.widths();
+        let layers = &widths[1..];
+        resize_matrix(&mut b.xt, "simd scratch X^T", widths[0], stride)?;
+        resize_matrix(
+            &mut b.yt,
+            "simd scratch Y^T",
+            architecture.output_width(),
+            stride,
+        )?;
+        b.a.resize_with(layers.len(), Vec::new);
+        b.slopes.resize_with(layers.len(), Vec::new);
+        for ((a, slopes), &width) in b.a.iter_mut().zip(&mut b.slopes).zip(layers) {
+            resize_matrix(a, "simd scratch A", width, stride)?;
+            resize_matrix(slopes, "simd scratch slopes", width, stride)?;
+        }
+        let widest = layers.iter().copied().max().unwrap_or(1);
+        resize_matrix(&mut b.delta, "simd scratch delta", widest, stride)?;
+        resize_matrix(&mut b.below, "simd scratch delta", widest, stride)?;
+        let widest_hidden = layers[..layers.len() - 1]
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        resize_matrix(&mut b.by_sample, "simd scratch A", rows, widest_hidden)?;
+        b.stride = stride;
+        b.rows = rows;
+        self.lanes = lanes;
+        plan.widths.extend_from_slice(widths);
+        Ok(())
+    }
+}

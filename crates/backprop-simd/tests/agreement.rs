@@ -1,0 +1,327 @@
+//! The SIMD backend against the naive reference on every path this CPU has: shapes on both
+//! sides of the vector and tile edges, every activation and loss, deep networks, the fused
+//! SGD step, the forward pass, the first-layer split, and several architectures in a row.
+
+use backprop_core::{
+    Activation, Architecture, Backend, Batch, FirstLayerSplit, FirstWeightRowsTask, GradientTask,
+    Inputs, Loss, MatrixRef, Network, Params, Scalar, SplitGradientTask,
+};
+use backprop_naive::NaiveBackend;
+use backprop_simd::{Path, SimdBackend, SimdScalar};
+use backprop_verify::Case;
+
+/// Widths on both sides of the vector (4, 8, 16 lanes) and tile edges.
+const EDGES: [usize; 10] = [1, 7, 8, 9, 15, 16, 17, 31, 33, 65];
+
+/// The largest of `|a - b| / (1 + |b|)` over two slices of equal length.
+fn worst(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+        .fold(0.0, f64::max)
+}
+
+/// A seeded case of `architecture` with `rows` samples, in `T`.
+fn case<T: Scalar>(architecture: &Architecture, rows: usize, seed: u64) -> Case<T> {
+    Case::<f64>::random(architecture.clone(), rows, seed).to_precision::<T>()
+}
+
+/// Loss and gradient of `backend` on `case`, widened to `f64`.
+fn loss_and_gradient<T: Scalar>(backend: &mut dyn Backend<T>, case: &Case<T>) -> (f64, Vec<f64>) {
+    let mut gradient = case.network.zero_gradient();
+    let loss = backend
+        .loss_and_gradient(&case.network, &case.batch().unwrap(), &mut gradient)
+        .unwrap();
+    let values = gradient.as_slice().iter().map(|v| v.to_f64()).collect();
+    (loss.to_f64(), values)
+}
+
+/// Relative tolerance of the comparison with the naive backend in `T`.
+fn tolerance<T: Scalar>() -> f64 {
+    if T::NAME == "f64" { 1e-12 } else { 2e-5 }
+}
+
+/// Checks loss, gradient, forward output and a fused SGD step of `simd`
+/// against the naive backend on one case.
+fn check_case<T: SimdScalar>(simd: &mut SimdBackend<T>, case: &Case<T>, label: &str) {
+    let tolerance = tolerance::<T>();
+    let mut naive = NaiveBackend::<T>::new();
+    let (loss, gradient) = loss_and_gradient(simd, case);
+    let (naive_loss, naive_gradient) = loss_and_gradient(&mut naive, case);
+    assert!(
+        (loss - naive_loss).abs() <= tolerance * naive_loss.abs().max(1e-30),
+        "{label}: loss {loss} vs {naive_loss}"
+    );
+    let error = worst(&gradient, &naive_gradient);
+    assert!(error <= tolerance, "{label}: gradient off by {error:e}");
+
+    // The forward pass.
+    let architecture = case.network.architecture();
+    let (rows, n, m) = (
+        case.rows,
+        architecture.input_width(),
+        architecture.output_width(),
+    );
+    let inputs = Inputs::new(MatrixRef::new(&case.inputs, rows, n).unwrap()).unwrap();
+    let mut outputs = vec![T::ZERO; rows * m];
+    let mut naive_outputs = vec![T::ZERO; rows * m];
+    simd.forward(&case.network, &inputs, &mut outputs).unwrap();
+    naive
+        .forward(&case.network, &inputs, &mut naive_outputs)
+        .unwrap();
+    let widen = |v: &[T]| v.iter().map(|v| v.to_f64()).collect::<Vec<_>>();
+    let error = worst(&widen(&outputs), &widen(&naive_outputs));
+    assert!(error <= tolerance, "{label}: forward off by {error:e}");
+
+    // The fused SGD step: the same loss, the gradient left in the buffer, the update applied.
+    let rate = T::from_f64(0.5);
+    let mut network = case.network.clone();
+    let mut grad = network.zero_gradient();
+    let step_loss = simd
+        .sgd_step(&mut network, &case.batch().unwrap(), &mut grad, rate)
+        .unwrap();
+    assert_eq!(step_loss.to_f64(), loss, "{label}: SGD step loss");
+    assert_eq!(
+        widen(grad.as_slice()),
+        gradient,
+        "{label}: gradient after the SGD step"
+    );
+    let mut expected = case.network.clone();
+    let mut naive_grad = expected.zero_gradient();
+    naive
+        .sgd_step(&mut expected, &case.batch().unwrap(), &mut naive_grad, rate)
+        .unwrap();
+    let error = worst(
+        &widen(network.params().as_slice()),
+        &widen(expected.params().as_slice()),
+    );
+    assert!(
+        error <= tolerance,
+        "{label}: parameters after a step off by {error:e}"
+    );
+}
+
+/// Every check on every available path for one architecture and batch.
+fn check_all_paths<T: SimdScalar>(architecture: &Architecture, rows: usize, seed: u64) {
+    let case = case::<T>(architecture, rows, seed);
+    for path in Path::available() {
+        let mut simd = SimdBackend::<T>::with_path(path).unwrap();
+        let label = format!("{architecture} rows {rows} {} {path}", T::NAME);
+        check_case(&mut simd, &case, &label);
+    }
+}
+
+#[test]
+fn widths_on_both_sides_of_vector_and_tile_edges() {
+    for (i, &width) in EDGES.iter().enumerate() {
+        let other = EDGES[(i * 3 + 4) % EDGES.len()];
+        for (widths, rows) in [
+            ([width, other, 3], 9),
+            ([5, width, other], 17),
+            ([other, 6, width], width),
+        ] {
+            let architecture = Architecture::seed(widths[0], widths[1], widths[2]).unwrap();
+            check_all_paths::<f64>(&architecture, rows, i as u64);
+            check_all_paths::<f32>(&architecture, rows, i as u64);
+        }
+    }
+}
+
+#[test]
+fn batch_sizes_on_both_sides_of_vector_edges() {
+    let architecture = Architecture::seed(20, 13, 4).unwrap();
+    for rows in [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 130] {
+        check_all_paths::<f64>(&architecture, rows, rows as u64);
+        check_all_paths::<f32>(&architecture, rows, rows as u64);
+    }
+}
+
+#[test]
+fn every_activation_and_loss() {
+    for hidden in Activation::ALL {
+        for loss in Loss::ALL {
+            let outputs: &[Activation] = match loss {
+                Loss::Mse => &Activation::ALL,
+                Loss::SoftmaxCrossEntropy => &[Activation::Identity],
+            };
+            for &output in outputs {
+                let architecture =
+                    Architecture::with_hidden_and_output(&[9, 17, 5], hidden, output, loss)
+                        .unwrap();
+                check_all_paths::<f64>(&architecture, 19, 3);
+                check_all_paths::<f32>(&architecture, 19, 3);
+            }
+        }
+    }
+}
+
+#[test]
+fn deep_networks() {
+    use Activation::*;
+    for (widths, activations, loss) in [
+        (
+            &[12, 33, 1, 17, 9, 16][..],
+            &[Tanh, Relu, Sigmoid, Identity, Sigmoid][..],
+            Loss::Mse,
+        ),
+        (
+            &[8, 16, 16, 16, 16, 16, 16, 10],
+            &[Relu, Tanh, Sigmoid, Relu, Tanh, Sigmoid, Identity],
+            Loss::SoftmaxCrossEntropy,
+        ),
+        (&[65, 31, 7, 1], &[Sigmoid, Sigmoid, Sigmoid], Loss::Mse),
+    ] {
+        let architecture = Architecture::new(widths, activations, loss).unwrap();
+        for rows in [1, 23, 64] {
+            check_all_paths::<f64>(&architecture, rows, 5);
+            check_all_paths::<f32>(&architecture, rows, 5);
+        }
+    }
+}
+
+#[test]
+fn the_benchmark_shapes() {
+    for (widths, rows) in [([64, 32, 10], 64), ([784, 256, 10], 128)] {
+        let architecture = Architecture::seed(widths[0], widths[1], widths[2]).unwrap();
+        check_all_paths::<f64>(&architecture, rows, 1);
+        check_all_paths::<f32>(&architecture, rows, 1);
+    }
+}
+
+#[test]
+fn one_instance_runs_several_architectures_in_a_row() {
+    let architectures = [
+        Architecture::seed(64, 32, 10).unwrap(),
+        Architecture::seed(7, 9, 1).unwrap(),
+        Architecture::with_hidden_and_output(
+            &[9, 17, 5],
+            Activation::Relu,
+            Activation::Identity,
+            Loss::SoftmaxCrossEntropy,
+        )
+        .unwrap(),
+        Architecture::seed(64, 32, 10).unwrap(),
+    ];
+    for path in Path::available() {
+        let mut simd64 = SimdBackend::<f64>::with_path(path).unwrap();
+        let mut simd32 = SimdBackend::<f32>::with_path(path).unwrap();
+        for (i, architecture) in architectures.iter().cycle().take(8).enumerate() {
+            let rows = [64, 3, 17, 40][i % 4];
+            let label = format!("{architecture} rows {rows} {path} (call {i})");
+            check_case(
+                &mut simd64,
+                &case::<f64>(architecture, rows, i as u64),
+                &label,
+            );
+            check_case(
+                &mut simd32,
+                &case::<f32>(architecture, rows, i as u64),
+                &label,
+            );
+        }
+    }
+}
+
+#[test]
+fn results_are_bit_identical_from_run_to_run() {
+    let architecture = Architecture::seed(33, 17, 9).unwrap();
+    let case = case::<f32>(&architecture, 37, 2);
+    for path in Path::available() {
+        let first = loss_and_gradient(&mut SimdBackend::<f32>::with_path(path).unwrap(), &case);
+        let mut simd = SimdBackend::<f32>::with_path(path).unwrap();
+        for _ in 0..3 {
+            assert_eq!(loss_and_gradient(&mut simd, &case), first, "{path}");
+        }
+    }
+}
+
+/// The split gradient and the first layer's rows put together equal the whole gradient.
+fn check_split<T: SimdScalar>(architecture: &Architecture, rows: usize) {
+    let case = case::<T>(architecture, rows, 4);
+    let hidden = architecture.widths()[1];
+    let n = architecture.input_width();
+    for path in Path::available() {
+        let mut simd = SimdBackend::<T>::with_path(path).unwrap();
+        let (loss, whole) = loss_and_gradient(&mut simd, &case);
+        let mut gradient: Params<T> = case.network.zero_gradient();
+        let mut delta = vec![T::ZERO; rows * hidden];
+        let batch = case.batch().unwrap();
+        let task = GradientTask::new(&case.network, batch, &mut gradient).unwrap();
+        let split_loss = simd
+            .run_gradient_but_first_weights(SplitGradientTask::new(task, &mut delta).unwrap())
+            .unwrap();
+        assert_eq!(split_loss.to_f64(), loss);
+        let first = architecture.layers()[0].weight_range();
+        let mut rows_out = vec![T::ZERO; first.len()];
+        let delta_matrix = MatrixRef::new(&delta, rows, hidden).unwrap();
+        for units in [0..hidden / 3, hidden / 3..hidden] {
+            let out = &mut rows_out[units.start * n..units.end * n];
+            let mut task =
+                FirstWeightRowsTask::new(delta_matrix, batch.inputs().matrix(), units, out)
+                    .unwrap();
+            simd.run_first_weight_rows(&mut task);
+        }
+        gradient.as_mut_slice()[first].copy_from_slice(&rows_out);
+        let split: Vec<f64> = gradient.as_slice().iter().map(|v| v.to_f64()).collect();
+        let error = worst(&split, &whole);
+        assert!(
+            error <= tolerance::<T>(),
+            "{architecture} {path}: split off by {error:e}"
+        );
+    }
+}
+
+#[test]
+fn the_first_layer_split_matches_the_whole_gradient() {
+    for (widths, rows) in [([17, 33, 5], 21), ([64, 32, 10], 64), ([9, 1, 3], 1)] {
+        let architecture = Architecture::seed(widths[0], widths[1], widths[2]).unwrap();
+        check_split::<f64>(&architecture, rows);
+        check_split::<f32>(&architecture, rows);
+    }
+}
+
+#[test]
+fn forcing_a_path_is_checked() {
+    assert!(Path::Portable.is_available());
+    assert_eq!(Path::available().next(), Some(Path::widest()));
+    for path in Path::ALL {
+        match SimdBackend::<f32>::with_path(path) {
+            Ok(backend) => assert_eq!(backend.path(), path),
+            Err(error) => {
+                assert!(!path.is_available());
+                assert!(error.to_string().contains(path.name()), "{error}");
+            }
+        }
+    }
+    let default = SimdBackend::<f64>::new();
+    assert_eq!(default.path(), Path::widest());
+    assert_eq!(Backend::<f64>::name(&default), "simd");
+}
+
+#[test]
+fn extreme_pre_activations_stay_finite() {
+    // Weights of +-40 drive the sigmoid and tanh far into saturation.
+    for activation in [Activation::Sigmoid, Activation::Tanh, Activation::Relu] {
+        let architecture =
+            Architecture::with_hidden_and_output(&[3, 4, 2], activation, activation, Loss::Mse)
+                .unwrap();
+        let values: Vec<f64> = (0..architecture.param_count())
+            .map(|i| if i % 2 == 0 { 40.0 } else { -40.0 })
+            .collect();
+        let params = Params::from_values(&architecture, values).unwrap();
+        let network = Network::new(architecture.clone(), params).unwrap();
+        let case = Case::new(
+            network,
+            vec![1.0, -2.0, 3.0, 0.5, 0.0, -1.0],
+            vec![0.0, 1.0, 1.0, 0.0],
+            2,
+        )
+        .unwrap();
+        for path in Path::available() {
+            let mut simd = SimdBackend::<f64>::with_path(path).unwrap();
+            check_case(&mut simd, &case, &format!("{activation} {path}"));
+        }
+        let _ = Batch::from_slices(&architecture, 2, &case.inputs, &case.targets).unwrap();
+    }
+}

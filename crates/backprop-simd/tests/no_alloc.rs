@@ -1,0 +1,117 @@
+//! Proves that a step on a shape seen before allocates nothing, on every path this CPU has,
+//! with a counting global allocator.
+//!
+//! This is its own test binary so that the counting allocator affects no other test.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use backprop_core::{Activation, Architecture, Backend, Batch, Inputs, Loss, MatrixRef, Network};
+use backprop_simd::{Path, SimdBackend, SimdScalar};
+
+/// The system allocator, counting every allocation and reallocation per thread.
+struct Counting;
+
+thread_local! {
+    /// Allocations and reallocations made by this thread.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Counts one allocation on the calling thread (none once its locals are gone).
+fn count() {
+    let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+}
+
+// SAFETY: every method forwards to `System` with the caller's own arguments,
+// so `System`'s guarantees carry over unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: the caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made on this thread while `f` runs.
+fn allocations_during(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.with(Cell::get);
+    f();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+fn check_steps_allocate_nothing<T: SimdScalar>(path: Path) {
+    use Activation::*;
+    // The benchmark shapes, a deep network with every activation, a width-1
+    // layer and softmax cross-entropy, and a single sample.
+    for (widths, activations, loss, rows) in [
+        (&[784, 256, 10][..], &[Sigmoid, Sigmoid][..], Loss::Mse, 128),
+        (&[64, 32, 10], &[Sigmoid, Sigmoid], Loss::Mse, 64),
+        (
+            &[20, 33, 1, 17, 9],
+            &[Tanh, Relu, Sigmoid, Identity],
+            Loss::SoftmaxCrossEntropy,
+            50,
+        ),
+        (&[5, 3, 2], &[Relu, Tanh], Loss::Mse, 1),
+    ] {
+        let architecture = Architecture::new(widths, activations, loss).unwrap();
+        let mut network: Network<T> = Network::<f64>::init(architecture, 7).to_precision();
+        let architecture = network.architecture().clone();
+        let (n, m) = (architecture.input_width(), architecture.output_width());
+        let x: Vec<T> = (0..rows * n)
+            .map(|i| T::from_f64((i % 13) as f64 / 13.0))
+            .collect();
+        let y: Vec<T> = (0..rows * m)
+            .map(|i| T::from_f64((i % 3) as f64 / 3.0))
+            .collect();
+        let batch = Batch::from_slices(&architecture, rows, &x, &y).unwrap();
+        let inputs = Inputs::new(MatrixRef::new(&x, rows, n).unwrap()).unwrap();
+        let mut outputs = vec![T::ZERO; rows * m];
+        let mut gradient = network.zero_gradient();
+        let mut simd = SimdBackend::<T>::with_path(path).unwrap();
+        let rate = T::from_f64(1e-3);
+
+        // Warm-up: sizes the scratch.
+        simd.loss_and_gradient(&network, &batch, &mut gradient)
+            .unwrap();
+
+        let count = allocations_during(|| {
+            for _ in 0..5 {
+                simd.loss_and_gradient(&network, &batch, &mut gradient)
+                    .unwrap();
+                simd.forward(&network, &inputs, &mut outputs).unwrap();
+                simd.sgd_step(&mut network, &batch, &mut gradient, rate)
+                    .unwrap();
+            }
+        });
+        assert_eq!(count, 0, "{architecture} rows {rows} {} {path}", T::NAME);
+    }
+}
+
+#[test]
+fn steps_after_the_first_allocate_nothing() {
+    for path in Path::available() {
+        check_steps_allocate_nothing::<f32>(path);
+        check_steps_allocate_nothing::<f64>(path);
+    }
+}
