@@ -34,13 +34,14 @@ mod parallelism;
 mod passes;
 mod scratch;
 
+pub use gemm::{ProductPlan, TRANSPOSE_MIN_INNER};
 pub use parallelism::{AUTO_CROSSOVER_MNK, Parallelism};
 
 use backprop_core::{
     Backend, Batch, Error, FirstLayerSplit, FirstWeightRowsTask, ForwardTask, GradientLayers,
-    GradientTask, Inputs, Layers, Scalar, SplitGradientTask,
+    GradientTask, Inputs, Layers, Scalar, SplitGradientTask, resize_matrix,
 };
-use gemm::{product, view, view_mut};
+use gemm::{product, transpose, view, view_mut};
 use parallelism::PassCost;
 use passes::{bias_and_activation, column_sums, loss_and_output_delta, times_derivative};
 use scratch::Scratch;
@@ -132,14 +133,27 @@ impl<T: FaerScalar> FirstLayerSplit<T> for FaerBackend<T> {
         // Sequential whatever the backend's parallelism: the callers are the
         // workers of a batch-parallel wrapper.
         let (delta, inputs, units) = (task.delta(), task.inputs(), task.units());
-        let (rows, n) = (inputs.rows(), inputs.cols());
-        let delta = view(delta.as_slice(), rows, delta.cols()).subcols(units.start, units.len());
-        product(
-            view_mut(task.output_mut(), units.len(), n),
-            delta.transpose(),
-            view(inputs.as_slice(), rows, n),
-            Parallelism::Sequential,
-        );
+        let (rows, n, hidden) = (inputs.rows(), inputs.cols(), delta.cols());
+        let inputs = view(inputs.as_slice(), rows, n);
+        let output = view_mut(task.output_mut(), units.len(), n);
+        let sequential = Parallelism::Sequential;
+        // The block's delta^T feature-major, as for the whole step's weight
+        // gradients (see `gemm.rs`), if the product is large enough and the
+        // buffer can be had; else the slower layout.
+        let values = units.len().saturating_mul(rows);
+        let block_t = &mut self.scratch.block_t;
+        if rows >= gemm::TRANSPOSE_MIN_INNER
+            && (block_t.len() >= values
+                || resize_matrix(block_t, "faer scratch block delta^T", units.len(), rows).is_ok())
+        {
+            let block_t = &mut block_t[..values];
+            let columns = (units.start, units.len());
+            transpose(block_t, delta.as_slice(), (rows, hidden), columns, 1);
+            product(output, view(block_t, units.len(), rows), inputs, sequential);
+        } else {
+            let delta = view(delta.as_slice(), rows, hidden).subcols(units.start, units.len());
+            product(output, delta.transpose(), inputs, sequential);
+        }
     }
 }
 
@@ -234,9 +248,22 @@ impl<T: FaerScalar> FaerBackend<T> {
             let delta_here = &delta[..rows * outputs];
             let input: &[T] = if l == 0 { x } else { &s.a[l - 1] };
 
-            // dW^l = delta^l^T A^{l-1}, written over the gradient's own buffer.
+            // dW^l = delta^l^T A^{l-1}, written over the gradient's own buffer,
+            // from delta^l^T copied feature-major if the batch is large
+            // enough for the layout to matter (see `gemm.rs`).
             match first_delta.as_deref_mut() {
                 Some(first_delta) if l == 0 => first_delta.copy_from_slice(delta_here),
+                _ if rows >= gemm::TRANSPOSE_MIN_INNER => {
+                    let delta_t = &mut s.delta_t[..rows * outputs];
+                    let blocks = self.parallelism.pass_blocks(rows, outputs, PassCost::Cheap);
+                    transpose(delta_t, delta_here, (rows, outputs), (0, outputs), blocks);
+                    product(
+                        view_mut(grad.weights, outputs, inputs),
+                        view(delta_t, outputs, rows),
+                        view(input, rows, inputs),
+                        self.parallelism,
+                    );
+                }
                 _ => product(
                     view_mut(grad.weights, outputs, inputs),
                     view(delta_here, rows, outputs).transpose(),

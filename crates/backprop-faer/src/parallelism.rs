@@ -3,6 +3,8 @@
 use backprop_core::{Activation, Loss};
 use faer::Par;
 
+use crate::gemm::ProductPlan;
+
 /// The size `m * n * k` of a product `(m x k) * (k x n)` from which
 /// [`Parallelism::Auto`] runs it on rayon's pool: `2^23`, about `203^3`.
 ///
@@ -82,6 +84,11 @@ pub enum Parallelism {
     /// (`0` means all of the pool's threads), and elementwise passes over
     /// many values split as many ways.
     Rayon(usize),
+    /// A product whose `m * n * k` reaches [`AUTO_CROSSOVER_MNK`] as one
+    /// sequential product per thread of rayon's current pool, each over a
+    /// block of the destination's rows; smaller ones on the calling thread;
+    /// elementwise passes as with `Rayon(0)`.
+    RowBlocks,
     /// A product on the calling thread while its `m * n * k` is below
     /// [`AUTO_CROSSOVER_MNK`] and on all of rayon's current pool from there
     /// on, since forking a small product costs more than it saves; elementwise
@@ -91,18 +98,17 @@ pub enum Parallelism {
 }
 
 impl Parallelism {
-    /// The faer parallelism for one product `(m x k) * (k x n)`.
-    pub fn for_product(self, m: usize, n: usize, k: usize) -> Par {
+    /// How to run one product `(m x k) * (k x n)`.
+    pub fn for_product(self, m: usize, n: usize, k: usize) -> ProductPlan {
+        let small = m.saturating_mul(n).saturating_mul(k) < AUTO_CROSSOVER_MNK;
         match self {
-            Parallelism::Sequential => Par::Seq,
-            Parallelism::Rayon(threads) => Par::rayon(threads),
-            Parallelism::Auto => {
-                if m.saturating_mul(n).saturating_mul(k) < AUTO_CROSSOVER_MNK {
-                    Par::Seq
-                } else {
-                    Par::rayon(0)
-                }
+            Parallelism::Sequential => ProductPlan::Faer(Par::Seq),
+            Parallelism::Rayon(threads) => ProductPlan::Faer(Par::rayon(threads)),
+            Parallelism::RowBlocks | Parallelism::Auto if small || m < 2 => {
+                ProductPlan::Faer(Par::Seq)
             }
+            Parallelism::RowBlocks => ProductPlan::RowBlocks(rayon::current_num_threads()),
+            Parallelism::Auto => ProductPlan::Faer(Par::rayon(0)),
         }
     }
 
@@ -111,7 +117,7 @@ impl Parallelism {
         match self {
             Parallelism::Sequential => false,
             Parallelism::Rayon(_) => true,
-            Parallelism::Auto => {
+            Parallelism::RowBlocks | Parallelism::Auto => {
                 let largest_product = widths
                     .windows(2)
                     .map(|pair| rows.saturating_mul(pair[0]).saturating_mul(pair[1]))
@@ -129,7 +135,9 @@ impl Parallelism {
     pub(crate) fn pass_blocks(self, rows: usize, width: usize, cost: PassCost) -> usize {
         let threads = match self {
             Parallelism::Sequential => return 1,
-            Parallelism::Rayon(0) | Parallelism::Auto => rayon::current_num_threads(),
+            Parallelism::Rayon(0) | Parallelism::RowBlocks | Parallelism::Auto => {
+                rayon::current_num_threads()
+            }
             Parallelism::Rayon(threads) => threads,
         };
         let min_values = match cost {
@@ -151,26 +159,33 @@ mod tests {
     #[test]
     fn sequential_never_forks_and_auto_forks_only_large_work() {
         let huge = 1 << 12;
-        assert_eq!(
-            Parallelism::Sequential.for_product(huge, huge, huge),
-            Par::Seq
-        );
+        let seq = ProductPlan::Faer(Par::Seq);
+        assert_eq!(Parallelism::Sequential.for_product(huge, huge, huge), seq);
         let expensive = PassCost::Expensive;
         assert_eq!(
             Parallelism::Sequential.pass_blocks(huge, huge, expensive),
             1
         );
-        assert_eq!(Parallelism::Auto.for_product(1, 1, 1), Par::Seq);
+        assert_eq!(Parallelism::Auto.for_product(1, 1, 1), seq);
+        assert_eq!(Parallelism::RowBlocks.for_product(64, 64, 64), seq);
+        assert_eq!(Parallelism::RowBlocks.for_product(1, huge, huge), seq);
+        assert_eq!(
+            Parallelism::RowBlocks.for_product(huge, huge, huge),
+            ProductPlan::RowBlocks(rayon::current_num_threads())
+        );
         assert_eq!(Parallelism::Auto.pass_blocks(1, 1, expensive), 1);
         assert_eq!(
             Parallelism::Auto.for_product(usize::MAX, usize::MAX, usize::MAX),
-            Par::rayon(0)
+            ProductPlan::Faer(Par::rayon(0))
         );
         assert_eq!(
             Parallelism::Auto.pass_blocks(huge, huge, PassCost::Cheap),
             rayon::current_num_threads()
         );
-        assert_eq!(Parallelism::Rayon(2).for_product(1, 1, 1), Par::rayon(2));
+        assert_eq!(
+            Parallelism::Rayon(2).for_product(1, 1, 1),
+            ProductPlan::Faer(Par::rayon(2))
+        );
         assert!(!Parallelism::Sequential.may_fork(&[huge, huge], huge));
         assert!(!Parallelism::Auto.may_fork(&[64, 32, 10], 64));
         assert!(Parallelism::Auto.may_fork(&[784, 256, 10], 128));
