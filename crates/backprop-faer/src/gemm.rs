@@ -61,15 +61,19 @@ use crate::{FaerScalar, Parallelism};
 /// The batch size (the inner dimension of the weight gradient `delta^T A`)
 /// from which `delta` is transposed so that the product runs in a fast layout.
 ///
-/// Below it faer's small-matrix kernels run both layouts alike: measured with
-/// `cargo run --release -p backprop-faer --example layouts -- M N K 5`, the
-/// weight gradients of S (`32 x 64 x 64`, `10 x 32 x 64`: 158 against 162
-/// and 70 against 73 GFLOP/s in f32) and M's second layer (`10 x 256 x 128`:
-/// 142 against 152) ran as fast in the slow layout, and M's first
-/// (`256 x 784 x 128`) 167 against 126. At `1024 x 1024 x 512` it was 124
-/// against 65. From 128 rows on the transposition is cheap next to what it
-/// saves.
-pub const TRANSPOSE_MIN_INNER: usize = 128;
+/// Below it faer's small-matrix kernels run both layouts about alike:
+/// measured with `cargo run --release -p backprop-faer --example layouts --
+/// M N K 5` (f32, one thread, GFLOP/s fast layout against slow), the weight
+/// gradients of S (`32 x 64 x 64`: 158 against 162; `10 x 32 x 64`: 70
+/// against 73) and of M's second layer (`10 x 256 x 128`: 142 against 152)
+/// gained nothing, M's first (`256 x 784 x 128`) 167 against 126 in the
+/// probe, but no step time: in an A/B of this backend against the commit
+/// before the change (`steps -- S,M f32,f64`, 15 interleaved rounds), M
+/// with the transposition at batch 128 took 796 against 742 us sequentially
+/// and 838 against 775 us with `Auto`, and without it (this threshold) 743
+/// against 746 and 823 against 825. At `1024 x 1024 x 512` the layouts ran
+/// at 124 against 65, and at `1024^3` 115-137 against 44-55.
+pub const TRANSPOSE_MIN_INNER: usize = 256;
 
 /// A row-major `rows x cols` slice as a faer view, without copying.
 pub(crate) fn view<T: FaerScalar>(values: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
@@ -132,9 +136,19 @@ fn row_blocks<T: FaerScalar>(
     );
 }
 
+/// The row stride of a transposed `cols x rows` matrix in the scratch: `rows`
+/// and a few values more, so that its rows do not all start in the same set
+/// of the first-level cache when `rows` is a power of two: a 1024 x 1024 f32
+/// transposition took 1.4 ms with rows of 1024 values and 0.78 ms with rows
+/// of 1040 (best of 50, on the loaded benchmark machine).
+pub(crate) fn transposed_stride(rows: usize) -> usize {
+    rows + 16
+}
+
 /// `dst = src^T` for the columns `first .. first + cols` of `src`, a
 /// row-major matrix of `rows` rows of `stride` values; `dst` is `cols x rows`,
-/// row-major. Split over `blocks` blocks of `dst`'s rows on rayon's pool.
+/// row-major with rows of [`transposed_stride`]`(rows)` values. Split over
+/// `blocks` blocks of `dst`'s rows on rayon's pool.
 pub(crate) fn transpose<T: Scalar>(
     dst: &mut [T],
     src: &[T],
@@ -142,36 +156,63 @@ pub(crate) fn transpose<T: Scalar>(
     (first, cols): (usize, usize),
     blocks: usize,
 ) {
-    let dst = &mut dst[..rows * cols];
+    let ld = transposed_stride(rows);
+    let dst = &mut dst[..cols * ld];
     if blocks <= 1 || cols < 2 {
-        transpose_block(dst, src, rows, stride, first);
+        transpose_block(dst, src, (rows, ld), stride, first);
         return;
     }
-    let per_block = cols.div_ceil(blocks) * rows;
+    let per_block = cols.div_ceil(blocks) * ld;
     dst.par_chunks_mut(per_block)
         .enumerate()
         .for_each(|(b, dst)| {
-            transpose_block(dst, src, rows, stride, first + b * (per_block / rows));
+            transpose_block(dst, src, (rows, ld), stride, first + b * (per_block / ld));
         });
+}
+
+/// A transposed `cols x rows` matrix in the scratch (see [`transposed_stride`]) as a faer view.
+pub(crate) fn transposed_view<T: FaerScalar>(
+    values: &[T],
+    rows: usize,
+    cols: usize,
+) -> MatRef<'_, T> {
+    let ld = transposed_stride(rows);
+    MatRef::from_row_major_slice_with_stride(&values[..cols * ld], cols, rows, ld).as_dyn_stride()
 }
 
 widest_vectors! {
     /// `dst = src^T` for the `dst.len() / rows` columns of `src` from `first`
-    /// on, in tiles that stay in the first-level cache.
-    fn transpose_block<T: Scalar>(dst: &mut [T], src: &[T], rows: usize, stride: usize, first: usize) {
-        const TILE: usize = 16;
-        let cols = dst.len() / rows.max(1);
-        for r0 in (0..rows).step_by(TILE) {
-            let r1 = (r0 + TILE).min(rows);
-            for c0 in (0..cols).step_by(TILE) {
-                let c1 = (c0 + TILE).min(cols);
-                for r in r0..r1 {
-                    let start = r * stride + first;
-                    let row = &src[start + c0..start + c1];
-                    for (c, &value) in (c0..c1).zip(row) {
-                        dst[c * rows + r] = value;
-                    }
+    /// on, in 8 x 8 tiles read row by row into registers and written column
+    /// by column (8 lines of each matrix at a time: power-of-two strides put
+    /// them all in one set of the first-level cache, which holds 8 or more).
+    fn transpose_block<T: Scalar>(dst: &mut [T], src: &[T], shape: (usize, usize), stride: usize, first: usize) {
+        const TILE: usize = 8;
+        let (rows, ld) = shape;
+        let cols = dst.len() / ld;
+        let (full_rows, full_cols) = (rows - rows % TILE, cols - cols % TILE);
+        for r0 in (0..full_rows).step_by(TILE) {
+            for c0 in (0..full_cols).step_by(TILE) {
+                let mut tile = [[T::ZERO; TILE]; TILE];
+                for (i, line) in tile.iter_mut().enumerate() {
+                    let start = (r0 + i) * stride + first + c0;
+                    line.copy_from_slice(&src[start..start + TILE]);
                 }
+                for j in 0..TILE {
+                    let start = (c0 + j) * ld + r0;
+                    dst[start..start + TILE].copy_from_slice(&tile.map(|line| line[j]));
+                }
+            }
+        }
+        // The ragged right and bottom edges, value by value.
+        let edge = |dst: &mut [T], r: usize, c: usize| dst[c * ld + r] = src[r * stride + first + c];
+        for r in 0..full_rows {
+            for c in full_cols..cols {
+                edge(dst, r, c);
+            }
+        }
+        for r in full_rows..rows {
+            for c in 0..cols {
+                edge(dst, r, c);
             }
         }
     }
@@ -227,14 +268,17 @@ mod tests {
         {
             let src: Vec<f64> = (0..rows * stride).map(|i| i as f64).collect();
             for blocks in [1, 2, 3, 64] {
-                let mut dst = vec![f64::NAN; cols * rows + 3];
+                let ld = transposed_stride(rows);
+                let mut dst = vec![f64::NAN; cols * ld + 3];
                 transpose(&mut dst, &src, (rows, stride), (first, cols), blocks);
                 for c in 0..cols {
                     for r in 0..rows {
-                        assert_eq!(dst[c * rows + r], src[r * stride + first + c]);
+                        assert_eq!(dst[c * ld + r], src[r * stride + first + c]);
                     }
                 }
-                assert!(dst[cols * rows..].iter().all(|v| v.is_nan()));
+                assert!(dst[cols * ld..].iter().all(|v| v.is_nan()));
+                let view = transposed_view(&dst, rows, cols);
+                assert_eq!((view.nrows(), view.ncols()), (cols, rows));
             }
         }
     }

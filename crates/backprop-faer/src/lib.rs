@@ -41,7 +41,7 @@ use backprop_core::{
     Backend, Batch, Error, FirstLayerSplit, FirstWeightRowsTask, ForwardTask, GradientLayers,
     GradientTask, Inputs, Layers, Scalar, SplitGradientTask, resize_matrix,
 };
-use gemm::{product, transpose, view, view_mut};
+use gemm::{product, transpose, transposed_stride, transposed_view, view, view_mut};
 use parallelism::PassCost;
 use passes::{bias_and_activation, column_sums, loss_and_output_delta, times_derivative};
 use scratch::Scratch;
@@ -140,16 +140,23 @@ impl<T: FaerScalar> FirstLayerSplit<T> for FaerBackend<T> {
         // The block's delta^T feature-major, as for the whole step's weight
         // gradients (see `gemm.rs`), if the product is large enough and the
         // buffer can be had; else the slower layout.
-        let values = units.len().saturating_mul(rows);
+        let values = units.len().saturating_mul(transposed_stride(rows));
         let block_t = &mut self.scratch.block_t;
         if rows >= gemm::TRANSPOSE_MIN_INNER
             && (block_t.len() >= values
-                || resize_matrix(block_t, "faer scratch block delta^T", units.len(), rows).is_ok())
+                || resize_matrix(
+                    block_t,
+                    "faer scratch block delta^T",
+                    units.len(),
+                    transposed_stride(rows),
+                )
+                .is_ok())
         {
             let block_t = &mut block_t[..values];
             let columns = (units.start, units.len());
             transpose(block_t, delta.as_slice(), (rows, hidden), columns, 1);
-            product(output, view(block_t, units.len(), rows), inputs, sequential);
+            let block_t = transposed_view(block_t, rows, units.len());
+            product(output, block_t, inputs, sequential);
         } else {
             let delta = view(delta.as_slice(), rows, hidden).subcols(units.start, units.len());
             product(output, delta.transpose(), inputs, sequential);
@@ -254,12 +261,12 @@ impl<T: FaerScalar> FaerBackend<T> {
             match first_delta.as_deref_mut() {
                 Some(first_delta) if l == 0 => first_delta.copy_from_slice(delta_here),
                 _ if rows >= gemm::TRANSPOSE_MIN_INNER => {
-                    let delta_t = &mut s.delta_t[..rows * outputs];
+                    let delta_t = &mut s.delta_t;
                     let blocks = self.parallelism.pass_blocks(rows, outputs, PassCost::Cheap);
                     transpose(delta_t, delta_here, (rows, outputs), (0, outputs), blocks);
                     product(
                         view_mut(grad.weights, outputs, inputs),
-                        view(delta_t, outputs, rows),
+                        transposed_view(delta_t, rows, outputs),
                         view(input, rows, inputs),
                         self.parallelism,
                     );

@@ -90,9 +90,21 @@ pub enum Parallelism {
     /// elementwise passes as with `Rayon(0)`.
     RowBlocks,
     /// A product on the calling thread while its `m * n * k` is below
-    /// [`AUTO_CROSSOVER_MNK`] and on all of rayon's current pool from there
-    /// on, since forking a small product costs more than it saves; elementwise
-    /// passes as with `Rayon(0)`.
+    /// [`AUTO_CROSSOVER_MNK`] and as [`Parallelism::RowBlocks`] from there
+    /// on, since forking a small product costs more than it saves;
+    /// elementwise passes as with `Rayon(0)`.
+    ///
+    /// Row blocks rather than faer's parallel GEMM because two sequential
+    /// products at once outrun one parallel product on two threads: 1024^3
+    /// f32 ran at 113 GFLOP/s as two halves against 86 with `Par::rayon(2)`
+    /// (`cargo run --release -p backprop-faer --example layouts`), and the
+    /// whole step followed. Measured with `cargo run --release -p
+    /// backprop-rayon --example steps -- S,M,L f32,f64 1
+    /// faer,faer-rayon,...`, 9 to 15 interleaved rounds on the shared
+    /// 2-core machine (medians): L f32 160 ms with row blocks against 206
+    /// ms with faer's parallel products (fastest rounds 84 against 111), L
+    /// f64 302 against 441, M f32 823 against 855 us, M f64 1855 against
+    /// 2087 us. See `docs/faer-layouts.md`.
     #[default]
     Auto,
 }
@@ -107,8 +119,9 @@ impl Parallelism {
             Parallelism::RowBlocks | Parallelism::Auto if small || m < 2 => {
                 ProductPlan::Faer(Par::Seq)
             }
-            Parallelism::RowBlocks => ProductPlan::RowBlocks(rayon::current_num_threads()),
-            Parallelism::Auto => ProductPlan::Faer(Par::rayon(0)),
+            Parallelism::RowBlocks | Parallelism::Auto => {
+                ProductPlan::RowBlocks(rayon::current_num_threads())
+            }
         }
     }
 
@@ -176,7 +189,7 @@ mod tests {
         assert_eq!(Parallelism::Auto.pass_blocks(1, 1, expensive), 1);
         assert_eq!(
             Parallelism::Auto.for_product(usize::MAX, usize::MAX, usize::MAX),
-            ProductPlan::Faer(Par::rayon(0))
+            ProductPlan::RowBlocks(rayon::current_num_threads())
         );
         assert_eq!(
             Parallelism::Auto.pass_blocks(huge, huge, PassCost::Cheap),

@@ -4,7 +4,11 @@
 //! for example `-- S,M,L f32,f64 7 faer,rayon-faer,faer-sequential` (the
 //! defaults). Besides those three, `faer-rayon` (`Parallelism::Rayon(0)`:
 //! faer's parallel products) and `faer-blocks` (`Parallelism::RowBlocks`:
-//! one sequential product per thread) can be named. Each round times every
+//! one sequential product per thread) can be named, and `gemms`: not a
+//! backend but the step's five products alone (two forward, two weight
+//! gradients, one delta; the input layer's delta is never formed), each one
+//! sequential faer product in the layout the backend uses, the yardstick of
+//! `faer-sequential`. Each round times every
 //! backend on every shape and dtype in turn, each the median of many steps
 //! (a fixed count per shape) after two warm-up steps; the summary gives the
 //! median over the rounds, and each backend's ratio to the fastest. The
@@ -40,6 +44,61 @@ fn backend<T: FaerScalar>(name: &str) -> Box<dyn Backend<T>> {
     }
 }
 
+/// The step's five products, sequentially, in the layouts the faer backend
+/// gives them (see its `gemm.rs`): a stand-in for a backend, timed alike.
+struct Gemms<T> {
+    widths: [usize; 3],
+    rows: usize,
+    buffers: [Vec<T>; 6],
+}
+
+impl<T: FaerScalar> Gemms<T> {
+    fn new(widths: [usize; 3], rows: usize) -> Self {
+        let [n, h, m] = widths;
+        let fill = |len: usize| {
+            (0..len)
+                .map(|i| T::from_f64((i % 13) as f64 / 13.0))
+                .collect()
+        };
+        Gemms {
+            widths,
+            rows,
+            // X, W1, W2, A1 / Z1 / delta1, A2 / delta2, dW1 / dW2.
+            buffers: [
+                fill(rows * n),
+                fill(h * n),
+                fill(m * h),
+                fill(rows * h.max(m)),
+                fill(rows * h.max(m)),
+                fill(h * n + m * h),
+            ],
+        }
+    }
+
+    fn run(&mut self) {
+        use faer::linalg::matmul::matmul;
+        use faer::{Accum, MatMut, MatRef, Par};
+        let [n, h, m] = self.widths;
+        let b = self.rows;
+        let [x, w1, w2, a, d, g] = &mut self.buffers;
+        fn v<T: FaerScalar>(s: &[T], r: usize, c: usize) -> MatRef<'_, T> {
+            MatRef::from_row_major_slice(&s[..r * c], r, c)
+        }
+        fn vm<T: FaerScalar>(s: &mut [T], r: usize, c: usize) -> MatMut<'_, T> {
+            MatMut::from_row_major_slice_mut(&mut s[..r * c], r, c)
+        }
+        let mul = |dst: MatMut<'_, T>, l: MatRef<'_, T>, r: MatRef<'_, T>| {
+            matmul(dst, Accum::Replace, l, r, T::from_f64(1.0), Par::Seq);
+        };
+        mul(vm(a, b, h), v(x, b, n), v(w1, h, n).transpose());
+        mul(vm(d, b, m), v(a, b, h), v(w2, m, h).transpose());
+        let (g1, g2) = g.split_at_mut(h * n);
+        mul(vm(g2, m, h), v(d, m, b), v(a, b, h));
+        mul(vm(a, b, h), v(d, b, m), v(w2, m, h));
+        mul(vm(g1, h, n), v(a, h, b), v(x, b, n));
+    }
+}
+
 /// A network, a batch and the backends, kept across rounds.
 struct Case<T: Scalar> {
     network: Network<T>,
@@ -48,6 +107,8 @@ struct Case<T: Scalar> {
     rows: usize,
     reps: usize,
     backends: Vec<Box<dyn Backend<T>>>,
+    gemms: Option<Gemms<T>>,
+    names: Vec<String>,
 }
 
 impl<T: FaerScalar> Case<T> {
@@ -63,6 +124,8 @@ impl<T: FaerScalar> Case<T> {
             rows,
             reps,
             backends: backends.iter().map(|name| backend::<T>(name)).collect(),
+            gemms: Some(Gemms::new(widths, rows)),
+            names: backends.iter().map(|name| name.to_string()).collect(),
         }
     }
 
@@ -73,11 +136,19 @@ impl<T: FaerScalar> Case<T> {
             .expect("a valid batch");
         let mut gradient = self.network.zero_gradient();
         let backend = &mut self.backends[b];
+        let mut gemms = (self.names[b] == "gemms")
+            .then_some(&mut self.gemms)
+            .and_then(Option::as_mut);
         let mut step = || {
             let start = Instant::now();
-            backend
-                .sgd_step(&mut self.network, &batch, &mut gradient, T::from_f64(1e-6))
-                .expect("a valid step");
+            match gemms.as_deref_mut() {
+                Some(gemms) => gemms.run(),
+                None => {
+                    backend
+                        .sgd_step(&mut self.network, &batch, &mut gradient, T::from_f64(1e-6))
+                        .expect("a valid step");
+                }
+            }
             start.elapsed().as_secs_f64()
         };
         step();
