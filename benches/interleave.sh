@@ -11,8 +11,11 @@
 # python3) runs the script; numpy runs with OPENBLAS_CORETYPE and
 # OPENBLAS_L2_SIZE unset. With QUIET=1, each round first waits (at most 5
 # minutes) for the CPUs to be at least 85% idle, so that rounds land in
-# quiet spells of a shared machine. Every round's lines go to stderr; the
-# medians over the rounds, in us per step, to stdout.
+# quiet spells of a shared machine. With BASE_STEPS=PATH, each round also
+# runs that build of the `steps` example (say, of an older commit, built in
+# a worktree of its own) with its default backends, whose names get a
+# `base-` prefix. Every round's lines go to stderr; the medians over the
+# rounds, in us per step, to stdout.
 set -euo pipefail
 rounds=${1:?usage: benches/interleave.sh ROUNDS SHAPES DTYPES [BACKENDS] [PEERS]}
 shapes=${2:-S,M,L}
@@ -44,6 +47,10 @@ trap 'rm -f "$lines"' EXIT
 for ((r = 0; r < rounds; r++)); do
     [[ ${QUIET:-0} == 1 ]] && wait_quiet "$r"
     "$steps" "$shapes" "$dtypes" 1 "$backends" | grep '^step' | sed "s/^step 0 /step $r /" | tee -a "$lines" >&2
+    if [[ -n ${BASE_STEPS:-} ]]; then
+        "$BASE_STEPS" "$shapes" "$dtypes" 1 | grep '^step' |
+            sed "s/^step 0 \([SML]\) \(f..\) /step $r \1 \2 base-/" | tee -a "$lines" >&2
+    fi
     [[ $peers == none ]] && continue
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$python" "$here/peers.py" \
         --shapes "$shapes" --dtypes "$dtypes" --peers "$peers" --rounds 1 --first-round "$r" |

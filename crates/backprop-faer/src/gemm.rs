@@ -6,20 +6,21 @@
 //! faer's GEMM rate depends on the storage order of its operands. Named as
 //! faer's own column-major matrices (`A^T` is an operand stored row-major,
 //! `C^T =` a row-major destination), `cargo run --release -p backprop-faer
-//! --example layouts` measured, for `1024^3` on the 2-core benchmark machine
-//! (Intel Xeon, Sapphire Rapids class, AVX-512, virtualised; GFLOP/s, medians
-//! of 7 interleaved rounds, one thread, f32 / f64):
+//! --example layouts` measured, for `1024^3` on one thread of the 2-core
+//! benchmark machine (Intel Xeon, AVX-512, virtualised, shared; GFLOP/s,
+//! medians of interleaved rounds, a run of 5 rounds under moderate load /
+//! a run of 7 under heavy load; `docs/faer-layouts.md` has both runs whole):
 //!
 //! | layout | f32 | f64 |
 //! |---|---|---|
-//! | `C = A B` | 137 | 62 |
-//! | `C = A^T B` | 128 | 70 |
-//! | `C^T = A^T B` | 113 | 74 |
-//! | `C^T = A^T B^T` | 115 | 72 |
-//! | `C = A B^T` | 55 | 30 |
-//! | `C = A^T B^T` | 54 | 29 |
-//! | `C^T = A B` | 44 | 30 |
-//! | `C^T = A B^T` | 55 | 31 |
+//! | `C = A B` | 137 / 63 | 62 / 43 |
+//! | `C = A^T B` | 128 / 69 | 70 / 53 |
+//! | `C^T = A^T B` | 113 / 73 | 74 / 34 |
+//! | `C^T = A^T B^T` | 80 / 81 | 72 / 53 |
+//! | `C = A B^T` | 55 / 44 | 30 / 26 |
+//! | `C = A^T B^T` | 54 / 41 | 29 / 25 |
+//! | `C^T = A B` | 44 / 42 | 30 / 21 |
+//! | `C^T = A B^T` | 55 / 39 | 31 / 21 |
 //!
 //! faer turns a row-major destination into a column-major one by
 //! transposing the whole product (`C^T = X Y` is `C = Y^T X^T`), and then

@@ -19,7 +19,10 @@ use crate::gemm::ProductPlan;
 /// `192^3` (7.1M) it wins for both (f32 124-136 us against 101-112 us, f64
 /// 247-265 us against 167-177 us). When anything else runs on the other
 /// core, a parallel product loses up to `256^3` and beyond, so the crossover
-/// is set about twice as high as the quiet-machine figure. Every product of the benchmark shapes is far
+/// is set about twice as high as the quiet-machine figure. These were faer's
+/// parallel products; [`Parallelism::RowBlocks`], which `Auto` now uses from
+/// here on, forks once per product as they do, and its "split" column in
+/// the same example crossed over at about the same sizes. Every product of the benchmark shapes is far
 /// from it: S's are at most 0.33M, M has two of 25.7M, L's are 1.07G.
 pub const AUTO_CROSSOVER_MNK: usize = 1 << 23;
 
@@ -64,7 +67,9 @@ impl PassCost {
 
 /// The backend's use of threads, chosen when it is built.
 ///
-/// Products are handed to faer with `Par::Seq` or `Par::rayon`; elementwise
+/// Products are handed to faer with `Par::Seq` or `Par::rayon`, or cut into
+/// one block of the destination's rows per thread, each a sequential faer
+/// product (see [`ProductPlan`]); elementwise
 /// passes over many values (from 16 Ki values for passes evaluating `exp` or
 /// `tanh`, from 256 Ki for the others) are split into one block of rows per
 /// thread. A step that may fork runs as one job on rayon's pool, so that its
@@ -74,7 +79,9 @@ impl PassCost {
 /// independent, and the loss is summed over the rows in order. faer does not
 /// promise that a parallel product rounds as a sequential one does (on the
 /// tests' shapes they agree bit for bit), so results of different choices
-/// agree to rounding.
+/// agree to rounding. Row blocks give the bits of the sequential product
+/// whenever faer's kernels round each output value the same way in a block
+/// as in the whole, which the tests check to `1e-12`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Parallelism {
     /// Everything on the calling thread. Never forks, so this is the choice
