@@ -21,9 +21,12 @@ use crate::gemm::ProductPlan;
 /// core, a parallel product loses up to `256^3` and beyond, so the crossover
 /// is set about twice as high as the quiet-machine figure. These were faer's
 /// parallel products; [`Parallelism::RowBlocks`], which `Auto` now uses from
-/// here on, forks once per product as they do, and its "split" column in
-/// the same example crossed over at about the same sizes. Every product of the benchmark shapes is far
-/// from it: S's are at most 0.33M, M has two of 25.7M, L's are 1.07G.
+/// here on, forks once per product as they do. In the same example's
+/// "split" column, re-run on the Intel machine under a load average of 10
+/// (`-- 128 160 192 203 256 384`), the two cost the same within 6% at every
+/// size (f32 `203^3`: 116.5 us faer-parallel, 113.4 us split, 103.9 us
+/// sequential; `384^3`: 668 against 681 and 652 us); with the second core
+/// busy, neither beat one thread there, as on the AMD machine when loaded.
 pub const AUTO_CROSSOVER_MNK: usize = 1 << 23;
 
 /// The number of values from which an elementwise pass that evaluates `exp`
