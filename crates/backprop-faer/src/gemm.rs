@@ -1,10 +1,80 @@
-//! The one matrix product the backend uses, `dst = lhs * rhs` over row-major
-//! slices, and the register clean-up faer's x86 kernels need after it.
+//! The matrix products of a step, each in a layout faer runs at its full rate, the
+//! transposition that puts `delta` in that layout, and the register clean-up after faer's kernels.
+//!
+//! # Layouts
+//!
+//! faer's GEMM rate depends on the storage order of its operands. Named as
+//! faer's own column-major matrices (`A^T` is an operand stored row-major,
+//! `C^T =` a row-major destination), `cargo run --release -p backprop-faer
+//! --example layouts` measured, for `1024^3` on one thread of the 2-core
+//! benchmark machine (Intel Xeon, AVX-512, virtualised, shared; GFLOP/s,
+//! medians of interleaved rounds, a run of 5 rounds under moderate load /
+//! a run of 7 under heavy load; `docs/faer-layouts.md` has both runs whole):
+//!
+//! | layout | f32 | f64 |
+//! |---|---|---|
+//! | `C = A B` | 137 / 63 | 62 / 43 |
+//! | `C = A^T B` | 128 / 69 | 70 / 53 |
+//! | `C^T = A^T B` | 113 / 73 | 74 / 34 |
+//! | `C^T = A^T B^T` | 80 / 81 | 72 / 53 |
+//! | `C = A B^T` | 55 / 44 | 30 / 26 |
+//! | `C = A^T B^T` | 54 / 41 | 29 / 25 |
+//! | `C^T = A B` | 44 / 42 | 30 / 21 |
+//! | `C^T = A B^T` | 55 / 39 | 31 / 21 |
+//!
+//! faer turns a row-major destination into a column-major one by
+//! transposing the whole product (`C^T = X Y` is `C = Y^T X^T`), and then
+//! runs at full rate exactly when the right operand is column-major. So a
+//! product into a row-major destination is fast when its *left* operand is
+//! row-major, whatever the right one is.
+//!
+//! Every buffer of the backend is row-major (`B x d` for activations and
+//! deltas, `d_l x d_{l-1}` for weights and their gradients, the caller's
+//! `X` and outputs), and the products are:
+//!
+//! | product | as computed | left operand | rate |
+//! |---|---|---|---|
+//! | forward `Z^l = A^{l-1} W^l^T` | `Z` (row-major) `= A^{l-1}` (row-major) `W^T` | row-major | full (`C^T = A^T B`) |
+//! | delta `delta^{l-1} = delta^l W^l` | `delta^{l-1}` (row-major) `= delta^l` (row-major) `W` (row-major) | row-major | full (`C^T = A^T B^T`) |
+//! | weight gradient `dW^l = delta^l^T A^{l-1}` | `dW` (row-major) `= D^l A^{l-1}`, `D^l = delta^l^T` copied feature-major (`d_l x B`, row-major) | row-major | full (`C^T = A^T B^T`) |
+//!
+//! The weight gradient is the one product whose left operand, `delta^T`, is
+//! naturally column-major: as a view of the row-major `delta` it runs in the
+//! slow half (`C^T = A B^T`). Writing `dW^T` instead does not help (a
+//! column-major destination then needs `delta` column-major), and `delta`
+//! cannot be kept feature-major throughout, since the delta product needs it
+//! sample-major (feature-major `delta` in gives feature-major out only
+//! through `W^T`, column-major again). So `delta^l` is transposed into the
+//! scratch (`B d_l` values, against the product's `2 B d_l d_{l-1}` flops)
+//! whenever the product is large enough to care: see
+//! [`TRANSPOSE_MIN_INNER`]. The first layer's blocks of hidden units
+//! ([`crate::FaerBackend`]'s `FirstLayerSplit`) do the same with their block.
+//! A transposed copy of a weight matrix would not help any product: the
+//! weights are only ever the right operand.
 
+use backprop_core::{Scalar, widest_vectors};
 use faer::linalg::matmul::matmul;
-use faer::{Accum, MatMut, MatRef};
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
 
 use crate::{FaerScalar, Parallelism};
+
+/// The batch size (the inner dimension of the weight gradient `delta^T A`)
+/// from which `delta` is transposed so that the product runs in a fast layout.
+///
+/// Below it faer's small-matrix kernels run both layouts about alike:
+/// measured with `cargo run --release -p backprop-faer --example layouts --
+/// M N K 5` (f32, one thread, GFLOP/s fast layout against slow), the weight
+/// gradients of S (`32 x 64 x 64`: 158 against 162; `10 x 32 x 64`: 70
+/// against 73) and of M's second layer (`10 x 256 x 128`: 142 against 152)
+/// gained nothing, M's first (`256 x 784 x 128`) 167 against 126 in the
+/// probe, but no step time: in an A/B of this backend against the commit
+/// before the change (`steps -- S,M f32,f64`, 15 interleaved rounds), M
+/// with the transposition at batch 128 took 796 against 742 us sequentially
+/// and 838 against 775 us with `Auto`, and without it (this threshold) 743
+/// against 746 and 823 against 825. At `1024 x 1024 x 512` the layouts ran
+/// at 124 against 65, and at `1024^3` 115-137 against 44-55.
+pub const TRANSPOSE_MIN_INNER: usize = 256;
 
 /// A row-major `rows x cols` slice as a faer view, without copying.
 pub(crate) fn view<T: FaerScalar>(values: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
@@ -23,9 +93,130 @@ pub(crate) fn product<T: FaerScalar>(
     rhs: MatRef<'_, T>,
     parallelism: Parallelism,
 ) {
-    let par = parallelism.for_product(dst.nrows(), dst.ncols(), lhs.ncols());
-    matmul(dst, Accum::Replace, lhs, rhs, T::ONE, par);
-    clear_upper_state();
+    match parallelism.for_product(dst.nrows(), dst.ncols(), lhs.ncols()) {
+        ProductPlan::Faer(par) => {
+            matmul(dst, Accum::Replace, lhs, rhs, T::ONE, par);
+            clear_upper_state();
+        }
+        ProductPlan::RowBlocks(blocks) => row_blocks(dst, lhs, rhs, blocks),
+    }
+}
+
+/// How one product runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProductPlan {
+    /// One faer product with this parallelism.
+    Faer(Par),
+    /// This many sequential faer products at once on rayon's pool, one per
+    /// block of the destination's rows (and the left operand's). A block
+    /// keeps the layout of the whole, so each runs at the sequential rate.
+    RowBlocks(usize),
+}
+
+/// `dst = lhs * rhs` as `blocks` sequential products over blocks of rows, forked in halves.
+fn row_blocks<T: FaerScalar>(
+    dst: MatMut<'_, T>,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    blocks: usize,
+) {
+    let rows = dst.nrows();
+    let blocks = blocks.min(rows);
+    if blocks <= 1 {
+        matmul(dst, Accum::Replace, lhs, rhs, T::ONE, Par::Seq);
+        clear_upper_state();
+        return;
+    }
+    let first = blocks / 2;
+    let split = rows * first / blocks;
+    let (top, bottom) = dst.split_at_row_mut(split);
+    let (lhs_top, lhs_bottom) = lhs.split_at_row(split);
+    rayon::join(
+        || row_blocks(top, lhs_top, rhs, first),
+        || row_blocks(bottom, lhs_bottom, rhs, blocks - first),
+    );
+}
+
+/// The row stride of a transposed `cols x rows` matrix in the scratch: `rows`
+/// and a few values more, so that its rows do not all start in the same set
+/// of the first-level cache when `rows` is a power of two: a 1024 x 1024 f32
+/// transposition took 1.4 ms with rows of 1024 values and 0.78 ms with rows
+/// of 1040 (best of 50, on the loaded benchmark machine).
+pub(crate) fn transposed_stride(rows: usize) -> usize {
+    rows + 16
+}
+
+/// `dst = src^T` for the columns `first .. first + cols` of `src`, a
+/// row-major matrix of `rows` rows of `stride` values; `dst` is `cols x rows`,
+/// row-major with rows of [`transposed_stride`]`(rows)` values. Split over
+/// `blocks` blocks of `dst`'s rows on rayon's pool.
+pub(crate) fn transpose<T: Scalar>(
+    dst: &mut [T],
+    src: &[T],
+    (rows, stride): (usize, usize),
+    (first, cols): (usize, usize),
+    blocks: usize,
+) {
+    let ld = transposed_stride(rows);
+    let dst = &mut dst[..cols * ld];
+    if blocks <= 1 || cols < 2 {
+        transpose_block(dst, src, (rows, ld), stride, first);
+        return;
+    }
+    let per_block = cols.div_ceil(blocks) * ld;
+    dst.par_chunks_mut(per_block)
+        .enumerate()
+        .for_each(|(b, dst)| {
+            transpose_block(dst, src, (rows, ld), stride, first + b * (per_block / ld));
+        });
+}
+
+/// A transposed `cols x rows` matrix in the scratch (see [`transposed_stride`]) as a faer view.
+pub(crate) fn transposed_view<T: FaerScalar>(
+    values: &[T],
+    rows: usize,
+    cols: usize,
+) -> MatRef<'_, T> {
+    let ld = transposed_stride(rows);
+    MatRef::from_row_major_slice_with_stride(&values[..cols * ld], cols, rows, ld).as_dyn_stride()
+}
+
+widest_vectors! {
+    /// `dst = src^T` for the `dst.len() / rows` columns of `src` from `first`
+    /// on, in 8 x 8 tiles read row by row into registers and written column
+    /// by column (8 lines of each matrix at a time: power-of-two strides put
+    /// them all in one set of the first-level cache, which holds 8 or more).
+    fn transpose_block<T: Scalar>(dst: &mut [T], src: &[T], shape: (usize, usize), stride: usize, first: usize) {
+        const TILE: usize = 8;
+        let (rows, ld) = shape;
+        let cols = dst.len() / ld;
+        let (full_rows, full_cols) = (rows - rows % TILE, cols - cols % TILE);
+        for r0 in (0..full_rows).step_by(TILE) {
+            for c0 in (0..full_cols).step_by(TILE) {
+                let mut tile = [[T::ZERO; TILE]; TILE];
+                for (i, line) in tile.iter_mut().enumerate() {
+                    let start = (r0 + i) * stride + first + c0;
+                    line.copy_from_slice(&src[start..start + TILE]);
+                }
+                for j in 0..TILE {
+                    let start = (c0 + j) * ld + r0;
+                    dst[start..start + TILE].copy_from_slice(&tile.map(|line| line[j]));
+                }
+            }
+        }
+        // The ragged right and bottom edges, value by value.
+        let edge = |dst: &mut [T], r: usize, c: usize| dst[c * ld + r] = src[r * stride + first + c];
+        for r in 0..full_rows {
+            for c in full_cols..cols {
+                edge(dst, r, c);
+            }
+        }
+        for r in full_rows..rows {
+            for c in 0..cols {
+                edge(dst, r, c);
+            }
+        }
+    }
 }
 
 /// Clears the upper halves of the vector registers on the calling thread.
@@ -36,10 +227,11 @@ pub(crate) fn product<T: FaerScalar>(
 /// after that, which is all the scalar code of a default `x86-64` build (the
 /// elementwise passes, the loss, the SGD update in `backprop-core`), then
 /// runs several times slower until something clears the state. Measured on
-/// the 2-core AMD EPYC (Zen 4, virtualised) this workspace is benchmarked on:
-/// a 1M-value f32 sigmoid pass took 20 ms after one faer product and 5.5 ms
-/// with this call after it; the sequential L step went from about 165 ms to
-/// about 120 ms, the M step from about 1.8 ms to about 1.2 ms.
+/// the 2-core AMD EPYC (Zen 4, virtualised) this workspace was first
+/// benchmarked on: a 1M-value f32 sigmoid pass took 20 ms after one faer
+/// product and 5.5 ms with this call after it; the sequential L step went
+/// from about 165 ms to about 120 ms, the M step from about 1.8 ms to about
+/// 1.2 ms.
 ///
 /// The elementwise passes call it too when they run on rayon's threads, which
 /// have just run the kernels of a parallel product, and a step that may fork
@@ -63,4 +255,32 @@ pub(crate) fn clear_upper_state() {
 #[target_feature(enable = "avx")]
 fn vzeroupper() {
     std::arch::x86_64::_mm256_zeroupper();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose_of_a_column_block_in_any_number_of_blocks() {
+        // Sizes on both sides of the 16-value tile, and a block of columns.
+        for (rows, stride, first, cols) in
+            [(1, 1, 0, 1), (5, 7, 2, 4), (33, 40, 3, 35), (17, 16, 0, 16)]
+        {
+            let src: Vec<f64> = (0..rows * stride).map(|i| i as f64).collect();
+            for blocks in [1, 2, 3, 64] {
+                let ld = transposed_stride(rows);
+                let mut dst = vec![f64::NAN; cols * ld + 3];
+                transpose(&mut dst, &src, (rows, stride), (first, cols), blocks);
+                for c in 0..cols {
+                    for r in 0..rows {
+                        assert_eq!(dst[c * ld + r], src[r * stride + first + c]);
+                    }
+                }
+                assert!(dst[cols * ld..].iter().all(|v| v.is_nan()));
+                let view = transposed_view(&dst, rows, cols);
+                assert_eq!((view.nrows(), view.ncols()), (cols, rows));
+            }
+        }
+    }
 }

@@ -8,7 +8,8 @@
 //! forward   Z^l = A^{l-1} W^l^T           one GEMM (B x d_{l-1}) (d_{l-1} x d_l)
 //!           Z^l += 1 b^l^T, A^l = act(Z^l) one pass, both kept
 //! loss      J = mean of per-row values, delta^L = dJ/dZ^L   one pass per row
-//! backward  dW^l = delta^l^T A^{l-1}       one GEMM straight into the gradient
+//! backward  dW^l = delta^l^T A^{l-1}       one GEMM straight into the gradient,
+//!                                          from delta^l^T copied feature-major
 //!           db^l = column sums of delta^l  one pass
 //!           delta^{l-1} = (delta^l W^l) (.) act'(Z^{l-1}, A^{l-1})
 //!                                          one GEMM and one pass, skipped for l = 1
@@ -16,11 +17,17 @@
 //!
 //! Every matrix is a zero-copy faer view of a row-major slice: the caller's
 //! inputs, the network's weights, the gradient's flat buffer or the backend's
-//! scratch. The scratch (`Z` and `A` per layer, two `delta` buffers of `B x`
-//! the widest layer, `B` row losses) is sized on the first call for a shape
-//! and reused, so a step on a shape seen before allocates nothing. Products
-//! and the larger elementwise passes run on the calling thread or on rayon as
-//! the backend's [`Parallelism`] says; [`Parallelism::Sequential`] never forks.
+//! scratch, with one exception. faer runs a product into a row-major
+//! destination at full rate only when its left operand is row-major too,
+//! and the weight gradient's left operand `delta^T` is not: from a batch of
+//! [`TRANSPOSE_MIN_INNER`] rows on, `delta^l` is first transposed into the
+//! scratch (see `gemm.rs` for each product's layout and the measured rates).
+//! The scratch (`Z` and `A` per layer, two `delta` buffers of `B x` the
+//! widest layer, their transpose, `B` row losses) is sized on the first call
+//! for a shape and reused, so a step on a shape seen before allocates
+//! nothing. Products and the larger elementwise passes run on the calling
+//! thread or on rayon as the backend's [`Parallelism`] says;
+//! [`Parallelism::Sequential`] never forks.
 //!
 //! # Performance
 //!
@@ -34,13 +41,14 @@ mod parallelism;
 mod passes;
 mod scratch;
 
+pub use gemm::{ProductPlan, TRANSPOSE_MIN_INNER};
 pub use parallelism::{AUTO_CROSSOVER_MNK, Parallelism};
 
 use backprop_core::{
     Backend, Batch, Error, FirstLayerSplit, FirstWeightRowsTask, ForwardTask, GradientLayers,
-    GradientTask, Inputs, Layers, Scalar, SplitGradientTask,
+    GradientTask, Inputs, Layers, Scalar, SplitGradientTask, resize_matrix,
 };
-use gemm::{product, view, view_mut};
+use gemm::{product, transpose, transposed_stride, transposed_view, view, view_mut};
 use parallelism::PassCost;
 use passes::{bias_and_activation, column_sums, loss_and_output_delta, times_derivative};
 use scratch::Scratch;
@@ -132,14 +140,34 @@ impl<T: FaerScalar> FirstLayerSplit<T> for FaerBackend<T> {
         // Sequential whatever the backend's parallelism: the callers are the
         // workers of a batch-parallel wrapper.
         let (delta, inputs, units) = (task.delta(), task.inputs(), task.units());
-        let (rows, n) = (inputs.rows(), inputs.cols());
-        let delta = view(delta.as_slice(), rows, delta.cols()).subcols(units.start, units.len());
-        product(
-            view_mut(task.output_mut(), units.len(), n),
-            delta.transpose(),
-            view(inputs.as_slice(), rows, n),
-            Parallelism::Sequential,
-        );
+        let (rows, n, hidden) = (inputs.rows(), inputs.cols(), delta.cols());
+        let inputs = view(inputs.as_slice(), rows, n);
+        let output = view_mut(task.output_mut(), units.len(), n);
+        let sequential = Parallelism::Sequential;
+        // The block's delta^T feature-major, as for the whole step's weight
+        // gradients (see `gemm.rs`), if the product is large enough and the
+        // buffer can be had; else the slower layout.
+        let values = units.len().saturating_mul(transposed_stride(rows));
+        let block_t = &mut self.scratch.block_t;
+        if rows >= gemm::TRANSPOSE_MIN_INNER
+            && (block_t.len() >= values
+                || resize_matrix(
+                    block_t,
+                    "faer scratch block delta^T",
+                    units.len(),
+                    transposed_stride(rows),
+                )
+                .is_ok())
+        {
+            let block_t = &mut block_t[..values];
+            let columns = (units.start, units.len());
+            transpose(block_t, delta.as_slice(), (rows, hidden), columns, 1);
+            let block_t = transposed_view(block_t, rows, units.len());
+            product(output, block_t, inputs, sequential);
+        } else {
+            let delta = view(delta.as_slice(), rows, hidden).subcols(units.start, units.len());
+            product(output, delta.transpose(), inputs, sequential);
+        }
     }
 }
 
@@ -234,9 +262,22 @@ impl<T: FaerScalar> FaerBackend<T> {
             let delta_here = &delta[..rows * outputs];
             let input: &[T] = if l == 0 { x } else { &s.a[l - 1] };
 
-            // dW^l = delta^l^T A^{l-1}, written over the gradient's own buffer.
+            // dW^l = delta^l^T A^{l-1}, written over the gradient's own buffer,
+            // from delta^l^T copied feature-major if the batch is large
+            // enough for the layout to matter (see `gemm.rs`).
             match first_delta.as_deref_mut() {
                 Some(first_delta) if l == 0 => first_delta.copy_from_slice(delta_here),
+                _ if rows >= gemm::TRANSPOSE_MIN_INNER => {
+                    let delta_t = &mut s.delta_t;
+                    let blocks = self.parallelism.pass_blocks(rows, outputs, PassCost::Cheap);
+                    transpose(delta_t, delta_here, (rows, outputs), (0, outputs), blocks);
+                    product(
+                        view_mut(grad.weights, outputs, inputs),
+                        transposed_view(delta_t, rows, outputs),
+                        view(input, rows, inputs),
+                        self.parallelism,
+                    );
+                }
                 _ => product(
                     view_mut(grad.weights, outputs, inputs),
                     view(delta_here, rows, outputs).transpose(),

@@ -3,6 +3,8 @@
 use backprop_core::{Activation, Loss};
 use faer::Par;
 
+use crate::gemm::ProductPlan;
+
 /// The size `m * n * k` of a product `(m x k) * (k x n)` from which
 /// [`Parallelism::Auto`] runs it on rayon's pool: `2^23`, about `203^3`.
 ///
@@ -17,8 +19,14 @@ use faer::Par;
 /// `192^3` (7.1M) it wins for both (f32 124-136 us against 101-112 us, f64
 /// 247-265 us against 167-177 us). When anything else runs on the other
 /// core, a parallel product loses up to `256^3` and beyond, so the crossover
-/// is set about twice as high as the quiet-machine figure. Every product of the benchmark shapes is far
-/// from it: S's are at most 0.33M, M has two of 25.7M, L's are 1.07G.
+/// is set about twice as high as the quiet-machine figure. These were faer's
+/// parallel products; [`Parallelism::RowBlocks`], which `Auto` now uses from
+/// here on, forks once per product as they do. In the same example's
+/// "split" column, re-run on the Intel machine under a load average of 10
+/// (`-- 128 160 192 203 256 384`), the two cost the same within 6% at every
+/// size (f32 `203^3`: 116.5 us faer-parallel, 113.4 us split, 103.9 us
+/// sequential; `384^3`: 668 against 681 and 652 us); with the second core
+/// busy, neither beat one thread there, as on the AMD machine when loaded.
 pub const AUTO_CROSSOVER_MNK: usize = 1 << 23;
 
 /// The number of values from which an elementwise pass that evaluates `exp`
@@ -62,7 +70,9 @@ impl PassCost {
 
 /// The backend's use of threads, chosen when it is built.
 ///
-/// Products are handed to faer with `Par::Seq` or `Par::rayon`; elementwise
+/// Products are handed to faer with `Par::Seq` or `Par::rayon`, or cut into
+/// one block of the destination's rows per thread, each a sequential faer
+/// product (see [`ProductPlan`]); elementwise
 /// passes over many values (from 16 Ki values for passes evaluating `exp` or
 /// `tanh`, from 256 Ki for the others) are split into one block of rows per
 /// thread. A step that may fork runs as one job on rayon's pool, so that its
@@ -72,7 +82,9 @@ impl PassCost {
 /// independent, and the loss is summed over the rows in order. faer does not
 /// promise that a parallel product rounds as a sequential one does (on the
 /// tests' shapes they agree bit for bit), so results of different choices
-/// agree to rounding.
+/// agree to rounding. Row blocks give the bits of the sequential product
+/// whenever faer's kernels round each output value the same way in a block
+/// as in the whole, which the tests check to `1e-12`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Parallelism {
     /// Everything on the calling thread. Never forks, so this is the choice
@@ -82,26 +94,43 @@ pub enum Parallelism {
     /// (`0` means all of the pool's threads), and elementwise passes over
     /// many values split as many ways.
     Rayon(usize),
+    /// A product whose `m * n * k` reaches [`AUTO_CROSSOVER_MNK`] as one
+    /// sequential product per thread of rayon's current pool, each over a
+    /// block of the destination's rows; smaller ones on the calling thread;
+    /// elementwise passes as with `Rayon(0)`.
+    RowBlocks,
     /// A product on the calling thread while its `m * n * k` is below
-    /// [`AUTO_CROSSOVER_MNK`] and on all of rayon's current pool from there
-    /// on, since forking a small product costs more than it saves; elementwise
-    /// passes as with `Rayon(0)`.
+    /// [`AUTO_CROSSOVER_MNK`] and as [`Parallelism::RowBlocks`] from there
+    /// on, since forking a small product costs more than it saves;
+    /// elementwise passes as with `Rayon(0)`.
+    ///
+    /// Row blocks rather than faer's parallel GEMM because two sequential
+    /// products at once outrun one parallel product on two threads: 1024^3
+    /// f32 ran at 113 GFLOP/s as two halves against 86 with `Par::rayon(2)`
+    /// (`cargo run --release -p backprop-faer --example layouts`), and the
+    /// whole step followed. Measured with `cargo run --release -p
+    /// backprop-rayon --example steps -- S,M,L f32,f64 1
+    /// faer,faer-rayon,...`, 9 to 15 interleaved rounds on the shared
+    /// 2-core machine (medians): L f32 160 ms with row blocks against 206
+    /// ms with faer's parallel products (fastest rounds 84 against 111), L
+    /// f64 302 against 441, M f32 823 against 855 us, M f64 1855 against
+    /// 2087 us. See `docs/faer-layouts.md`.
     #[default]
     Auto,
 }
 
 impl Parallelism {
-    /// The faer parallelism for one product `(m x k) * (k x n)`.
-    pub fn for_product(self, m: usize, n: usize, k: usize) -> Par {
+    /// How to run one product `(m x k) * (k x n)`.
+    pub fn for_product(self, m: usize, n: usize, k: usize) -> ProductPlan {
+        let small = m.saturating_mul(n).saturating_mul(k) < AUTO_CROSSOVER_MNK;
         match self {
-            Parallelism::Sequential => Par::Seq,
-            Parallelism::Rayon(threads) => Par::rayon(threads),
-            Parallelism::Auto => {
-                if m.saturating_mul(n).saturating_mul(k) < AUTO_CROSSOVER_MNK {
-                    Par::Seq
-                } else {
-                    Par::rayon(0)
-                }
+            Parallelism::Sequential => ProductPlan::Faer(Par::Seq),
+            Parallelism::Rayon(threads) => ProductPlan::Faer(Par::rayon(threads)),
+            Parallelism::RowBlocks | Parallelism::Auto if small || m < 2 => {
+                ProductPlan::Faer(Par::Seq)
+            }
+            Parallelism::RowBlocks | Parallelism::Auto => {
+                ProductPlan::RowBlocks(rayon::current_num_threads())
             }
         }
     }
@@ -111,7 +140,7 @@ impl Parallelism {
         match self {
             Parallelism::Sequential => false,
             Parallelism::Rayon(_) => true,
-            Parallelism::Auto => {
+            Parallelism::RowBlocks | Parallelism::Auto => {
                 let largest_product = widths
                     .windows(2)
                     .map(|pair| rows.saturating_mul(pair[0]).saturating_mul(pair[1]))
@@ -129,7 +158,9 @@ impl Parallelism {
     pub(crate) fn pass_blocks(self, rows: usize, width: usize, cost: PassCost) -> usize {
         let threads = match self {
             Parallelism::Sequential => return 1,
-            Parallelism::Rayon(0) | Parallelism::Auto => rayon::current_num_threads(),
+            Parallelism::Rayon(0) | Parallelism::RowBlocks | Parallelism::Auto => {
+                rayon::current_num_threads()
+            }
             Parallelism::Rayon(threads) => threads,
         };
         let min_values = match cost {
@@ -151,26 +182,33 @@ mod tests {
     #[test]
     fn sequential_never_forks_and_auto_forks_only_large_work() {
         let huge = 1 << 12;
-        assert_eq!(
-            Parallelism::Sequential.for_product(huge, huge, huge),
-            Par::Seq
-        );
+        let seq = ProductPlan::Faer(Par::Seq);
+        assert_eq!(Parallelism::Sequential.for_product(huge, huge, huge), seq);
         let expensive = PassCost::Expensive;
         assert_eq!(
             Parallelism::Sequential.pass_blocks(huge, huge, expensive),
             1
         );
-        assert_eq!(Parallelism::Auto.for_product(1, 1, 1), Par::Seq);
+        assert_eq!(Parallelism::Auto.for_product(1, 1, 1), seq);
+        assert_eq!(Parallelism::RowBlocks.for_product(64, 64, 64), seq);
+        assert_eq!(Parallelism::RowBlocks.for_product(1, huge, huge), seq);
+        assert_eq!(
+            Parallelism::RowBlocks.for_product(huge, huge, huge),
+            ProductPlan::RowBlocks(rayon::current_num_threads())
+        );
         assert_eq!(Parallelism::Auto.pass_blocks(1, 1, expensive), 1);
         assert_eq!(
             Parallelism::Auto.for_product(usize::MAX, usize::MAX, usize::MAX),
-            Par::rayon(0)
+            ProductPlan::RowBlocks(rayon::current_num_threads())
         );
         assert_eq!(
             Parallelism::Auto.pass_blocks(huge, huge, PassCost::Cheap),
             rayon::current_num_threads()
         );
-        assert_eq!(Parallelism::Rayon(2).for_product(1, 1, 1), Par::rayon(2));
+        assert_eq!(
+            Parallelism::Rayon(2).for_product(1, 1, 1),
+            ProductPlan::Faer(Par::rayon(2))
+        );
         assert!(!Parallelism::Sequential.may_fork(&[huge, huge], huge));
         assert!(!Parallelism::Auto.may_fork(&[64, 32, 10], 64));
         assert!(Parallelism::Auto.may_fork(&[784, 256, 10], 128));

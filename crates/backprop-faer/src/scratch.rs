@@ -20,6 +20,13 @@ pub(crate) struct Scratch<T> {
     pub(crate) delta: Vec<T>,
     /// `delta` of the layer below, the same size; the two swap roles per layer.
     pub(crate) delta_below: Vec<T>,
+    /// `delta^T` of the current layer, feature-major (`d_l x B`, rows
+    /// padded: `gemm::transposed_stride`), for the weight gradient's product
+    /// (see `gemm.rs`).
+    pub(crate) delta_t: Vec<T>,
+    /// A block of hidden units' `delta^1^T` for `FirstLayerSplit`; sized
+    /// apart from the shape, grown when a larger block comes and never shrunk.
+    pub(crate) block_t: Vec<T>,
     /// Each sample's share of the loss, summed in order once all are known.
     pub(crate) row_loss: Vec<T>,
 }
@@ -48,6 +55,8 @@ impl<T: Scalar> Scratch<T> {
         }
         resize_matrix(&mut self.delta, "faer scratch delta", rows, widest)?;
         resize_matrix(&mut self.delta_below, "faer scratch delta", rows, widest)?;
+        let stride = crate::gemm::transposed_stride(rows);
+        resize_matrix(&mut self.delta_t, "faer scratch delta^T", widest, stride)?;
         resize_matrix(&mut self.row_loss, "faer scratch row losses", rows, 1)?;
         self.widths.extend_from_slice(widths);
         self.rows = rows;

@@ -290,3 +290,120 @@ fn the_first_layer_split_gives_the_steps_own_gradient() {
     let error = relative_difference(&first, &whole.as_slice()[first_weights]);
     assert!(error <= 1e-14, "{error:e}");
 }
+
+#[test]
+fn batches_large_enough_to_transpose_delta_agree_with_naive() {
+    // From `TRANSPOSE_MIN_INNER` rows on, the weight gradients go through
+    // delta^T copied feature-major; one row fewer takes the direct product.
+    use crate::TRANSPOSE_MIN_INNER;
+    for parallelism in [
+        Parallelism::Sequential,
+        Parallelism::RowBlocks,
+        Parallelism::Auto,
+    ] {
+        let mut faer = FaerBackend::<f64>::with_parallelism(parallelism);
+        for (i, architecture) in architectures().into_iter().enumerate() {
+            let network = network(architecture, 70 + i as u64);
+            for rows in [TRANSPOSE_MIN_INNER - 1, TRANSPOSE_MIN_INNER, 301] {
+                check_against_naive(&mut faer, &network, rows, 700 + rows as u64, 1e-12);
+            }
+        }
+    }
+    let mut faer = FaerBackend::<f32>::new();
+    for (i, architecture) in architectures().into_iter().enumerate() {
+        check_against_naive(
+            &mut faer,
+            &network(architecture, 80 + i as u64),
+            200,
+            800,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn row_blocks_agree_with_sequential_products() {
+    // Products above the crossover, split into one block of rows per thread
+    // of pools of 1, 2 and 3 threads (an odd split included).
+    use Activation::*;
+    let architecture = Architecture::new(&[300, 257, 130], &[Sigmoid, Tanh], Loss::Mse).unwrap();
+    let network = network(architecture, 90);
+    let rows = 260;
+    let (x, y) = data(network.architecture(), rows, 900);
+    let batch = Batch::from_slices(network.architecture(), rows, &x, &y).unwrap();
+    let mut reference = network.zero_gradient();
+    let reference_loss = FaerBackend::sequential()
+        .loss_and_gradient(&network, &batch, &mut reference)
+        .unwrap();
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut faer = FaerBackend::with_parallelism(Parallelism::RowBlocks);
+            let mut gradient = network.zero_gradient();
+            let loss = faer
+                .loss_and_gradient(&network, &batch, &mut gradient)
+                .unwrap();
+            assert!(relative_difference(&[loss], &[reference_loss]) <= 1e-12);
+            let error = relative_difference(gradient.as_slice(), reference.as_slice());
+            assert!(error <= 1e-12, "{threads} threads: {error:e}");
+            check_against_naive(&mut faer, &network, rows, 900, 1e-12);
+        });
+    }
+}
+
+#[test]
+fn first_layer_blocks_of_every_size_in_a_row_on_one_backend() {
+    // Blocks of hidden units through both layouts of the block's product
+    // (batches on both sides of `TRANSPOSE_MIN_INNER`), growing and shrinking
+    // blocks on one backend, and architectures one after another.
+    use crate::TRANSPOSE_MIN_INNER;
+    let mut faer = FaerBackend::<f64>::sequential();
+    for (i, (widths, rows)) in [
+        (&[9, 7, 3][..], TRANSPOSE_MIN_INNER + 5),
+        (&[20, 40, 5, 2], TRANSPOSE_MIN_INNER - 1),
+        (&[3, 65, 4], 2 * TRANSPOSE_MIN_INNER),
+        (&[9, 7, 3], 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let activations = vec![Activation::Sigmoid; widths.len() - 1];
+        let architecture = Architecture::new(widths, &activations, Loss::Mse).unwrap();
+        let network = network(architecture.clone(), 100 + i as u64);
+        let (x, y) = data(&architecture, rows, 1000 + i as u64);
+        let batch = Batch::from_slices(&architecture, rows, &x, &y).unwrap();
+        let mut whole = network.zero_gradient();
+        faer.loss_and_gradient(&network, &batch, &mut whole)
+            .unwrap();
+        let (n, hidden) = (widths[0], widths[1]);
+        let mut gradient = network.zero_gradient();
+        let mut delta = vec![f64::NAN; rows * hidden];
+        let task = GradientTask::new(&network, batch, &mut gradient).unwrap();
+        faer.run_gradient_but_first_weights(SplitGradientTask::new(task, &mut delta).unwrap())
+            .unwrap();
+        let delta = MatrixRef::new(&delta, rows, hidden).unwrap();
+        let inputs = MatrixRef::new(&x, rows, n).unwrap();
+        let first_weights = architecture.layers()[0].weight_range();
+        for cuts in [
+            vec![0, hidden],
+            vec![0, 1, hidden],
+            vec![0, hidden / 2, hidden - 1, hidden],
+        ] {
+            let mut first = vec![f64::NAN; hidden * n];
+            for pair in cuts.windows(2) {
+                let units = pair[0]..pair[1];
+                let out = &mut first[units.start * n..units.end * n];
+                let mut task = FirstWeightRowsTask::new(delta, inputs, units, out).unwrap();
+                faer.run_first_weight_rows(&mut task);
+            }
+            let error = relative_difference(&first, &whole.as_slice()[first_weights.clone()]);
+            assert!(
+                error <= 1e-14,
+                "{widths:?} rows {rows} cuts {cuts:?}: {error:e}"
+            );
+        }
+    }
+}

@@ -64,7 +64,8 @@ fn allocations_during(f: impl FnOnce()) -> usize {
 fn check_steps_allocate_nothing<T: backprop_faer::FaerScalar>() {
     use Activation::*;
     // Products both below and above faer's nano-GEMM size, every activation,
-    // and a width-1 layer (matrix-vector products), sequentially; and the
+    // a width-1 layer (matrix-vector products), and a batch large enough for
+    // the transposed delta, sequentially; and the
     // benchmark shape S with `Auto`, which runs it all on the calling thread.
     let sequential = Parallelism::Sequential;
     for (widths, activations, loss, rows, parallelism) in [
@@ -83,6 +84,14 @@ fn check_steps_allocate_nothing<T: backprop_faer::FaerScalar>() {
             sequential,
         ),
         (&[5, 3, 2], &[Relu, Tanh], Loss::Mse, 1, sequential),
+        // A batch whose weight gradients go through delta^T copied feature-major.
+        (
+            &[33, 20, 7],
+            &[Sigmoid, Tanh],
+            Loss::Mse,
+            backprop_faer::TRANSPOSE_MIN_INNER + 44,
+            sequential,
+        ),
         (
             &[64, 32, 10],
             &[Sigmoid, Sigmoid],
