@@ -245,22 +245,32 @@ impl<T: CheckPrecision> Conformance<T> {
 }
 
 /// The smallest relative error of the ladder that the oracle check rejects
-/// when injected into `backend`'s own gradient as a factor `1 + e`, with
-/// every larger one rejected too; infinite if even the largest passes.
+/// when injected into `backend`'s own gradient as a factor `1 + e`; infinite
+/// if even the largest passes. Rejection grows with `e`, so the ladder is
+/// searched by bisection: a handful of gradient calls per cell.
 fn smallest_rejected_scale<T: CheckPrecision>(
     backend: &mut dyn Backend<T>,
     case: &Case<T>,
     oracle: &Oracle,
 ) -> f64 {
-    let mut smallest = f64::INFINITY;
-    for e in SENSITIVITY_LADDER {
+    let mut rejects = |e: f64| {
         let mut flawed = Flawed::new(&mut *backend, OutputFlaw::ScaledGradient(e));
-        if T::oracle_check(&mut flawed, case, oracle).passed() {
-            break;
+        !T::oracle_check(&mut flawed, case, oracle).passed()
+    };
+    // Invariant: every rung before `low` is rejected, none from `high` on.
+    let (mut low, mut high) = (0, SENSITIVITY_LADDER.len());
+    while low < high {
+        let middle = (low + high) / 2;
+        if rejects(SENSITIVITY_LADDER[middle]) {
+            low = middle + 1;
+        } else {
+            high = middle;
         }
-        smallest = e;
     }
-    smallest
+    match low {
+        0 => f64::INFINITY,
+        rung => SENSITIVITY_LADDER[rung - 1],
+    }
 }
 
 /// Runs every check in `T` on the matrix's control cells for a deliberately

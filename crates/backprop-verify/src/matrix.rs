@@ -162,12 +162,13 @@ impl Matrix {
         Ok(Matrix { cells })
     }
 
-    /// The cells where every negative control's mistake is visible, for
-    /// the first seed only.
+    /// The cells where every negative control's mistake is visible, of the
+    /// protocol shapes with the first seed only.
     pub fn control_cells(&self) -> impl Iterator<Item = &Cell> {
         let first = self.cells.first().map(|cell| cell.seed);
-        self.cells
-            .iter()
-            .filter(move |cell| cell.shows_every_mistake() && Some(cell.seed) == first)
+        let protocol: Vec<String> = protocol_shapes().into_iter().map(|s| s.name).collect();
+        self.cells.iter().filter(move |cell| {
+            cell.shows_every_mistake() && Some(cell.seed) == first && protocol.contains(&cell.shape)
+        })
     }
 }

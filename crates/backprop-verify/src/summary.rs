@@ -248,7 +248,7 @@ impl ConformanceReport {
         };
         if detectable.is_finite() {
             format!(
-                "{label:<LABEL$} {} rejects this backend's gradient scaled by 1 + e in every cell for every e tried down to {detectable:.0e}, in the median cell down to {:.0e}{blind}",
+                "{label:<LABEL$} {} rejects this backend's gradient scaled by 1 + e in every cell down to e = {detectable:.0e}, in the median cell down to {:.0e}{blind}",
                 self.oracle_check(),
                 self.median_detectable()
             )
