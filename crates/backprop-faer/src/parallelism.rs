@@ -79,8 +79,9 @@ pub enum Parallelism {
     /// inside an outer thread pool (such as the batch-parallel rayon backend).
     Sequential,
     /// Every product on rayon's current pool with at most this many threads
-    /// (`0` means all of the pool's threads), and elementwise passes over
-    /// many values split as many ways.
+    /// (`0` means all of the pool's threads; more than the pool has are
+    /// taken as all of them), and elementwise passes over many values split
+    /// as many ways.
     Rayon(usize),
     /// A product on the calling thread while its `m * n * k` is below
     /// [`AUTO_CROSSOVER_MNK`] and on all of rayon's current pool from there
@@ -95,7 +96,7 @@ impl Parallelism {
     pub fn for_product(self, m: usize, n: usize, k: usize) -> Par {
         match self {
             Parallelism::Sequential => Par::Seq,
-            Parallelism::Rayon(threads) => Par::rayon(threads),
+            Parallelism::Rayon(threads) => Par::rayon(threads.min(rayon::current_num_threads())),
             Parallelism::Auto => {
                 if m.saturating_mul(n).saturating_mul(k) < AUTO_CROSSOVER_MNK {
                     Par::Seq
@@ -130,7 +131,7 @@ impl Parallelism {
         let threads = match self {
             Parallelism::Sequential => return 1,
             Parallelism::Rayon(0) | Parallelism::Auto => rayon::current_num_threads(),
-            Parallelism::Rayon(threads) => threads,
+            Parallelism::Rayon(threads) => threads.min(rayon::current_num_threads()),
         };
         let min_values = match cost {
             PassCost::Expensive => EXPENSIVE_PASS_MIN_VALUES,
@@ -170,7 +171,19 @@ mod tests {
             Parallelism::Auto.pass_blocks(huge, huge, PassCost::Cheap),
             rayon::current_num_threads()
         );
-        assert_eq!(Parallelism::Rayon(2).for_product(1, 1, 1), Par::rayon(2));
+        let threads = rayon::current_num_threads();
+        assert_eq!(
+            Parallelism::Rayon(2).for_product(1, 1, 1),
+            Par::rayon(2.min(threads))
+        );
+        assert_eq!(
+            Parallelism::Rayon(usize::MAX).for_product(1, 1, 1),
+            Par::rayon(threads)
+        );
+        assert_eq!(
+            Parallelism::Rayon(usize::MAX).pass_blocks(usize::MAX, 1, expensive),
+            threads
+        );
         assert!(!Parallelism::Sequential.may_fork(&[huge, huge], huge));
         assert!(!Parallelism::Auto.may_fork(&[64, 32, 10], 64));
         assert!(Parallelism::Auto.may_fork(&[784, 256, 10], 128));

@@ -5,7 +5,7 @@
 //! cargo run --release --example train_digits -- --help
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Instant;
@@ -20,6 +20,24 @@ use indicatif::{ProgressBar, ProgressStyle};
 const PREFERRED_BACKENDS: [&str; 2] = ["faer", "naive"];
 /// Default epochs: enough for the seed network to pass 95% test accuracy.
 const DEFAULT_EPOCHS: usize = 150;
+/// The most epochs the command line runs (about 20 hours of the default
+/// network with the fastest backend): a larger count is a typing mistake.
+const MAX_EPOCHS: usize = 1_000_000;
+/// Every option, each of which takes a value.
+const OPTIONS: [&str; 12] = [
+    "--backend",
+    "--epochs",
+    "--hidden",
+    "--activation",
+    "--loss",
+    "--lr",
+    "--batch",
+    "--seed",
+    "--precision",
+    "--data",
+    "--save",
+    "--load",
+];
 /// Default hidden width of the seed network.
 const DEFAULT_HIDDEN: usize = 32;
 /// Default mini-batch size.
@@ -74,7 +92,7 @@ Usage: train_digits [OPTIONS]
 
 Options:
   --backend NAME     kernel to train with: {backends} [default: {backend}]
-  --epochs N         passes over the training set [default: {DEFAULT_EPOCHS}]
+  --epochs N         passes over the training set, at most {MAX_EPOCHS} [default: {DEFAULT_EPOCHS}]
   --hidden N         hidden-layer width [default: {DEFAULT_HIDDEN}]
   --activation NAME  hidden activation: sigmoid, tanh, relu, identity [default: sigmoid]
   --loss NAME        mse (sigmoid outputs) or softmax-cross-entropy (identity outputs) [default: mse]
@@ -83,7 +101,7 @@ Options:
   --seed N           seed of the initial weights and of the shuffling [default: {DEFAULT_SEED}]
   --precision P      f32 or f64 [default: f32]
   --data PATH        the digits file (gzip CSV) [default: data/digits.csv.gz]
-  --save PATH        save the trained network as a safetensors checkpoint
+  --save PATH        save the trained network as a safetensors checkpoint (checked writable before training)
   --load PATH        start from a checkpoint; its architecture replaces --hidden, --activation and --loss
   -h, --help         print this help",
         backends = backends.join(", "),
@@ -129,6 +147,9 @@ fn parse_options(arguments: impl IntoIterator<Item = String>) -> Result<Option<O
         if !flag.starts_with("--") {
             bail!("unexpected argument '{argument}'; see --help");
         }
+        if !OPTIONS.contains(&flag.as_str()) {
+            bail!("unknown option '{flag}'; see --help");
+        }
         let value = match inline_value.or_else(|| arguments.next()) {
             Some(value) => value,
             None => bail!("{flag} needs a value; see --help"),
@@ -136,7 +157,12 @@ fn parse_options(arguments: impl IntoIterator<Item = String>) -> Result<Option<O
         let value = value.as_str();
         match flag.as_str() {
             "--backend" => options.backend = parse_value(&flag, value, "a backend name")?,
-            "--epochs" => options.epochs = parse_value(&flag, value, "a whole number")?,
+            "--epochs" => {
+                options.epochs = parse_value(&flag, value, "a whole number")?;
+                if options.epochs > MAX_EPOCHS {
+                    bail!("invalid value '{value}' for --epochs: expected at most {MAX_EPOCHS}");
+                }
+            }
             "--hidden" => {
                 options.hidden = parse_value(&flag, value, "a whole number")?;
                 if options.hidden == 0 {
@@ -195,10 +221,43 @@ fn initial_network<T: Scalar>(options: &Options) -> Result<Network<T>> {
         output,
         options.loss,
     )?;
-    Ok(Network::init(architecture, options.seed))
+    Ok(Network::try_init(architecture, options.seed)?)
+}
+
+/// Makes sure the checkpoint can be written before training for it: opens
+/// (creating) the file for writing. A file created here is removed again if
+/// the run fails before the checkpoint is saved.
+fn check_writable(path: &Path) -> Result<SaveGuard<'_>> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
+    Ok(SaveGuard {
+        path,
+        created: !existed,
+        saved: false,
+    })
+}
+
+/// Removes a checkpoint file [`check_writable`] created, unless it was saved.
+struct SaveGuard<'a> {
+    path: &'a Path,
+    created: bool,
+    saved: bool,
+}
+
+impl Drop for SaveGuard<'_> {
+    fn drop(&mut self) {
+        if self.created && !self.saved {
+            let _ = std::fs::remove_file(self.path);
+        }
+    }
 }
 
 fn run<T: Precision>(options: &Options) -> Result<()> {
+    let mut save_guard = options.save.as_deref().map(check_writable).transpose()?;
     let data = digits::load::<T>(&options.data)
         .with_context(|| format!("cannot read the digits from {}", options.data.display()))?;
     let split = data.stratified_split(TEST_FRACTION, digits::SPLIT_SEED)?;
@@ -270,6 +329,9 @@ fn run<T: Precision>(options: &Options) -> Result<()> {
     if let Some(path) = &options.save {
         checkpoint::save(&network, path)
             .with_context(|| format!("cannot save the checkpoint {}", path.display()))?;
+        if let Some(guard) = &mut save_guard {
+            guard.saved = true;
+        }
         println!("saved the network to {}", path.display());
     }
     let result = evaluate(backend.as_mut(), &network, &split.test)?;
