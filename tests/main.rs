@@ -9,6 +9,8 @@ mod driver;
 mod errors;
 mod facade;
 mod hand_worked;
+mod hardening;
+mod loaders;
 mod kinks;
 mod rayon_backend;
 mod training;

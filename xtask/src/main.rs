@@ -142,3 +142,20 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_after_a_task_is_a_request_not_an_error() {
+        let args = ["--quick".to_owned(), "--help".to_owned()];
+        let error = for_each_arg(&args, "usage: the task", |_, _| Ok(())).unwrap_err();
+        assert!(error.is::<HelpRequested>());
+        assert_eq!(error.to_string(), "usage: the task");
+        let args = ["--json".to_owned()];
+        let error = for_each_arg(&args, "usage", |_, value| value().map(|_| ())).unwrap_err();
+        assert!(!error.is::<HelpRequested>());
+        assert_eq!(error.to_string(), "--json needs a value\nusage");
+    }
+}

@@ -284,6 +284,11 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         self
     }
 
+    /// How long helpers spin for the next step (see [`RayonBackend::with_linger`]).
+    pub fn linger(&self) -> Duration {
+        self.crew.linger
+    }
+
     /// Cuts batches into `partitions`.
     pub fn with_partitions(mut self, partitions: Partitions) -> Self {
         self.partitions = partitions;

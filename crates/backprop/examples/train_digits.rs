@@ -375,3 +375,99 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(arguments: &[&str]) -> Result<Option<Options>> {
+        parse_options(arguments.iter().map(|a| (*a).to_owned()))
+    }
+
+    fn error_of(arguments: &[&str]) -> String {
+        match parse(arguments) {
+            Ok(_) => panic!("{arguments:?} was accepted"),
+            Err(error) => format!("{error:#}"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_option_is_named_as_unknown() {
+        assert_eq!(error_of(&["--bogus"]), "unknown option '--bogus'; see --help");
+        assert_eq!(
+            error_of(&["--bogus=3"]),
+            "unknown option '--bogus'; see --help"
+        );
+        assert_eq!(
+            error_of(&["--epochs"]),
+            "--epochs needs a value; see --help"
+        );
+    }
+
+    #[test]
+    fn epoch_counts_past_the_cap_are_refused_before_anything_runs() {
+        for count in ["18446744073709551615", "1000000000000", "1000001"] {
+            let message = error_of(&["--epochs", count]);
+            assert!(message.contains("at most 1000000"), "{message}");
+        }
+        let message = error_of(&["--epochs", "18446744073709551616"]);
+        assert!(message.contains("a whole number"), "{message}");
+        let options = parse(&["--epochs", "1000000"]).unwrap().unwrap();
+        assert_eq!(options.epochs, MAX_EPOCHS);
+    }
+
+    #[test]
+    fn a_hidden_layer_too_large_for_memory_is_an_error() {
+        let options = parse(&["--hidden", "1000000000000"]).unwrap().unwrap();
+        let error = initial_network::<f32>(&options).unwrap_err();
+        let hidden = 1_000_000_000_000usize;
+        let count = hidden * 64 + hidden + 10 * hidden + 10;
+        assert_eq!(
+            error.downcast_ref::<backprop::Error>(),
+            Some(&backprop::Error::TooLarge {
+                what: "parameters",
+                rows: count,
+                cols: 1
+            })
+        );
+    }
+
+    #[test]
+    fn an_unwritable_save_path_fails_before_training_and_a_failed_run_leaves_no_file() {
+        let error = check_writable(Path::new("/no/such/directory/model.safetensors"))
+            .err()
+            .expect("an unwritable path");
+        assert!(format!("{error:#}").contains("cannot write the checkpoint"));
+        let dir = std::env::temp_dir().join(format!("train-digits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("model.safetensors");
+        drop(check_writable(&path).unwrap());
+        assert!(!path.exists(), "the probe file is removed when nothing was saved");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_holding_nan_is_blamed_on_its_parameter_not_the_learning_rate() {
+        let architecture = Architecture::seed(64, 4, 10).unwrap();
+        let mut network = Network::<f32>::init(architecture, 1);
+        let dir = std::env::temp_dir().join(format!("train-digits-nan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("nan.safetensors");
+        checkpoint::save(&network, &path).unwrap();
+        // Write a NaN over the first weight's bytes, keeping the file's checksum:
+        // the checksum then fails; without it, the unsigned load names the NaN.
+        network.param_values_mut()[0] = f32::NAN;
+        assert!(checkpoint::save(&network, &path).is_err(), "no NaN is saved");
+        let mut options = parse(&[]).unwrap().unwrap();
+        options.load = Some(path.clone());
+        let bytes = std::fs::read(&path).unwrap();
+        let start = bytes.len() - 4 * (4 * 64 + 4 + 10 * 4 + 10);
+        let mut corrupt = bytes.clone();
+        corrupt[start..start + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        std::fs::write(&path, &corrupt).unwrap();
+        let message = format!("{:#}", initial_network::<f32>(&options).unwrap_err());
+        assert!(message.contains("checksum"), "{message}");
+        assert!(!message.contains("learning rate"), "{message}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
