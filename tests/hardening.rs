@@ -10,7 +10,7 @@ use backprop::train::{Dataset, DatasetPart, Error as TrainError, TrainConfig, tr
 use backprop::{
     Activation, Architecture, Backend, BackendKind, Batch, Error, FaerBackend, FirstLayerSplit,
     FirstWeightRowsTask, GradientTask, Inputs, Loss, MAX_LINGER, MatrixRef, NaiveBackend, Network,
-    ParamLocation, Parallelism, Params, Partitions, RayonBackend, Scalar, SplitGradientTask,
+    Parallelism, ParamLocation, Params, Partitions, RayonBackend, Scalar, SplitGradientTask,
 };
 
 use crate::driver::pool;
@@ -45,7 +45,10 @@ fn parameters_that_do_not_fit_in_memory_are_too_large_not_an_abort() {
     let architecture = Architecture::seed(3, 4, 2).unwrap();
     let network = Network::<f64>::try_init(architecture.clone(), 7).unwrap();
     assert_eq!(network, Network::init(architecture, 7));
-    assert_eq!(network.try_zero_gradient().unwrap(), network.zero_gradient());
+    assert_eq!(
+        network.try_zero_gradient().unwrap(),
+        network.zero_gradient()
+    );
 }
 
 #[test]
@@ -94,10 +97,7 @@ fn datasets_of_huge_widths_are_too_large() {
     // proportion to the samples, not to the class count.
     let labels = vec![0, 1 << 20, 5, 1 << 20];
     let error = Dataset::<f32>::classification(vec![0.0; 4], 1, labels, 1 << 40).unwrap_err();
-    assert!(
-        matches!(error, TrainError::TooLarge { .. }),
-        "{error:?}"
-    );
+    assert!(matches!(error, TrainError::TooLarge { .. }), "{error:?}");
 }
 
 #[test]
@@ -221,11 +221,14 @@ fn non_finite_parameters_are_rejected_where_they_enter() {
     let architecture = Architecture::seed(2, 3, 1).unwrap();
     // Index 7 is layer 0's weight (row 3, col 1)? No: W^1 is 3 x 2, so 7 is bias 1.
     for (index, location) in [
-        (3, ParamLocation::Weight {
-            layer: 0,
-            row: 1,
-            col: 1,
-        }),
+        (
+            3,
+            ParamLocation::Weight {
+                layer: 0,
+                row: 1,
+                col: 1,
+            },
+        ),
         (7, ParamLocation::Bias { layer: 0, index: 1 }),
         (12, ParamLocation::Bias { layer: 1, index: 0 }),
     ] {
@@ -350,12 +353,20 @@ fn assert_step_fails<T: backprop::Precision>(
     learning_rate: T,
     expected: impl Fn(&Error) -> bool,
 ) {
-    let batch = Batch::from_slices(network.architecture(), x.len() / network.architecture().input_width(), x, y)
-        .unwrap();
+    let batch = Batch::from_slices(
+        network.architecture(),
+        x.len() / network.architecture().input_width(),
+        x,
+        y,
+    )
+    .unwrap();
     let forking = pool(2);
-    let backends = BackendKind::ALL
-        .into_iter()
-        .flat_map(|kind| [kind.create::<T>(), kind.create_forking::<T>(Arc::clone(&forking))]);
+    let backends = BackendKind::ALL.into_iter().flat_map(|kind| {
+        [
+            kind.create::<T>(),
+            kind.create_forking::<T>(Arc::clone(&forking)),
+        ]
+    });
     for mut backend in backends {
         let mut stepped = network.clone();
         let mut gradient = network.zero_gradient();
@@ -427,9 +438,13 @@ fn a_gradient_that_overflows_is_refused_on_every_backend() {
 fn a_loss_that_overflows_is_refused_on_every_backend() {
     // Targets of 1e20 (f32): the gradient is finite, the squared error is not.
     let network = small_network::<f32>();
-    assert_step_fails(&network, &[0.5, 0.5], &[1e20], 0.1, |error| {
-        matches!(error, Error::NonFiniteLoss { value } if *value == f64::INFINITY)
-    });
+    assert_step_fails(
+        &network,
+        &[0.5, 0.5],
+        &[1e20],
+        0.1,
+        |error| matches!(error, Error::NonFiniteLoss { value } if *value == f64::INFINITY),
+    );
 }
 
 #[test]
@@ -458,14 +473,22 @@ fn inputs_that_could_overflow_get_the_same_error_on_every_backend() {
     let mut alone = Vec::new();
     for kind in BackendKind::ALL {
         let mut backend = kind.create::<f32>();
-        let error = backend.forward(&network, &inputs, &mut [0.0; 2]).unwrap_err();
-        assert!(matches!(error, Error::MayOverflow { .. }), "{kind}: {error:?}");
+        let error = backend
+            .forward(&network, &inputs, &mut [0.0; 2])
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::MayOverflow { .. }),
+            "{kind}: {error:?}"
+        );
         let single = Inputs::new(MatrixRef::new(&mixed[..2], 1, 2).unwrap()).unwrap();
         let mut out = [0.0f32];
         backend.forward(&network, &single, &mut out).unwrap();
         alone.push(out[0]);
     }
-    assert!(alone.iter().all(|&a| (a - alone[0]).abs() <= 1e-6), "{alone:?}");
+    assert!(
+        alone.iter().all(|&a| (a - alone[0]).abs() <= 1e-6),
+        "{alone:?}"
+    );
 }
 
 #[test]
@@ -508,8 +531,8 @@ fn bounds_grown_over_many_steps_are_tightened_not_refused() {
     let mut network = Network::new(architecture, params).unwrap();
     let mut backend = NaiveBackend::<f32>::new();
     let mut gradient = network.zero_gradient();
-    let batch = Batch::from_slices(network.architecture(), 2, &[1.0, -1.0], &[1e36, -1e36])
-        .unwrap();
+    let batch =
+        Batch::from_slices(network.architecture(), 2, &[1.0, -1.0], &[1e36, -1e36]).unwrap();
     for _ in 0..100 {
         // The gradient is 0 at the optimum, so the parameters never move,
         // whatever the bound says.
@@ -680,7 +703,13 @@ fn a_failing_or_panicking_worker_leaves_the_network_bit_for_bit_as_it_was() {
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
             backend.sgd_step(&mut network, &batch, &mut gradient, 0.5)
         }));
-        outcomes.push((label, fault, phase, victim, outcome.map_err(|p| panic_message(&*p))));
+        outcomes.push((
+            label,
+            fault,
+            phase,
+            victim,
+            outcome.map_err(|p| panic_message(&*p)),
+        ));
         assert_bits_equal(&network, &case.network);
     }
     panic::set_hook(hook);
@@ -696,7 +725,11 @@ fn a_failing_or_panicking_worker_leaves_the_network_bit_for_bit_as_it_was() {
                 "{label}"
             ),
             (Fault::Panic, Err(message)) => {
-                assert_eq!(message, format!("injected panic in worker {victim}"), "{label}")
+                assert_eq!(
+                    message,
+                    format!("injected panic in worker {victim}"),
+                    "{label}"
+                )
             }
             (Fault::Nan, Ok(Err(Error::NonFiniteGradient { location, value }))) => {
                 assert!(value.is_nan(), "{label}");
@@ -753,7 +786,14 @@ fn the_default_step_refuses_a_non_finite_gradient_from_any_kernel() {
     let case = backprop_verify::Case::random(Architecture::seed(3, 4, 2).unwrap(), 5, 9);
     let batch = case.batch().unwrap();
     for (index, location) in [
-        (0, ParamLocation::Weight { layer: 0, row: 0, col: 0 }),
+        (
+            0,
+            ParamLocation::Weight {
+                layer: 0,
+                row: 0,
+                col: 0,
+            },
+        ),
         (13, ParamLocation::Bias { layer: 0, index: 1 }),
         (25, ParamLocation::Bias { layer: 1, index: 1 }),
     ] {

@@ -67,7 +67,10 @@ fn write(
 fn metadata(widths: &str, activations: &str, loss: &str) -> HashMap<String, String> {
     HashMap::from([
         (checkpoint::WIDTHS_KEY.to_owned(), widths.to_owned()),
-        (checkpoint::ACTIVATIONS_KEY.to_owned(), activations.to_owned()),
+        (
+            checkpoint::ACTIVATIONS_KEY.to_owned(),
+            activations.to_owned(),
+        ),
         (checkpoint::LOSS_KEY.to_owned(), loss.to_owned()),
     ])
 }
@@ -79,7 +82,12 @@ fn f32_bytes(values: &[f32]) -> Vec<u8> {
 /// A 2-1 identity network's tensors with these weights and bias.
 fn two_one(weights: [f32; 2], bias: f32) -> Vec<(&'static str, Dtype, Vec<usize>, Vec<u8>)> {
     vec![
-        ("layers.0.weight", Dtype::F32, vec![1, 2], f32_bytes(&weights)),
+        (
+            "layers.0.weight",
+            Dtype::F32,
+            vec![1, 2],
+            f32_bytes(&weights),
+        ),
         ("layers.0.bias", Dtype::F32, vec![1], f32_bytes(&[bias])),
     ]
 }
@@ -132,12 +140,19 @@ fn metadata_that_claims_huge_widths_fails_before_allocating() {
                 reason,
             }) => {
                 // usize::MAX inputs: the parameter count does not fit usize.
-                assert!(reason.contains("does not fit in usize"), "{widths}: {reason}");
+                assert!(
+                    reason.contains("does not fit in usize"),
+                    "{widths}: {reason}"
+                );
             }
             other => panic!("{widths}: {other:?}"),
         }
         // The same claim with tensors of a small network: the shapes are refuted.
-        let bytes = write(&two_one([1.0, 2.0], 0.0), metadata(widths, activations, "mse"), true);
+        let bytes = write(
+            &two_one([1.0, 2.0], 0.0),
+            metadata(widths, activations, "mse"),
+            true,
+        );
         let (tensor, reason) = checkpoint_reason(checkpoint::from_bytes::<f32>(&bytes));
         if let Some(tensor) = tensor {
             assert_eq!(tensor, "layers.0.weight", "{widths}");
@@ -159,11 +174,18 @@ fn the_checksum_is_required_and_covers_the_architecture() {
     let bytes = write(&tensors, edited, false);
     let (tensor, reason) = checkpoint_reason(checkpoint::from_bytes(&bytes));
     assert_eq!(tensor, None);
-    assert!(reason.contains("checksum") && reason.contains(&stored), "{reason}");
+    assert!(
+        reason.contains("checksum") && reason.contains(&stored),
+        "{reason}"
+    );
 
     // The checksum removed and a weight changed (to -3e38): refused unless
     // the caller asks for the unsigned mode by name.
-    let unsigned = write(&two_one([-3e38, -0.25], 1.0), metadata("2,1", "identity", "mse"), false);
+    let unsigned = write(
+        &two_one([-3e38, -0.25], 1.0),
+        metadata("2,1", "identity", "mse"),
+        false,
+    );
     let (tensor, reason) = checkpoint_reason(checkpoint::from_bytes(&unsigned));
     assert_eq!(tensor, None);
     assert!(reason.contains("no 'checksum_fnv1a64' entry"), "{reason}");
@@ -171,7 +193,10 @@ fn the_checksum_is_required_and_covers_the_architecture() {
     assert_eq!(network.params().as_slice()[0], -3e38);
     // The unsigned mode still checks a checksum that is there.
     let mut wrong = metadata("2,1", "identity", "mse");
-    wrong.insert(checkpoint::CHECKSUM_KEY.to_owned(), "0123456789abcdef".to_owned());
+    wrong.insert(
+        checkpoint::CHECKSUM_KEY.to_owned(),
+        "0123456789abcdef".to_owned(),
+    );
     let bytes = write(&tensors, wrong, false);
     let (_, reason) = checkpoint_reason(checkpoint::from_bytes_unsigned(&bytes));
     assert!(reason.contains("0123456789abcdef"), "{reason}");
@@ -191,8 +216,16 @@ fn the_checksum_is_required_and_covers_the_architecture() {
 
 #[test]
 fn a_checkpoint_holding_nan_or_infinity_is_refused_naming_the_parameter() {
-    for (bad, signed) in [(f32::NAN, true), (f32::INFINITY, false), (f32::NEG_INFINITY, true)] {
-        let bytes = write(&two_one([0.5, 0.25], bad), metadata("2,1", "identity", "mse"), signed);
+    for (bad, signed) in [
+        (f32::NAN, true),
+        (f32::INFINITY, false),
+        (f32::NEG_INFINITY, true),
+    ] {
+        let bytes = write(
+            &two_one([0.5, 0.25], bad),
+            metadata("2,1", "identity", "mse"),
+            signed,
+        );
         let result = if signed {
             checkpoint::from_bytes::<f32>(&bytes)
         } else {
@@ -201,17 +234,28 @@ fn a_checkpoint_holding_nan_or_infinity_is_refused_naming_the_parameter() {
         match result {
             Err(Error::Core(CoreError::NonFiniteParameter { location, value })) => {
                 assert_eq!(location, ParamLocation::Bias { layer: 0, index: 0 });
-                assert!(value.is_nan() == bad.is_nan() && (value.is_nan() || value == f64::from(bad)));
+                assert!(
+                    value.is_nan() == bad.is_nan() && (value.is_nan() || value == f64::from(bad))
+                );
             }
             other => panic!("{bad}: {other:?}"),
         }
     }
     // In f64, a value that overflows f32 is fine; narrowing it is reported.
     let network = Network::<f64>::new(
-        Architecture::new(&[2, 1], &[backprop::Activation::Identity], backprop::Loss::Mse).unwrap(),
+        Architecture::new(
+            &[2, 1],
+            &[backprop::Activation::Identity],
+            backprop::Loss::Mse,
+        )
+        .unwrap(),
         backprop::Params::from_values(
-            &Architecture::new(&[2, 1], &[backprop::Activation::Identity], backprop::Loss::Mse)
-                .unwrap(),
+            &Architecture::new(
+                &[2, 1],
+                &[backprop::Activation::Identity],
+                backprop::Loss::Mse,
+            )
+            .unwrap(),
             vec![1e300, 0.0, 0.0],
         )
         .unwrap(),

@@ -10,7 +10,7 @@ mod errors;
 mod facade;
 mod hand_worked;
 mod hardening;
-mod loaders;
 mod kinks;
+mod loaders;
 mod rayon_backend;
 mod training;

@@ -934,7 +934,9 @@ fn bad_training_settings_are_errors_before_any_update() {
     );
     assert_eq!((*epoch, *step), (1, 27), "{error}");
     assert!(error.to_string().contains("step 27 of epoch 1"), "{error}");
-    network.check_finite().expect("the parameters before the failed step");
+    network
+        .check_finite()
+        .expect("the parameters before the failed step");
 }
 
 // ---------------------------------------------------------------- checkpoints

@@ -144,7 +144,10 @@ pub(crate) fn run(args: &[String], root: &Path) -> anyhow::Result<bool> {
             .output()
             .context("starting a fuzz worker")?;
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let summary = stdout.lines().rev().find(|line| line.starts_with("result "));
+        let summary = stdout
+            .lines()
+            .rev()
+            .find(|line| line.starts_with("result "));
         match (output.status.success(), summary) {
             (true, Some(summary)) => println!("{:<10} {}", target.name(), &summary[7..]),
             (_, summary) => {
@@ -167,7 +170,14 @@ pub(crate) fn run(args: &[String], root: &Path) -> anyhow::Result<bool> {
                     );
                 }
                 let stderr = String::from_utf8_lossy(&output.stderr);
-                for line in stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev() {
+                for line in stderr
+                    .lines()
+                    .rev()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                {
                     println!("           {line}");
                 }
             }
@@ -179,7 +189,11 @@ pub(crate) fn run(args: &[String], root: &Path) -> anyhow::Result<bool> {
         options.seed,
         options.max_alloc,
         started.elapsed().as_secs_f64(),
-        if clean { "no panic, no crash" } else { "FAILED" }
+        if clean {
+            "no panic, no crash"
+        } else {
+            "FAILED"
+        }
     );
     Ok(clean)
 }
@@ -373,8 +387,9 @@ impl Corpus {
             .map(|lines| {
                 (0..lines)
                     .map(|_| {
-                        let mut fields: Vec<String> =
-                            (0..digits::PIXELS).map(|_| rng.below(17).to_string()).collect();
+                        let mut fields: Vec<String> = (0..digits::PIXELS)
+                            .map(|_| rng.below(17).to_string())
+                            .collect();
                         fields.push(rng.below(10).to_string());
                         fields.join(",") + "\n"
                     })
@@ -641,7 +656,12 @@ fn edit_header(bytes: &mut Vec<u8>, rng: &mut Rng, edit: Option<Edit>) {
             // A tensor renamed, or one more.
             let key = rng.pick(&keys).clone();
             if let Some(value) = object.remove(&key) {
-                let name = *rng.pick(&["layers.9.weight", "layers.0.bias", "extra", "layers.1.weight"]);
+                let name = *rng.pick(&[
+                    "layers.9.weight",
+                    "layers.0.bias",
+                    "extra",
+                    "layers.1.weight",
+                ]);
                 object.insert(name.into(), value);
             }
         }

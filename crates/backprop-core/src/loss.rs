@@ -140,7 +140,10 @@ fn check_lengths<T>(z: &[T], a: &[T], y: &[T], delta: Option<usize>) -> Result<(
 /// `ln sum_i e^{z_i}`, computed with the maximum subtracted so it never overflows.
 #[inline]
 fn log_sum_exp<T: Scalar>(z: &[T]) -> T {
-    let max = z.iter().copied().fold(z.first().copied().unwrap_or(T::ZERO), T::max);
+    let max = z
+        .iter()
+        .copied()
+        .fold(z.first().copied().unwrap_or(T::ZERO), T::max);
     let sum: T = z.iter().map(|&z| (z - max).exp()).sum();
     max + sum.ln()
 }

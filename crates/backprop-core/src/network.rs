@@ -227,8 +227,8 @@ impl<T: Scalar> Network<T> {
             let values = &self.params.as_slice()[shape.offset..][..shape.param_count()];
             *bound = T::largest_magnitude(values).to_f64();
         }
-        self.fault = first_non_finite(self.params.as_slice())
-            .map(|(index, value)| (index, value.to_f64()));
+        self.fault =
+            first_non_finite(self.params.as_slice()).map(|(index, value)| (index, value.to_f64()));
     }
 
     /// An upper bound of layer `l`'s largest `|parameter|` (`l` below the layer count).
@@ -254,7 +254,9 @@ impl<T: Scalar> Network<T> {
     /// caller checked the network).
     pub(crate) fn apply_update(&mut self, gradient: &[T], learning_rate: T) -> Result<(), Error> {
         let safe = self.plan_update(gradient, learning_rate)?;
-        self.commit_update(gradient, learning_rate, safe)
+        self.commit_update(gradient, learning_rate, safe, |params, gradient, step| {
+            crate::vector::axpy(params, step, gradient)
+        })
     }
 
     /// The first half of [`Network::apply_update`], which changes nothing
@@ -301,10 +303,11 @@ impl<T: Scalar> Network<T> {
         gradient: &[T],
         learning_rate: T,
         safe: bool,
+        apply: impl FnOnce(&mut [T], &[T], T),
     ) -> Result<(), Error> {
         let step = -learning_rate;
         if safe {
-            crate::vector::axpy(self.params.as_mut_slice(), step, gradient);
+            apply(self.params.as_mut_slice(), gradient, step);
             std::mem::swap(&mut self.bounds, &mut self.next_bounds);
             return Ok(());
         }

@@ -494,6 +494,23 @@ impl<'a, T: Scalar> SgdTask<'a, T> {
     /// and rules out overflow from bounds the network keeps of its
     /// parameters, so it costs far less than the update itself.
     pub fn apply_update(self, loss: T) -> Result<T, Error> {
+        self.apply_update_with(loss, |params, gradient, step| {
+            crate::vector::axpy(params, step, gradient)
+        })
+    }
+
+    /// [`SgdTask::apply_update`] with the kernel's own way of writing the
+    /// update, such as in parallel: `apply(params, gradient, step)` must set
+    /// `params[i] += step * gradient[i]` for every `i`, in any order and on
+    /// any threads, exactly as `backprop_core::vector::axpy` computes it. It
+    /// is called only after every check has passed, with values known not to
+    /// overflow; when the network's bounds cannot rule overflow out, this
+    /// method checks each updated value and writes the update itself instead.
+    pub fn apply_update_with(
+        self,
+        loss: T,
+        apply: impl FnOnce(&mut [T], &[T], T),
+    ) -> Result<T, Error> {
         let SgdTask {
             network,
             gradient,
@@ -506,7 +523,7 @@ impl<'a, T: Scalar> SgdTask<'a, T> {
                 value: loss.to_f64(),
             });
         }
-        network.commit_update(gradient.as_slice(), learning_rate, safe)?;
+        network.commit_update(gradient.as_slice(), learning_rate, safe, apply)?;
         Ok(loss)
     }
 

@@ -421,7 +421,9 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
     }
 
     /// One SGD step: the gradient as [`Backend::run_loss_and_gradient`]
-    /// forms it, then the core's checked update ([`SgdTask::apply_update`]).
+    /// forms it, then the core's checked update
+    /// ([`SgdTask::apply_update_with`]), written on the pool in ranges of
+    /// parameters when it passes.
     /// No parameter is written before every partition, every block of the
     /// split first layer and the whole combination have finished and the
     /// gradient, the loss and the updated values are known to be finite, so
@@ -434,7 +436,20 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
             return self.single(architecture).run_sgd_step(task);
         }
         let loss = self.run_loss_and_gradient(task.gradient_task())?;
-        task.apply_update(loss)
+        let threads = self.threads();
+        let crew = &mut self.crew;
+        task.apply_update_with(loss, |params, gradient, step| {
+            // One contiguous range of parameters per thread, as the combination cuts them.
+            let range = params.len().div_ceil(threads).max(COMBINE_BLOCK);
+            if range >= params.len() {
+                vector::axpy(params, step, gradient);
+                return;
+            }
+            let ranges = params.chunks_mut(range).zip(gradient.chunks(range));
+            crew.spread(ranges, &|(params, gradient)| {
+                vector::axpy(params, step, gradient)
+            });
+        })
     }
 }
 

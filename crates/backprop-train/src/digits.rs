@@ -207,12 +207,16 @@ struct LimitedReader<R> {
 impl<R: Read> Read for LimitedReader<R> {
     fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
         // Ask for one byte more than is left, to tell "exactly at the limit" from "past it".
-        let wanted = buffer.len().min(usize::try_from(self.remaining.saturating_add(1)).unwrap_or(usize::MAX));
+        let wanted = buffer
+            .len()
+            .min(usize::try_from(self.remaining.saturating_add(1)).unwrap_or(usize::MAX));
         let read = self.inner.read(&mut buffer[..wanted])?;
         let read_u64 = read as u64;
         if read_u64 > self.remaining {
             self.exceeded = true;
-            return Err(std::io::Error::other("the decompressed size passed the limit"));
+            return Err(std::io::Error::other(
+                "the decompressed size passed the limit",
+            ));
         }
         self.remaining -= read_u64;
         Ok(read)

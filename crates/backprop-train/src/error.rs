@@ -221,7 +221,10 @@ impl fmt::Display for Error {
                 "{operation} needs class labels, but the dataset has real-valued targets of width {target_width}"
             ),
             Error::Step { epoch, step, .. } => {
-                write!(f, "training failed at step {step} of epoch {epoch}; the network holds the parameters from before that step")
+                write!(
+                    f,
+                    "training failed at step {step} of epoch {epoch}; the network holds the parameters from before that step"
+                )
             }
             Error::DecompressedTooLarge { limit } => write!(
                 f,

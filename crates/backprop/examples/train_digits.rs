@@ -393,7 +393,10 @@ mod tests {
 
     #[test]
     fn an_unknown_option_is_named_as_unknown() {
-        assert_eq!(error_of(&["--bogus"]), "unknown option '--bogus'; see --help");
+        assert_eq!(
+            error_of(&["--bogus"]),
+            "unknown option '--bogus'; see --help"
+        );
         assert_eq!(
             error_of(&["--bogus=3"]),
             "unknown option '--bogus'; see --help"
@@ -442,7 +445,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("model.safetensors");
         drop(check_writable(&path).unwrap());
-        assert!(!path.exists(), "the probe file is removed when nothing was saved");
+        assert!(
+            !path.exists(),
+            "the probe file is removed when nothing was saved"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -457,7 +463,10 @@ mod tests {
         // Write a NaN over the first weight's bytes, keeping the file's checksum:
         // the checksum then fails; without it, the unsigned load names the NaN.
         network.param_values_mut()[0] = f32::NAN;
-        assert!(checkpoint::save(&network, &path).is_err(), "no NaN is saved");
+        assert!(
+            checkpoint::save(&network, &path).is_err(),
+            "no NaN is saved"
+        );
         let mut options = parse(&[]).unwrap().unwrap();
         options.load = Some(path.clone());
         let bytes = std::fs::read(&path).unwrap();
