@@ -589,10 +589,12 @@ impl Faulty {
     }
 
     fn poison(&self, phase: Phase, values: &mut [f64]) {
-        if self.id == self.victim && self.phase == phase && self.fault == Fault::Nan {
-            if let Some(value) = values.last_mut() {
-                *value = f64::NAN;
-            }
+        if self.id == self.victim
+            && self.phase == phase
+            && self.fault == Fault::Nan
+            && let Some(value) = values.last_mut()
+        {
+            *value = f64::NAN;
         }
     }
 }

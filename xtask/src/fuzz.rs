@@ -293,7 +293,7 @@ fn execute_checkpoint(input: &[u8], index: u64) -> bool {
         let _ = checkpoint::to_bytes(network);
     }
     let unsigned = index % 2 == 1;
-    if index % 3 == 0 {
+    if index.is_multiple_of(3) {
         let loaded = if unsigned {
             checkpoint::from_bytes_unsigned::<f64>(input)
         } else {
@@ -505,7 +505,7 @@ fn mutate_csv(text: &mut Vec<u8>, rng: &mut Rng) {
     let mut fields: Vec<String> = lines[line].split(',').map(str::to_owned).collect();
     let field = rng.below(fields.len());
     match rng.below(12) {
-        0 | 1 | 2 => fields[field] = (*rng.pick(&EDGE_NUMBERS)).to_owned(),
+        0..=2 => fields[field] = (*rng.pick(&EDGE_NUMBERS)).to_owned(),
         3 => {
             fields.remove(field);
         }

@@ -71,13 +71,13 @@ pub trait Backend<T: Scalar>: Send {
         gradient: &mut Params<T>,
     ) -> Result<T, Error> {
         let loss = self.run_loss_and_gradient(GradientTask::new(network, *batch, gradient)?)?;
-        if let Some((index, value)) = gradient.first_non_finite() {
-            if let Some(location) = network.architecture().locate(index) {
-                return Err(Error::NonFiniteGradient {
-                    location,
-                    value: value.to_f64(),
-                });
-            }
+        if let Some((index, value)) = gradient.first_non_finite()
+            && let Some(location) = network.architecture().locate(index)
+        {
+            return Err(Error::NonFiniteGradient {
+                location,
+                value: value.to_f64(),
+            });
         }
         if !loss.is_finite() {
             return Err(Error::NonFiniteLoss {

@@ -40,11 +40,13 @@ fn check_range<T: Scalar>(network: &Network<T>, input_bound: f64) -> Result<(), 
         let inputs = shape.inputs as f64;
         let growth = 1.0 + (inputs + 2.0) * 2.0 * T::UNIT_ROUNDOFF;
         let reach = |largest: f64| (inputs * a + 1.0) * largest * growth;
+        // Written so that a NaN bound (never expected) counts as too large.
+        let within = |bound: f64| bound <= limit;
         let mut bound = reach(network.layer_bound(l));
-        if !(bound <= limit) {
+        if !within(bound) {
             bound = reach(network.exact_layer_bound(l));
         }
-        if !(bound <= limit) {
+        if !within(bound) {
             return Err(Error::MayOverflow {
                 layer: l,
                 bound,
