@@ -201,6 +201,17 @@ fn the_checksum_is_required_and_covers_the_architecture() {
     let (_, reason) = checkpoint_reason(checkpoint::from_bytes_unsigned(&bytes));
     assert!(reason.contains("0123456789abcdef"), "{reason}");
 
+    // A file saved before the checksum covered the architecture (the
+    // tensors' bytes alone): refused signed, read unsigned.
+    let tensor_bytes: Vec<&[u8]> = tensors.iter().map(|(.., bytes)| bytes.as_slice()).collect();
+    let mut legacy = metadata("2,1", "identity", "mse");
+    legacy.insert(checkpoint::CHECKSUM_KEY.to_owned(), fnv1a(&tensor_bytes));
+    let bytes = write(&tensors, legacy, false);
+    let (_, reason) = checkpoint_reason(checkpoint::from_bytes(&bytes));
+    assert!(reason.contains("checksum"), "{reason}");
+    let network = checkpoint::from_bytes_unsigned::<f32>(&bytes).unwrap();
+    assert_eq!(network.params().as_slice(), &[0.5, -0.25, 1.0]);
+
     // Files on disk: the same rules through load and load_unsigned.
     let dir = std::env::temp_dir().join(format!("backprop-loaders-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

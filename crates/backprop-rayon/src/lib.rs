@@ -344,23 +344,32 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         Some(Plan { split, scheme })
     }
 
-    /// Makes sure there are at least `count` workers, creating only the missing ones.
-    fn ensure_workers(&mut self, count: usize, architecture: &Architecture) {
+    /// Makes sure there are at least `count` workers, creating only the
+    /// missing ones, and that the first `count` accumulators are laid out
+    /// for `architecture`; [`Error::TooLarge`] if one cannot be allocated.
+    fn ensure_workers(&mut self, count: usize, architecture: &Architecture) -> Result<(), Error> {
+        for results in self.results.iter_mut().take(count) {
+            if results.accumulator.check_layout(architecture).is_err() {
+                results.accumulator = Params::try_zeros(architecture)?;
+            }
+        }
         while self.backends.len() < count {
+            let accumulator = Params::try_zeros(architecture)?;
             self.backends.push((self.make_inner)());
             self.results.push(PartitionResults {
-                accumulator: Params::zeros(architecture),
+                accumulator,
                 outcome: Ok(T::ZERO),
             });
         }
+        Ok(())
     }
 
     /// The first worker's inner backend, for a step of one partition: its
     /// result is then exactly the combination's (a weight of `B / B = 1`),
     /// without the accumulator and the extra pass.
-    fn single(&mut self, architecture: &Architecture) -> &mut B {
-        self.ensure_workers(1, architecture);
-        &mut self.backends[0]
+    fn single(&mut self, architecture: &Architecture) -> Result<&mut B, Error> {
+        self.ensure_workers(1, architecture)?;
+        Ok(&mut self.backends[0])
     }
 }
 
@@ -387,10 +396,10 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
     fn run_forward(&mut self, task: ForwardTask<'_, T>) -> Result<(), Error> {
         let architecture = task.layers().architecture();
         let Some(plan) = self.plan(architecture, task.inputs().rows()) else {
-            return self.single(architecture).run_forward(task);
+            return self.single(architecture)?.run_forward(task);
         };
         let count = plan.split.count();
-        self.ensure_workers(count, architecture);
+        self.ensure_workers(count, architecture)?;
         let RayonBackend {
             crew,
             backends,
@@ -411,7 +420,7 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
         let architecture = task.layers().architecture();
         let Some(plan) = self.plan(architecture, task.batch().rows()) else {
-            return self.single(architecture).run_loss_and_gradient(task);
+            return self.single(architecture)?.run_loss_and_gradient(task);
         };
         let parts = task.row_parts(plan.split.count());
         let loss = self.run_partitions(&plan, architecture, parts)?;
@@ -433,7 +442,7 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
     fn run_sgd_step(&mut self, mut task: SgdTask<'_, T>) -> Result<T, Error> {
         let architecture = task.layers().architecture();
         if self.plan(architecture, task.batch().rows()).is_none() {
-            return self.single(architecture).run_sgd_step(task);
+            return self.single(architecture)?.run_sgd_step(task);
         }
         let loss = self.run_loss_and_gradient(task.gradient_task())?;
         let threads = self.threads();
@@ -470,7 +479,7 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         parts: impl Iterator<Item = RowPart<'p, T>>,
     ) -> Result<T, Error> {
         let count = plan.split.count();
-        self.ensure_workers(count, architecture);
+        self.ensure_workers(count, architecture)?;
         let RayonBackend {
             crew,
             backends,

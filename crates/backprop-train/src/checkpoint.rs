@@ -19,7 +19,8 @@
 //! memory a load takes is bounded by the file's size, whatever its metadata
 //! claims. A file without a checksum (written by hand, or by another tool)
 //! loads only through [`from_bytes_unsigned`] or [`load_unsigned`], which a
-//! caller asks for by name; a checksum that is present is checked there too.
+//! caller asks for by name; a checksum that is present is checked there too
+//! (and may be the older one of the tensors' bytes alone).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -202,7 +203,9 @@ pub fn from_bytes<T: Scalar>(bytes: &[u8]) -> Result<Network<T>, Error> {
 /// Reads a network like [`from_bytes`], except that a file without a
 /// checksum is accepted: the unsigned mode, for files written by other
 /// tools. Everything else is checked as [`from_bytes`] checks it, the
-/// checksum too when the file has one.
+/// checksum too when the file has one; a checksum of the tensors' bytes
+/// alone, as files saved before it covered the architecture hold, is
+/// accepted here too.
 pub fn from_bytes_unsigned<T: Scalar>(bytes: &[u8]) -> Result<Network<T>, Error> {
     read_network(bytes, Signature::IfPresent)
 }
@@ -227,6 +230,9 @@ fn read_network<T: Scalar>(bytes: &[u8], signature: Signature) -> Result<Network
     let architecture = architecture_from(&metadata)?;
 
     let mut checksum = Fnv1a::new();
+    // What files saved before the checksum covered the architecture hold;
+    // accepted in the unsigned mode only.
+    let mut tensors_only = Fnv1a::new();
     let text = |key: &str| metadata.get(key).map_or("", String::as_str);
     checksum_architecture(
         &mut checksum,
@@ -275,6 +281,7 @@ fn read_network<T: Scalar>(bytes: &[u8], signature: Signature) -> Result<Network
                 ));
             }
             checksum.update(tensor.data());
+            tensors_only.update(tensor.data());
             expected_names.push(name);
         }
     }
@@ -294,8 +301,11 @@ fn read_network<T: Scalar>(bytes: &[u8], signature: Signature) -> Result<Network
             ),
         ));
     }
+    let legacy = signature == Signature::IfPresent
+        && stored_checksum.is_some_and(|stored| *stored == tensors_only.hex());
     if let Some(stored) = stored_checksum
         && *stored != checksum.hex()
+        && !legacy
     {
         return Err(checkpoint_error(
             None,
