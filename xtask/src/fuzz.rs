@@ -473,9 +473,88 @@ impl Corpus {
         }
         if unsigned && rng.chance(70) {
             edit_header(&mut bytes, rng, Some(Edit::DropChecksum));
+        } else if !unsigned && rng.chance(70) {
+            // Signed again after the edits, so that they reach the checks
+            // behind the checksum on the path a plain `load` takes.
+            sign(&mut bytes);
         }
         bytes
     }
+}
+
+/// Replaces the checksum of a safetensors file by the one its metadata and
+/// tensors call for (as `checkpoint::CHECKSUM_KEY` defines it), where the
+/// header can be read; otherwise leaves the file alone.
+fn sign(bytes: &mut Vec<u8>) {
+    let Some(prefix) = bytes.get(..8) else {
+        return;
+    };
+    let mut length = [0; 8];
+    length.copy_from_slice(prefix);
+    let Ok(length) = usize::try_from(u64::from_le_bytes(length)) else {
+        return;
+    };
+    let Some(header) = bytes.get(8..8usize.saturating_add(length)) else {
+        return;
+    };
+    let Ok(mut json) = serde_json::from_slice::<Value>(header) else {
+        return;
+    };
+    let data = bytes[8 + length..].to_vec();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut update = |chunk: &[u8]| {
+        for &byte in chunk {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    let Some(object) = json.as_object_mut() else {
+        return;
+    };
+    let metadata = object.get("__metadata__").and_then(Value::as_object);
+    for key in ["widths", "activations", "loss"] {
+        let value = metadata
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        update(format!("{key}={value}\n").as_bytes());
+    }
+    // Tensors in layer order, weights before biases, as the loader reads them.
+    let mut tensors: Vec<(usize, bool, &[u8])> = Vec::new();
+    for (name, tensor) in object.iter() {
+        let mut parts = name.split('.');
+        let (Some("layers"), Some(layer), Some(kind)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Ok(layer) = layer.parse::<usize>() else {
+            continue;
+        };
+        let offsets = tensor
+            .get("data_offsets")
+            .and_then(Value::as_array)
+            .map(|o| o.iter().filter_map(Value::as_u64).collect::<Vec<_>>());
+        let Some([start, end]) = offsets.as_deref() else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (usize::try_from(*start), usize::try_from(*end)) else {
+            continue;
+        };
+        if let Some(chunk) = data.get(start..end) {
+            tensors.push((layer, kind == "bias", chunk));
+        }
+    }
+    tensors.sort_by_key(|&(layer, bias, _)| (layer, bias));
+    for (_, _, chunk) in tensors {
+        update(chunk);
+    }
+    if let Some(Value::Object(metadata)) = object.get_mut("__metadata__") {
+        metadata.insert(
+            "checksum_fnv1a64".into(),
+            Value::from(format!("{hash:016x}")),
+        );
+    }
+    write_file(bytes, &json, &data);
 }
 
 fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {

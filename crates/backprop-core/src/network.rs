@@ -243,9 +243,22 @@ impl<T: Scalar> Network<T> {
         T::largest_magnitude(values).to_f64()
     }
 
-    /// Makes layer `l`'s bound exact again.
-    pub(crate) fn tighten_bound(&mut self, l: usize) {
-        self.bounds[l] = self.exact_layer_bound(l);
+    /// Makes exact the bounds of the layers whose pre-activations, on inputs
+    /// of magnitude at most `input_bound`, they could not keep within the
+    /// overflow limit (see `task::check_range`), so that the next forward
+    /// passes need not read those parameters.
+    pub(crate) fn tighten_loose_bounds(&mut self, input_bound: f64) {
+        let limit = crate::task::overflow_limit::<T>();
+        let mut a = input_bound;
+        for l in 0..self.bounds.len() {
+            let shape = self.architecture.layers()[l];
+            let mut bound = crate::task::layer_reach::<T>(shape.inputs, a, self.bounds[l]);
+            if bound.is_nan() || bound > limit {
+                self.bounds[l] = self.exact_layer_bound(l);
+                bound = crate::task::layer_reach::<T>(shape.inputs, a, self.bounds[l]);
+            }
+            a = crate::task::next_reach(self.architecture.activations()[l], bound);
+        }
     }
 
     /// The checked update `theta += (-eta) g` behind every SGD step: the
@@ -388,5 +401,56 @@ pub fn check_learning_rate<T: Scalar>(learning_rate: T) -> Result<(), Error> {
         Err(Error::InvalidLearningRate {
             value: learning_rate.to_f64(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Activation, Architecture, Batch, ForwardTask, Inputs, Loss, MatrixRef, Params};
+    use crate::{Error, Network, SgdTask};
+
+    /// A 1-1 identity network with weight `w`, bias 0.
+    fn identity(w: f32) -> Network<f32> {
+        let architecture = Architecture::new(&[1, 1], &[Activation::Identity], Loss::Mse)
+            .expect("a valid architecture");
+        let params = Params::from_values(&architecture, vec![w, 0.0]).expect("two values");
+        Network::new(architecture, params).expect("finite values")
+    }
+
+    #[test]
+    fn loose_bounds_are_made_exact_instead_of_refusing_a_step() {
+        let mut network = identity(1e18);
+        // As if many steps had grown the bound far past the values.
+        network.bounds[0] = 1e38;
+        let (x, y) = ([1.0f32], [0.0f32]);
+        let batch = Batch::from_slices(network.architecture(), 1, &x, &y).expect("a batch");
+        let inputs = Inputs::new(MatrixRef::new(&x, 1, 1).expect("1 x 1")).expect("finite");
+        // A forward pass reads the values instead of the loose bound.
+        let mut out = [0.0];
+        assert!(ForwardTask::new(&network, inputs, &mut out).is_ok());
+        // A step makes the bound exact, and its update checks each value.
+        let mut gradient = network.zero_gradient();
+        SgdTask::new(&mut network, batch, &mut gradient, 0.5).expect("in range");
+        assert_eq!(network.bounds[0], f64::from(1e18f32));
+        network.bounds[0] = f64::from(f32::MAX);
+        let mut gradient =
+            Params::from_values(network.architecture(), vec![1e18, 0.0]).expect("two values");
+        network
+            .apply_update(gradient.as_slice(), 0.5)
+            .expect("finite values");
+        assert_eq!(network.params().as_slice(), &[5e17, 0.0]);
+        assert_eq!(
+            network.bounds[0],
+            f64::from(5e17f32),
+            "made exact by the checked path"
+        );
+        // Values too large for the bound stay refused.
+        gradient.as_mut_slice()[0] = -3e38;
+        let error = network.apply_update(gradient.as_slice(), 2.0).unwrap_err();
+        assert!(
+            matches!(error, Error::NonFiniteUpdate { parameter, .. } if parameter == f64::from(5e17f32)),
+            "{error:?}"
+        );
+        assert_eq!(network.params().as_slice(), &[5e17, 0.0]);
     }
 }

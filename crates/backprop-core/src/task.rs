@@ -37,9 +37,7 @@ fn check_range<T: Scalar>(network: &Network<T>, input_bound: f64) -> Result<(), 
         .zip(architecture.activations())
         .enumerate()
     {
-        let inputs = shape.inputs as f64;
-        let growth = 1.0 + (inputs + 2.0) * 2.0 * T::UNIT_ROUNDOFF;
-        let reach = |largest: f64| (inputs * a + 1.0) * largest * growth;
+        let reach = |largest: f64| layer_reach::<T>(shape.inputs, a, largest);
         // Written so that a NaN bound (never expected) counts as too large.
         let within = |bound: f64| bound <= limit;
         let mut bound = reach(network.layer_bound(l));
@@ -53,12 +51,25 @@ fn check_range<T: Scalar>(network: &Network<T>, input_bound: f64) -> Result<(), 
                 limit,
             });
         }
-        a = match activation {
-            Activation::Sigmoid | Activation::Tanh => 1.0,
-            Activation::Relu | Activation::Identity => bound,
-        };
+        a = next_reach(activation, bound);
     }
     Ok(())
+}
+
+/// The bound of a layer's `|z|` from its input width, the bound `a` of its
+/// inputs and its largest `|parameter|`, with a margin for rounding.
+pub(crate) fn layer_reach<T: Scalar>(inputs: usize, a: f64, largest: f64) -> f64 {
+    let inputs = inputs as f64;
+    let growth = 1.0 + (inputs + 2.0) * 2.0 * T::UNIT_ROUNDOFF;
+    (inputs * a + 1.0) * largest * growth
+}
+
+/// The bound of a layer's `|a|` given the bound of its `|z|`.
+pub(crate) fn next_reach(activation: Activation, z: f64) -> f64 {
+    match activation {
+        Activation::Sigmoid | Activation::Tanh => 1.0,
+        Activation::Relu | Activation::Identity => z,
+    }
 }
 
 /// One weight layer of a network, as a kernel reads it.
@@ -438,16 +449,10 @@ impl<'a, T: Scalar> SgdTask<'a, T> {
     ) -> Result<Self, Error> {
         check_learning_rate(learning_rate)?;
         network.settle()?;
-        if let Err(error) = GradientTask::new(network, batch, gradient) {
-            // Bounds grown over many steps may be loose: make them exact and look again.
-            if !matches!(error, Error::MayOverflow { .. }) {
-                return Err(error);
-            }
-            for l in 0..network.architecture().layer_count() {
-                network.tighten_bound(l);
-            }
-            GradientTask::new(network, batch, gradient)?;
-        }
+        // Bounds grown over many steps may be too loose for this batch: make
+        // those exact once, rather than read the parameters at every step.
+        network.tighten_loose_bounds(batch.inputs().largest_magnitude());
+        GradientTask::new(network, batch, gradient)?;
         Ok(SgdTask {
             network,
             batch,

@@ -441,16 +441,16 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
     /// A step of one partition is the inner backend's own step.
     fn run_sgd_step(&mut self, mut task: SgdTask<'_, T>) -> Result<T, Error> {
         let architecture = task.layers().architecture();
-        if self.plan(architecture, task.batch().rows()).is_none() {
+        let Some(plan) = self.plan(architecture, task.batch().rows()) else {
             return self.single(architecture)?.run_sgd_step(task);
-        }
+        };
         let loss = self.run_loss_and_gradient(task.gradient_task())?;
         let threads = self.threads();
         let crew = &mut self.crew;
         task.apply_update_with(loss, |params, gradient, step| {
             // One contiguous range of parameters per thread, as the combination cuts them.
             let range = params.len().div_ceil(threads).max(COMBINE_BLOCK);
-            if range >= params.len() {
+            if !plan.forks() || range >= params.len() {
                 vector::axpy(params, step, gradient);
                 return;
             }
