@@ -132,6 +132,15 @@ pub(crate) fn run(args: &[String], root: &Path) -> anyhow::Result<bool> {
         return run_here(target, &options, start, replay, &out);
     }
     let exe = std::env::current_exe().context("finding the xtask binary")?;
+    // A binary rebuilt while a campaign runs reads as "... (deleted)": the
+    // workers then start the new one at the same path.
+    let exe = match exe
+        .to_str()
+        .and_then(|path| path.strip_suffix(" (deleted)"))
+    {
+        Some(path) => std::path::PathBuf::from(path),
+        None => exe,
+    };
     let mut clean = true;
     let started = Instant::now();
     for target in options.targets.iter().copied() {
