@@ -29,6 +29,10 @@ fn parameters_that_do_not_fit_in_memory_are_too_large_not_an_abort() {
             cols: 1,
         };
         assert_eq!(
+            too_large.to_string(),
+            format!("parameters: {count} values do not fit in memory")
+        );
+        assert_eq!(
             Params::<f64>::try_zeros(&architecture).unwrap_err(),
             too_large
         );

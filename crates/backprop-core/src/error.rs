@@ -310,6 +310,13 @@ impl fmt::Display for Error {
                 f,
                 "the learning rate must be finite and at least 0, got {value}"
             ),
+            Error::TooLarge {
+                what,
+                rows,
+                cols: 1,
+            } => {
+                write!(f, "{what}: {rows} values do not fit in memory")
+            }
             Error::TooLarge { what, rows, cols } => {
                 write!(f, "{what} of {rows} x {cols} values does not fit in memory")
             }
