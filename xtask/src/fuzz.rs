@@ -420,8 +420,10 @@ impl Corpus {
         ];
         for (seed, architecture) in shapes.into_iter().enumerate() {
             let network = Network::<f64>::try_init(architecture, seed as u64)?;
-            checkpoints.push(checkpoint::to_bytes(&network)?);
-            checkpoints.push(checkpoint::to_bytes(&network.to_precision::<f32>())?);
+            checkpoints.push(canonical(checkpoint::to_bytes(&network)?));
+            checkpoints.push(canonical(checkpoint::to_bytes(
+                &network.to_precision::<f32>(),
+            )?));
         }
         Ok(Corpus {
             csv,
@@ -564,6 +566,30 @@ fn sign(bytes: &mut Vec<u8>) {
         );
     }
     write_file(bytes, &json, &data);
+}
+
+/// A safetensors file with its JSON header's keys in sorted order: the
+/// saver writes the metadata in a hash map's order, which changes from
+/// process to process, and every input of a campaign must be the same in
+/// every process for a replay to find it.
+fn canonical(mut bytes: Vec<u8>) -> Vec<u8> {
+    let Some(prefix) = bytes.get(..8) else {
+        return bytes;
+    };
+    let mut length = [0; 8];
+    length.copy_from_slice(prefix);
+    let Ok(length) = usize::try_from(u64::from_le_bytes(length)) else {
+        return bytes;
+    };
+    let Some(json) = bytes
+        .get(8..8usize.saturating_add(length))
+        .and_then(|header| serde_json::from_slice::<Value>(header).ok())
+    else {
+        return bytes;
+    };
+    let data = bytes[8 + length..].to_vec();
+    write_file(&mut bytes, &json, &data);
+    bytes
 }
 
 fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
