@@ -52,8 +52,7 @@ impl Backend<f64> for Probe {
     fn run_sgd_step(&mut self, mut task: SgdTask<'_, f64>) -> Result<f64, Error> {
         self.counts.sgd.fetch_add(1, Ordering::SeqCst);
         let loss = self.naive.run_loss_and_gradient(task.gradient_task())?;
-        task.apply_update();
-        Ok(loss)
+        task.apply_update(loss)
     }
 }
 

@@ -10,6 +10,8 @@ mod errors;
 mod facade;
 mod faer_backend;
 mod hand_worked;
+mod hardening;
 mod kinks;
+mod loaders;
 mod rayon_backend;
 mod training;

@@ -909,20 +909,34 @@ fn bad_training_settings_are_errors_before_any_update() {
     );
     assert_eq!(network, seed_network::<f64>(), "no update happened");
 
-    // A linear network with a huge step diverges to infinity: an error, not NaN statistics.
+    // A linear network with a huge step diverges to infinity: the first step
+    // whose loss, gradient or update is not finite is an error naming the
+    // epoch and the step, and the network keeps the step before's parameters.
     let linear = Architecture::new(&[64, 10], &[Activation::Identity], Loss::Mse).unwrap();
     let mut network = Network::<f64>::init(linear, SEED);
     let error = attempt(&mut network, &split.train, &split.test, config(5, 1e6));
+    let Error::Step {
+        epoch,
+        step,
+        source,
+    } = &error
+    else {
+        panic!("expected a failed step, got {error:?}");
+    };
     assert!(
         matches!(
-            error,
-            Error::InvalidSetting {
-                name: "learning_rate",
-                ..
-            }
+            source,
+            CoreError::NonFiniteLoss { .. }
+                | CoreError::NonFiniteGradient { .. }
+                | CoreError::NonFiniteUpdate { .. }
         ),
-        "{error:?}"
+        "{source:?}"
     );
+    assert_eq!((*epoch, *step), (1, 27), "{error}");
+    assert!(error.to_string().contains("step 27 of epoch 1"), "{error}");
+    network
+        .check_finite()
+        .expect("the parameters before the failed step");
 }
 
 // ---------------------------------------------------------------- checkpoints

@@ -38,14 +38,16 @@ pub trait Backend<T: Scalar>: Send {
 
     /// One SGD step: leaves `dJ/dtheta` in the task's gradient buffer, applies
     /// `theta <- theta - eta dJ/dtheta` to the network, and returns the loss
-    /// before the update. On an error the network is left as it was.
+    /// before the update. On an error, or a panic, the network is left as it was.
     ///
     /// The default computes the gradient with [`Backend::run_loss_and_gradient`]
-    /// and then updates; a backend may fuse the two.
+    /// and then finishes with [`SgdTask::apply_update`], which checks the
+    /// gradient, the loss and the updated parameters before it writes one.
+    /// A backend may fuse the two (see [`SgdTask::into_update`] for what that
+    /// makes its job).
     fn run_sgd_step(&mut self, mut task: SgdTask<'_, T>) -> Result<T, Error> {
         let loss = self.run_loss_and_gradient(task.gradient_task())?;
-        task.apply_update();
-        Ok(loss)
+        task.apply_update(loss)
     }
 
     /// Writes `A^L` for `inputs` into `outputs` (`B x m`), checking shapes first.
@@ -59,20 +61,39 @@ pub trait Backend<T: Scalar>: Send {
     }
 
     /// Returns the loss on `batch` and overwrites `gradient` with its gradient,
-    /// checking shapes first.
+    /// checking shapes (and that no pre-activation can overflow) first and
+    /// that the loss and the gradient are finite after
+    /// ([`Error::NonFiniteLoss`], [`Error::NonFiniteGradient`]).
     fn loss_and_gradient(
         &mut self,
         network: &Network<T>,
         batch: &Batch<'_, T>,
         gradient: &mut Params<T>,
     ) -> Result<T, Error> {
-        self.run_loss_and_gradient(GradientTask::new(network, *batch, gradient)?)
+        let loss = self.run_loss_and_gradient(GradientTask::new(network, *batch, gradient)?)?;
+        if let Some((index, value)) = gradient.first_non_finite()
+            && let Some(location) = network.architecture().locate(index)
+        {
+            return Err(Error::NonFiniteGradient {
+                location,
+                value: value.to_f64(),
+            });
+        }
+        if !loss.is_finite() {
+            return Err(Error::NonFiniteLoss {
+                value: loss.to_f64(),
+            });
+        }
+        Ok(loss)
     }
 
     /// One SGD step: computes the gradient on `batch` into `gradient`, then
     /// updates `theta <- theta - learning_rate * gradient`. Returns the loss
-    /// before the update. Shapes and the learning rate (negative or not
-    /// finite) are checked before anything is computed.
+    /// before the update. Shapes, the learning rate (negative or not finite),
+    /// the parameters (finite) and the reach of the pre-activations are
+    /// checked before anything is computed; a gradient, loss or updated
+    /// parameter that is not finite is an error, and the network is then
+    /// left as it was (see [`SgdTask::apply_update`]).
     fn sgd_step(
         &mut self,
         network: &mut Network<T>,
@@ -80,7 +101,17 @@ pub trait Backend<T: Scalar>: Send {
         gradient: &mut Params<T>,
         learning_rate: T,
     ) -> Result<T, Error> {
-        self.run_sgd_step(SgdTask::new(network, *batch, gradient, learning_rate)?)
+        let loss = self.run_sgd_step(SgdTask::new(network, *batch, gradient, learning_rate)?);
+        // A kernel that fused the update (`SgdTask::into_update`) wrote the
+        // parameters itself: look at them now.
+        network.settle()?;
+        let loss = loss?;
+        if !loss.is_finite() {
+            return Err(Error::NonFiniteLoss {
+                value: loss.to_f64(),
+            });
+        }
+        Ok(loss)
     }
 }
 

@@ -40,9 +40,12 @@ impl<'a, T> MatrixRef<'a, T> {
         self.values
     }
 
-    /// Row `r`.
-    pub fn row(&self, r: usize) -> &'a [T] {
-        &self.values[r * self.cols..(r + 1) * self.cols]
+    /// Row `r`; `None` past the last row.
+    pub fn row(&self, r: usize) -> Option<&'a [T]> {
+        if r >= self.rows {
+            return None;
+        }
+        self.values.get(r * self.cols..(r + 1) * self.cols)
     }
 
     /// The rows in `range`, which must lie within the matrix.
@@ -55,33 +58,47 @@ impl<'a, T> MatrixRef<'a, T> {
     }
 }
 
-/// Checks that a matrix has rows and only finite values.
-fn check_finite_rows<T: Scalar>(matrix: &MatrixRef<'_, T>, role: MatrixRole) -> Result<(), Error> {
+/// Checks that a matrix has rows and only finite values; returns its
+/// largest magnitude.
+fn check_finite_rows<T: Scalar>(matrix: &MatrixRef<'_, T>, role: MatrixRole) -> Result<f64, Error> {
     if matrix.rows == 0 {
         return Err(Error::EmptyBatch { role });
     }
-    match matrix.values.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(index) => Err(Error::NonFiniteValue {
-            role,
-            row: index / matrix.cols,
-            col: index % matrix.cols,
-            value: matrix.values[index].to_f64(),
-        }),
+    let largest = T::largest_magnitude(matrix.values);
+    if largest.is_finite() {
+        return Ok(largest.to_f64());
     }
+    let index = matrix
+        .values
+        .iter()
+        .position(|v| !v.is_finite())
+        .unwrap_or_default();
+    Err(Error::NonFiniteValue {
+        role,
+        row: index / matrix.cols.max(1),
+        col: index % matrix.cols.max(1),
+        value: matrix.values.get(index).map_or(f64::NAN, |v| v.to_f64()),
+    })
 }
 
 /// Inputs of a forward pass: at least one row, every value finite.
 #[derive(Clone, Copy, Debug)]
 pub struct Inputs<'a, T> {
     matrix: MatrixRef<'a, T>,
+    /// The largest `|x|` (of the whole matrix a sub-range was cut from).
+    bound: f64,
 }
 
 impl<'a, T: Scalar> Inputs<'a, T> {
     /// Validates a matrix of inputs: no empty batch, no NaN or infinity.
     pub fn new(matrix: MatrixRef<'a, T>) -> Result<Self, Error> {
-        check_finite_rows(&matrix, MatrixRole::Inputs)?;
-        Ok(Inputs { matrix })
+        let bound = check_finite_rows(&matrix, MatrixRole::Inputs)?;
+        Ok(Inputs { matrix, bound })
+    }
+
+    /// An upper bound of the largest `|x|`, found when the inputs were checked.
+    pub fn largest_magnitude(&self) -> f64 {
+        self.bound
     }
 
     /// The inputs as a matrix.
@@ -107,6 +124,7 @@ impl<'a, T: Scalar> Inputs<'a, T> {
     pub(crate) fn rows_of(&self, range: Range<usize>) -> Inputs<'a, T> {
         Inputs {
             matrix: self.matrix.row_range(range),
+            bound: self.bound,
         }
     }
 
@@ -141,6 +159,9 @@ fn check_width(found: usize, expected: usize, role: MatrixRole) -> Result<(), Er
 pub struct Batch<'a, T> {
     inputs: MatrixRef<'a, T>,
     targets: MatrixRef<'a, T>,
+    /// The largest `|x|` and `|y|`, found when the batch was checked.
+    input_bound: f64,
+    target_bound: f64,
 }
 
 impl<'a, T: Scalar> Batch<'a, T> {
@@ -156,10 +177,15 @@ impl<'a, T: Scalar> Batch<'a, T> {
                 target_rows: targets.rows,
             });
         }
-        let batch = Batch { inputs, targets };
+        let mut batch = Batch {
+            inputs,
+            targets,
+            input_bound: 0.0,
+            target_bound: 0.0,
+        };
         batch.check_widths(architecture)?;
-        check_finite_rows(&inputs, MatrixRole::Inputs)?;
-        check_finite_rows(&targets, MatrixRole::Targets)?;
+        batch.input_bound = check_finite_rows(&inputs, MatrixRole::Inputs)?;
+        batch.target_bound = check_finite_rows(&targets, MatrixRole::Targets)?;
         Ok(batch)
     }
 
@@ -200,7 +226,13 @@ impl<'a, T: Scalar> Batch<'a, T> {
     pub fn inputs(&self) -> Inputs<'a, T> {
         Inputs {
             matrix: self.inputs,
+            bound: self.input_bound,
         }
+    }
+
+    /// An upper bound of the largest `|y|`, found when the batch was checked.
+    pub fn target_magnitude(&self) -> f64 {
+        self.target_bound
     }
 
     /// The targets `Y`.
@@ -222,6 +254,8 @@ impl<'a, T: Scalar> Batch<'a, T> {
         Batch {
             inputs: self.inputs.row_range(range.clone()),
             targets: self.targets.row_range(range),
+            input_bound: self.input_bound,
+            target_bound: self.target_bound,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::Activation;
+use crate::{Activation, ParamLocation};
 
 /// Which matrix of a batch a value or shape belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +139,64 @@ pub enum Error {
         /// Its columns.
         cols: usize,
     },
+    /// A NaN or an infinity among a network's parameters, rejected where
+    /// parameters enter a network (construction, `set_params`,
+    /// `update_params`, loading) or, after `param_values_mut`, at the
+    /// network's next use.
+    NonFiniteParameter {
+        /// The parameter.
+        location: ParamLocation,
+        /// The value, widened to `f64`.
+        value: f64,
+    },
+    /// A step whose gradient is not finite; the network is left as it was.
+    NonFiniteGradient {
+        /// The first non-finite component, in layout order.
+        location: ParamLocation,
+        /// The component, widened to `f64`.
+        value: f64,
+    },
+    /// A loss that is not finite; a step that computed it leaves the network as it was.
+    NonFiniteLoss {
+        /// The loss, widened to `f64`.
+        value: f64,
+    },
+    /// An SGD update `theta - eta * g` that overflows although `theta`, `g`
+    /// and `eta` are finite (a learning rate or gradient far too large); the
+    /// network is left as it was.
+    NonFiniteUpdate {
+        /// The first parameter whose update overflows, in layout order.
+        location: ParamLocation,
+        /// The parameter before the update, widened to `f64`.
+        parameter: f64,
+        /// Its gradient component, widened to `f64`.
+        gradient: f64,
+        /// The learning rate, widened to `f64`.
+        learning_rate: f64,
+    },
+    /// A forward pass whose pre-activations could overflow: the bound
+    /// `|z| <= (d_{l-1} max|a^{l-1}| + 1) max|theta^l|` of a layer, from the
+    /// largest input and parameter magnitudes, reaches `limit` (a sixteenth
+    /// of the type's largest value). Checked before any backend runs, so that
+    /// every backend gives the same error instead of results that depend on
+    /// the order of its sums.
+    MayOverflow {
+        /// The weight layer, from 0.
+        layer: usize,
+        /// The bound on that layer's `|z|`.
+        bound: f64,
+        /// The largest bound accepted.
+        limit: f64,
+    },
+    /// Per-sample loss arguments of different or zero lengths.
+    SampleLength {
+        /// The argument at fault, such as `targets`.
+        what: &'static str,
+        /// The length needed (the output width, at least 1).
+        expected: usize,
+        /// The length given.
+        found: usize,
+    },
     /// Pieces of a first-layer split (see `FirstLayerSplit`) whose sizes do not fit together.
     SplitMismatch {
         /// The piece at fault, such as `delta rows`.
@@ -252,6 +310,13 @@ impl fmt::Display for Error {
                 f,
                 "the learning rate must be finite and at least 0, got {value}"
             ),
+            Error::TooLarge {
+                what,
+                rows,
+                cols: 1,
+            } => {
+                write!(f, "{what}: {rows} values do not fit in memory")
+            }
             Error::TooLarge { what, rows, cols } => {
                 write!(f, "{what} of {rows} x {cols} values does not fit in memory")
             }
@@ -262,6 +327,42 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "first-layer split: {what} is {found}, the other pieces need {expected}"
+            ),
+            Error::NonFiniteParameter { location, value } => {
+                write!(f, "the network's parameter {location} is {value}")
+            }
+            Error::NonFiniteGradient { location, value } => write!(
+                f,
+                "the gradient is {value} at {location}; the network was left as it was"
+            ),
+            Error::NonFiniteLoss { value } => write!(
+                f,
+                "the loss is {value}; a step that computed it left the network as it was"
+            ),
+            Error::NonFiniteUpdate {
+                location,
+                parameter,
+                gradient,
+                learning_rate,
+            } => write!(
+                f,
+                "the update of {location} overflows: {parameter} - {learning_rate} * {gradient} is not finite; the network was left as it was"
+            ),
+            Error::MayOverflow {
+                layer,
+                bound,
+                limit,
+            } => write!(
+                f,
+                "layer {layer}'s pre-activations could reach {bound:e}, beyond the {limit:e} this precision computes without overflow; scale the inputs or parameters down"
+            ),
+            Error::SampleLength {
+                what,
+                expected,
+                found,
+            } => write!(
+                f,
+                "a sample's {what} hold {found} values where the loss needs {expected}"
             ),
             Error::UnknownName { what, name, valid } => write!(
                 f,

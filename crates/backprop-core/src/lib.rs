@@ -34,7 +34,7 @@ pub use backend::{Backend, FirstLayerSplit, FirstWeightRowsTask, SplitGradientTa
 pub use batch::{Batch, Inputs, MatrixRef, resize_matrix};
 pub use error::{Error, MatrixRole, parse_name};
 pub use loss::Loss;
-pub use network::{Network, check_learning_rate};
+pub use network::{Network, ParamValuesMut, check_learning_rate};
 pub use params::{LayerParams, LayerParamsMut, Params};
 pub use scalar::Scalar;
 pub use task::{

@@ -42,9 +42,19 @@ impl Loss {
     /// loss is the mean of these values.
     ///
     /// `z` and `a` are the output layer's pre-activations and activations, `y`
-    /// the sample's targets; all three have the output width `m`.
+    /// the sample's targets; all three must have the output width `m`, at
+    /// least 1 ([`Error::SampleLength`] otherwise). For softmax cross-entropy
+    /// an output whose target is 0 adds nothing (`0 log 0 = 0`), so a logit
+    /// whose probability underflows to 0 cannot make the loss NaN.
     #[inline]
-    pub fn sample_value<T: Scalar>(self, z: &[T], a: &[T], y: &[T]) -> T {
+    pub fn sample_value<T: Scalar>(self, z: &[T], a: &[T], y: &[T]) -> Result<T, Error> {
+        check_lengths(z, a, y, None)?;
+        Ok(self.sample_value_of_checked(z, a, y))
+    }
+
+    /// [`Loss::sample_value`] for lengths already checked equal and non-zero.
+    #[inline(always)]
+    fn sample_value_of_checked<T: Scalar>(self, z: &[T], a: &[T], y: &[T]) -> T {
         match self {
             Loss::Mse => {
                 let squares: T = a.iter().zip(y).map(|(&a, &y)| (y - a) * (y - a)).sum();
@@ -54,7 +64,10 @@ impl Loss {
                 let log_normaliser = log_sum_exp(z);
                 z.iter()
                     .zip(y)
-                    .map(|(&z, &y)| -(y * (z - log_normaliser)))
+                    .map(|(&z, &y)| {
+                        let term = -(y * (z - log_normaliser));
+                        if y == T::ZERO { T::ZERO } else { term }
+                    })
                     .sum()
             }
         }
@@ -66,7 +79,8 @@ impl Loss {
     /// For MSE this is `(a - y) / (m B) (.) act'(z)`: each output's own error,
     /// not the sum over outputs that the source derivation's scalar step 1
     /// writes. For softmax cross-entropy the output activation is the identity
-    /// and `delta^L = (softmax(z) * sum(y) - y) / B`.
+    /// and `delta^L = (softmax(z) * sum(y) - y) / B`. All four slices must
+    /// have the output width `m`, at least 1 ([`Error::SampleLength`] otherwise).
     #[inline]
     pub fn output_delta<T: Scalar>(
         self,
@@ -76,7 +90,8 @@ impl Loss {
         y: &[T],
         inverse_batch: T,
         delta: &mut [T],
-    ) {
+    ) -> Result<(), Error> {
+        check_lengths(z, a, y, Some(delta.len()))?;
         match self {
             Loss::Mse => {
                 let scale = inverse_batch / T::from_usize(a.len());
@@ -92,13 +107,43 @@ impl Loss {
                 }
             }
         }
+        Ok(())
     }
+}
+
+/// Checks that `a`, `y` and `delta` (if given) have `z`'s length, at least 1.
+#[inline]
+fn check_lengths<T>(z: &[T], a: &[T], y: &[T], delta: Option<usize>) -> Result<(), Error> {
+    let expected = z.len();
+    if expected == 0 {
+        return Err(Error::SampleLength {
+            what: "pre-activations",
+            expected: 1,
+            found: 0,
+        });
+    }
+    for (what, found) in [("activations", a.len()), ("targets", y.len())]
+        .into_iter()
+        .chain(delta.map(|found| ("deltas", found)))
+    {
+        if found != expected {
+            return Err(Error::SampleLength {
+                what,
+                expected,
+                found,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `ln sum_i e^{z_i}`, computed with the maximum subtracted so it never overflows.
 #[inline]
 fn log_sum_exp<T: Scalar>(z: &[T]) -> T {
-    let max = z.iter().copied().fold(z[0], T::max);
+    let max = z
+        .iter()
+        .copied()
+        .fold(z.first().copied().unwrap_or(T::ZERO), T::max);
     let sum: T = z.iter().map(|&z| (z - max).exp()).sum();
     max + sum.ln()
 }

@@ -40,7 +40,34 @@ pub struct LayerParamsMut<'a, T> {
 }
 
 impl<T: Scalar> Params<T> {
-    /// All-zero parameters for an architecture.
+    /// All-zero parameters for an architecture, or [`Error::TooLarge`]
+    /// (`what` is `parameters`, `rows` the parameter count) if they cannot
+    /// be allocated: an architecture's parameter count always fits `usize`,
+    /// not always memory.
+    pub fn try_zeros(architecture: &Architecture) -> Result<Self, Error> {
+        let count = architecture.param_count();
+        let mut values = Vec::new();
+        values
+            .try_reserve_exact(count)
+            .map_err(|_| Error::TooLarge {
+                what: "parameters",
+                rows: count,
+                cols: 1,
+            })?;
+        values.resize(count, T::ZERO);
+        Ok(Params {
+            widths: architecture.widths().to_vec(),
+            layers: architecture.layers().to_vec(),
+            values,
+        })
+    }
+
+    /// All-zero parameters for an architecture known to fit in memory.
+    ///
+    /// Allocates as `vec!` does: for an architecture whose parameters do not
+    /// fit in memory it panics (more than `isize::MAX` bytes) or aborts (an
+    /// allocation that fails). Use [`Params::try_zeros`] for an architecture
+    /// that comes from outside the program.
     pub fn zeros(architecture: &Architecture) -> Self {
         Params {
             widths: architecture.widths().to_vec(),
@@ -98,7 +125,8 @@ impl<T: Scalar> Params<T> {
         &self.values
     }
 
-    /// All values, mutably; the layout stays fixed.
+    /// All values, mutably; the layout stays fixed. (A network's own
+    /// parameters are changed through `Network::update_params`, which checks them.)
     pub fn as_mut_slice(&mut self) -> &mut [T] {
         &mut self.values
     }
@@ -111,6 +139,11 @@ impl<T: Scalar> Params<T> {
     /// The weight layers' shapes.
     pub fn layer_shapes(&self) -> &[LayerShape] {
         &self.layers
+    }
+
+    /// The first value that is NaN or infinite, with its index, if any.
+    pub fn first_non_finite(&self) -> Option<(usize, T)> {
+        first_non_finite(&self.values)
     }
 
     /// Layer `l`'s weights and biases (`l` from 0); `None` past the last layer.
@@ -153,7 +186,8 @@ impl<T: Scalar> Params<T> {
     }
 
     /// Lays this buffer out for `architecture`, all zero, unless it already
-    /// is (then its values stay). Allocates only when the widths change.
+    /// is (then its values stay). Allocates only when the widths change, as
+    /// [`Params::zeros`] does.
     pub fn fit_layout(&mut self, architecture: &Architecture) {
         if self.widths != architecture.widths() {
             *self = Params::zeros(architecture);
@@ -189,4 +223,15 @@ impl<T: Scalar> Params<T> {
             })
         }
     }
+}
+
+/// The first value of `values` that is NaN or infinite, with its index.
+pub(crate) fn first_non_finite<T: Scalar>(values: &[T]) -> Option<(usize, T)> {
+    if T::largest_magnitude(values).is_finite() {
+        return None;
+    }
+    values
+        .iter()
+        .position(|value| !value.is_finite())
+        .map(|index| (index, values[index]))
 }

@@ -13,6 +13,65 @@ use crate::{
     Scalar, network::check_learning_rate,
 };
 
+/// The largest pre-activation bound a forward pass accepts: a sixteenth of
+/// the type's largest value, so that the loss and the output delta, which
+/// add and subtract a few such values, stay finite too.
+pub(crate) fn overflow_limit<T: Scalar>() -> f64 {
+    T::LARGEST / 16.0
+}
+
+/// Checks that no pre-activation of `network` can overflow on inputs of
+/// magnitude at most `input_bound`, whatever order a backend sums in:
+/// `|z^l| <= (d_{l-1} max|a^{l-1}| + 1) max|theta^l|` (with a rounding
+/// margin), where `max|a|` is 1 after a sigmoid or tanh layer and the bound
+/// of `|z|` after a ReLU or identity one. Uses the network's parameter
+/// bounds, and reads a layer's parameters only when its bound is too loose.
+fn check_range<T: Scalar>(network: &Network<T>, input_bound: f64) -> Result<(), Error> {
+    network.check_finite()?;
+    let architecture = network.architecture();
+    let limit = overflow_limit::<T>();
+    let mut a = input_bound;
+    for (l, (shape, &activation)) in architecture
+        .layers()
+        .iter()
+        .zip(architecture.activations())
+        .enumerate()
+    {
+        let reach = |largest: f64| layer_reach::<T>(shape.inputs, a, largest);
+        // Written so that a NaN bound (never expected) counts as too large.
+        let within = |bound: f64| bound <= limit;
+        let mut bound = reach(network.layer_bound(l));
+        if !within(bound) {
+            bound = reach(network.exact_layer_bound(l));
+        }
+        if !within(bound) {
+            return Err(Error::MayOverflow {
+                layer: l,
+                bound,
+                limit,
+            });
+        }
+        a = next_reach(activation, bound);
+    }
+    Ok(())
+}
+
+/// The bound of a layer's `|z|` from its input width, the bound `a` of its
+/// inputs and its largest `|parameter|`, with a margin for rounding.
+pub(crate) fn layer_reach<T: Scalar>(inputs: usize, a: f64, largest: f64) -> f64 {
+    let inputs = inputs as f64;
+    let growth = 1.0 + (inputs + 2.0) * 2.0 * T::UNIT_ROUNDOFF;
+    (inputs * a + 1.0) * largest * growth
+}
+
+/// The bound of a layer's `|a|` given the bound of its `|z|`.
+pub(crate) fn next_reach(activation: Activation, z: f64) -> f64 {
+    match activation {
+        Activation::Sigmoid | Activation::Tanh => 1.0,
+        Activation::Relu | Activation::Identity => z,
+    }
+}
+
 /// One weight layer of a network, as a kernel reads it.
 #[derive(Clone, Copy, Debug)]
 pub struct Layer<'a, T> {
@@ -172,8 +231,10 @@ pub struct ForwardTask<'a, T> {
 }
 
 impl<'a, T: Scalar> ForwardTask<'a, T> {
-    /// Checks that the inputs have the network's input width `n` and that
-    /// `outputs` holds `B x m` values.
+    /// Checks that the inputs have the network's input width `n`, that
+    /// `outputs` holds `B x m` values, that the network's parameters are
+    /// finite, and that no pre-activation can overflow
+    /// ([`Error::MayOverflow`] names the layer).
     pub fn new(
         network: &'a Network<T>,
         inputs: Inputs<'a, T>,
@@ -181,6 +242,7 @@ impl<'a, T: Scalar> ForwardTask<'a, T> {
     ) -> Result<Self, Error> {
         let architecture = network.architecture();
         inputs.check_width(architecture)?;
+        check_range(network, inputs.largest_magnitude())?;
         let (rows, cols) = (inputs.rows(), architecture.output_width());
         if rows.checked_mul(cols) != Some(outputs.len()) {
             return Err(Error::MatrixLength {
@@ -248,8 +310,10 @@ pub struct GradientTask<'a, T> {
 }
 
 impl<'a, T: Scalar> GradientTask<'a, T> {
-    /// Checks that the batch's widths are the network's `n` and `m` and that
-    /// the gradient buffer is laid out for the network.
+    /// Checks that the batch's widths are the network's `n` and `m`, that
+    /// the gradient buffer is laid out for the network, that the network's
+    /// parameters are finite and that no pre-activation can overflow
+    /// ([`Error::MayOverflow`] names the layer).
     pub fn new(
         network: &'a Network<T>,
         batch: Batch<'a, T>,
@@ -257,6 +321,7 @@ impl<'a, T: Scalar> GradientTask<'a, T> {
     ) -> Result<Self, Error> {
         batch.check_widths(network.architecture())?;
         gradient.check_layout(network.architecture())?;
+        check_range(network, batch.inputs().largest_magnitude())?;
         Ok(GradientTask {
             layers: Layers::of(network),
             batch,
@@ -383,6 +448,10 @@ impl<'a, T: Scalar> SgdTask<'a, T> {
         learning_rate: T,
     ) -> Result<Self, Error> {
         check_learning_rate(learning_rate)?;
+        network.settle()?;
+        // Bounds grown over many steps may be too loose for this batch: make
+        // those exact once, rather than read the parameters at every step.
+        network.tighten_loose_bounds(batch.inputs().largest_magnitude());
         GradientTask::new(network, batch, gradient)?;
         Ok(SgdTask {
             network,
@@ -421,22 +490,65 @@ impl<'a, T: Scalar> SgdTask<'a, T> {
         row_parts(Layers::of(self.network), self.batch, count)
     }
 
-    /// Applies `theta <- theta - eta * gradient` with the gradient buffer as it is now.
-    pub fn apply_update(self) {
-        crate::vector::axpy(
-            self.network.param_values_mut(),
-            -self.learning_rate,
-            self.gradient.as_slice(),
-        );
+    /// Finishes the step whose loss was `loss` and whose gradient is in the
+    /// buffer: checks that the gradient and the loss are finite and that
+    /// the update `theta <- theta - eta * gradient` keeps every parameter
+    /// finite, then applies it and returns the loss. On an error
+    /// ([`Error::NonFiniteGradient`], [`Error::NonFiniteLoss`] or
+    /// [`Error::NonFiniteUpdate`]) the network is left as it was.
+    ///
+    /// The check reads the gradient once (its largest magnitude per layer)
+    /// and rules out overflow from bounds the network keeps of its
+    /// parameters, so it costs far less than the update itself.
+    pub fn apply_update(self, loss: T) -> Result<T, Error> {
+        self.apply_update_with(loss, |params, gradient, step| {
+            crate::vector::axpy(params, step, gradient)
+        })
+    }
+
+    /// [`SgdTask::apply_update`] with the kernel's own way of writing the
+    /// update, such as in parallel: `apply(params, gradient, step)` must set
+    /// `params[i] += step * gradient[i]` for every `i`, in any order and on
+    /// any threads, exactly as `backprop_core::vector::axpy` computes it. It
+    /// is called only after every check has passed, with values known not to
+    /// overflow; when the network's bounds cannot rule overflow out, this
+    /// method checks each updated value and writes the update itself instead.
+    pub fn apply_update_with(
+        self,
+        loss: T,
+        apply: impl FnOnce(&mut [T], &[T], T),
+    ) -> Result<T, Error> {
+        let SgdTask {
+            network,
+            gradient,
+            learning_rate,
+            ..
+        } = self;
+        let safe = network.plan_update(gradient.as_slice(), learning_rate)?;
+        if !loss.is_finite() {
+            return Err(Error::NonFiniteLoss {
+                value: loss.to_f64(),
+            });
+        }
+        network.commit_update(gradient.as_slice(), learning_rate, safe, apply)?;
+        Ok(loss)
     }
 
     /// The network's parameter values and the gradient buffer, both in the
     /// flat layout, with the update's factor `-eta`, for a kernel that fuses
     /// the update into the gradient's last pass: it must leave the gradient
     /// in the buffer and apply `theta += (-eta) * gradient` to every parameter.
+    ///
+    /// Unlike [`SgdTask::apply_update`], nothing checks the gradient before
+    /// the kernel writes the parameters: such a kernel must itself check the
+    /// gradient (for one that is not finite, return
+    /// [`Error::NonFiniteGradient`] without writing a parameter) to keep the
+    /// promise that a failed step changes nothing. The provided
+    /// [`crate::Backend::sgd_step`] checks the parameters and the loss
+    /// afterwards, so a non-finite value still never passes silently.
     pub fn into_update(self) -> (&'a mut [T], &'a mut [T], T) {
         (
-            self.network.param_values_mut(),
+            self.network.values_for_fused_update(),
             self.gradient.as_mut_slice(),
             -self.learning_rate,
         )

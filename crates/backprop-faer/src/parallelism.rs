@@ -91,8 +91,9 @@ pub enum Parallelism {
     /// inside an outer thread pool (such as the batch-parallel rayon backend).
     Sequential,
     /// Every product on rayon's current pool with at most this many threads
-    /// (`0` means all of the pool's threads), and elementwise passes over
-    /// many values split as many ways.
+    /// (`0` means all of the pool's threads; more than the pool has are
+    /// taken as all of them), and elementwise passes over many values split
+    /// as many ways.
     Rayon(usize),
     /// A product whose `m * n * k` reaches [`AUTO_CROSSOVER_MNK`] as one
     /// sequential product per thread of rayon's current pool, each over a
@@ -125,7 +126,9 @@ impl Parallelism {
         let small = m.saturating_mul(n).saturating_mul(k) < AUTO_CROSSOVER_MNK;
         match self {
             Parallelism::Sequential => ProductPlan::Faer(Par::Seq),
-            Parallelism::Rayon(threads) => ProductPlan::Faer(Par::rayon(threads)),
+            Parallelism::Rayon(threads) => {
+                ProductPlan::Faer(Par::rayon(threads.min(rayon::current_num_threads())))
+            }
             Parallelism::RowBlocks | Parallelism::Auto if small || m < 2 => {
                 ProductPlan::Faer(Par::Seq)
             }
@@ -161,7 +164,7 @@ impl Parallelism {
             Parallelism::Rayon(0) | Parallelism::RowBlocks | Parallelism::Auto => {
                 rayon::current_num_threads()
             }
-            Parallelism::Rayon(threads) => threads,
+            Parallelism::Rayon(threads) => threads.min(rayon::current_num_threads()),
         };
         let min_values = match cost {
             PassCost::Expensive => EXPENSIVE_PASS_MIN_VALUES,
@@ -205,9 +208,18 @@ mod tests {
             Parallelism::Auto.pass_blocks(huge, huge, PassCost::Cheap),
             rayon::current_num_threads()
         );
+        let threads = rayon::current_num_threads();
         assert_eq!(
             Parallelism::Rayon(2).for_product(1, 1, 1),
-            ProductPlan::Faer(Par::rayon(2))
+            ProductPlan::Faer(Par::rayon(2.min(threads)))
+        );
+        assert_eq!(
+            Parallelism::Rayon(usize::MAX).for_product(1, 1, 1),
+            ProductPlan::Faer(Par::rayon(threads))
+        );
+        assert_eq!(
+            Parallelism::Rayon(usize::MAX).pass_blocks(usize::MAX, 1, expensive),
+            threads
         );
         assert!(!Parallelism::Sequential.may_fork(&[huge, huge], huge));
         assert!(!Parallelism::Auto.may_fork(&[64, 32, 10], 64));

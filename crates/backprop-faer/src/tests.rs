@@ -30,7 +30,7 @@ impl Values {
 fn network(architecture: Architecture, seed: u64) -> Network<f64> {
     let mut network = Network::init(architecture, seed);
     let mut values = Values(seed ^ 0x5eed);
-    for v in network.param_values_mut() {
+    for v in network.param_values_mut().iter_mut() {
         *v += 0.1 * values.next();
     }
     network

@@ -75,11 +75,12 @@ impl<T: Scalar> Backend<T> for NaiveBackend<T> {
         let (layers, inputs, outputs) = task.into_parts();
         let architecture = layers.architecture();
         self.scratch.fit(architecture);
-        let m = architecture.output_width();
+        let (n, m) = (architecture.input_width(), architecture.output_width());
         let last = architecture.layer_count() - 1;
-        for b in 0..inputs.rows() {
-            self.scratch.forward(layers, inputs.matrix().row(b));
-            outputs[b * m..(b + 1) * m].copy_from_slice(&self.scratch.a[last]);
+        let rows = inputs.matrix().as_slice().chunks_exact(n);
+        for (x, output) in rows.zip(outputs.chunks_exact_mut(m)) {
+            self.scratch.forward(layers, x);
+            output.copy_from_slice(&self.scratch.a[last]);
         }
         Ok(())
     }
@@ -96,13 +97,13 @@ impl<T: Scalar> Backend<T> for NaiveBackend<T> {
         gradient.fill_zero();
 
         let mut loss_sum = T::ZERO;
-        for b in 0..batch.rows() {
-            let x = batch.inputs().matrix().row(b);
-            let y = batch.targets().row(b);
+        let (n, m) = (architecture.input_width(), architecture.output_width());
+        let xs = batch.inputs().matrix().as_slice().chunks_exact(n);
+        for (x, y) in xs.zip(batch.targets().as_slice().chunks_exact(m)) {
             s.forward(layers, x);
 
             // The sample's share of J, and delta^L = dJ/dz^L (1/B included).
-            loss_sum += loss.sample_value(&s.z[last], &s.a[last], y);
+            loss_sum += loss.sample_value(&s.z[last], &s.a[last], y)?;
             loss.output_delta(
                 activations[last],
                 &s.z[last],
@@ -110,7 +111,7 @@ impl<T: Scalar> Backend<T> for NaiveBackend<T> {
                 y,
                 inverse_batch,
                 &mut s.delta[last],
-            );
+            )?;
 
             for l in (0..=last).rev() {
                 let input: &[T] = if l == 0 { x } else { &s.a[l - 1] };

@@ -37,8 +37,7 @@
 //! gradients: each partition writes its `delta^1`, weighted by `B_c / B`,
 //! into its rows of one `B x d_1` matrix, and then each worker forms a
 //! block of hidden units' rows of
-//! `dJ/dW^1 = delta^1^T X` over the whole batch, updating those weights at
-//! once in an SGD step. Only the other parameters go through the weighted
+//! `dJ/dW^1 = delta^1^T X` over the whole batch. Only the other parameters go through the weighted
 //! combination. The first layer holds most of a wide network's parameters
 //! (98.6% on M, 784-256-10), and its combination read every partition's
 //! copy of them; the product over the whole batch costs what the
@@ -62,11 +61,20 @@
 //! Each step is planned once, from the batch size, the network and the
 //! configuration: one partition (the inner backend's own step, straight into
 //! the caller's buffers), whole gradients combined, or the first layer
-//! split. The plan is carried through the partitions, the combination and
-//! the update. Whether the inner backends offer the split is known from
+//! split. The plan is carried through the partitions and the combination.
+//! Whether the inner backends offer the split is known from
 //! their type when the wrapper is built, never asked per step or per
 //! worker. Partitions are row parts of the checked task
 //! ([`GradientTask::row_parts`]), so no partition checks its shapes again.
+//!
+//! # A failed step changes nothing
+//!
+//! An SGD step writes no parameter until the whole gradient is formed: the
+//! partitions, the blocks of the split first layer and the combination run
+//! first, and the core's checked update ([`SgdTask::apply_update`]) then
+//! refuses a gradient, loss or update that is not finite. So an error or a
+//! panic in any worker, in any phase, leaves the network bit for bit as it
+//! was (a panic is resumed on the calling thread once every worker is done).
 //!
 //! # Why it is reproducible
 //!
@@ -276,6 +284,11 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         self
     }
 
+    /// How long helpers spin for the next step (see [`RayonBackend::with_linger`]).
+    pub fn linger(&self) -> Duration {
+        self.crew.linger
+    }
+
     /// Cuts batches into `partitions`.
     pub fn with_partitions(mut self, partitions: Partitions) -> Self {
         self.partitions = partitions;
@@ -331,23 +344,32 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         Some(Plan { split, scheme })
     }
 
-    /// Makes sure there are at least `count` workers, creating only the missing ones.
-    fn ensure_workers(&mut self, count: usize, architecture: &Architecture) {
+    /// Makes sure there are at least `count` workers, creating only the
+    /// missing ones, and that the first `count` accumulators are laid out
+    /// for `architecture`; [`Error::TooLarge`] if one cannot be allocated.
+    fn ensure_workers(&mut self, count: usize, architecture: &Architecture) -> Result<(), Error> {
+        for results in self.results.iter_mut().take(count) {
+            if results.accumulator.check_layout(architecture).is_err() {
+                results.accumulator = Params::try_zeros(architecture)?;
+            }
+        }
         while self.backends.len() < count {
+            let accumulator = Params::try_zeros(architecture)?;
             self.backends.push((self.make_inner)());
             self.results.push(PartitionResults {
-                accumulator: Params::zeros(architecture),
+                accumulator,
                 outcome: Ok(T::ZERO),
             });
         }
+        Ok(())
     }
 
     /// The first worker's inner backend, for a step of one partition: its
     /// result is then exactly the combination's (a weight of `B / B = 1`),
     /// without the accumulator and the extra pass.
-    fn single(&mut self, architecture: &Architecture) -> &mut B {
-        self.ensure_workers(1, architecture);
-        &mut self.backends[0]
+    fn single(&mut self, architecture: &Architecture) -> Result<&mut B, Error> {
+        self.ensure_workers(1, architecture)?;
+        Ok(&mut self.backends[0])
     }
 }
 
@@ -374,10 +396,10 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
     fn run_forward(&mut self, task: ForwardTask<'_, T>) -> Result<(), Error> {
         let architecture = task.layers().architecture();
         let Some(plan) = self.plan(architecture, task.inputs().rows()) else {
-            return self.single(architecture).run_forward(task);
+            return self.single(architecture)?.run_forward(task);
         };
         let count = plan.split.count();
-        self.ensure_workers(count, architecture);
+        self.ensure_workers(count, architecture)?;
         let RayonBackend {
             crew,
             backends,
@@ -398,30 +420,45 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
         let architecture = task.layers().architecture();
         let Some(plan) = self.plan(architecture, task.batch().rows()) else {
-            return self.single(architecture).run_loss_and_gradient(task);
+            return self.single(architecture)?.run_loss_and_gradient(task);
         };
         let parts = task.row_parts(plan.split.count());
         let loss = self.run_partitions(&plan, architecture, parts)?;
         let (_, batch, mut gradient) = task.into_parts();
-        self.combine(&plan, batch, gradient.as_mut_slice(), None)?;
+        self.combine(&plan, batch, gradient.as_mut_slice())?;
         Ok(loss)
     }
 
-    /// One SGD step with the update fused into the combination of the
-    /// partitions' gradients: each parameter is updated right after its
-    /// gradient is summed, on the pool when the step forks. Gives the same
-    /// bits as the gradient followed by the update.
-    fn run_sgd_step(&mut self, task: SgdTask<'_, T>) -> Result<T, Error> {
-        let Some(plan) = self.plan(task.layers().architecture(), task.batch().rows()) else {
-            let inner = self.single(task.layers().architecture());
-            return inner.run_sgd_step(task);
+    /// One SGD step: the gradient as [`Backend::run_loss_and_gradient`]
+    /// forms it, then the core's checked update
+    /// ([`SgdTask::apply_update_with`]), written on the pool in ranges of
+    /// parameters when it passes.
+    /// No parameter is written before every partition, every block of the
+    /// split first layer and the whole combination have finished and the
+    /// gradient, the loss and the updated values are known to be finite, so
+    /// an error or a panic on any worker leaves the network as it was.
+    ///
+    /// A step of one partition is the inner backend's own step.
+    fn run_sgd_step(&mut self, mut task: SgdTask<'_, T>) -> Result<T, Error> {
+        let architecture = task.layers().architecture();
+        let Some(plan) = self.plan(architecture, task.batch().rows()) else {
+            return self.single(architecture)?.run_sgd_step(task);
         };
-        let parts = task.row_parts(plan.split.count());
-        let loss = self.run_partitions(&plan, task.layers().architecture(), parts)?;
-        let batch = task.batch();
-        let (params, gradient, step) = task.into_update();
-        self.combine(&plan, batch, gradient, Some((params, step)))?;
-        Ok(loss)
+        let loss = self.run_loss_and_gradient(task.gradient_task())?;
+        let threads = self.threads();
+        let crew = &mut self.crew;
+        task.apply_update_with(loss, |params, gradient, step| {
+            // One contiguous range of parameters per thread, as the combination cuts them.
+            let range = params.len().div_ceil(threads).max(COMBINE_BLOCK);
+            if !plan.forks() || range >= params.len() {
+                vector::axpy(params, step, gradient);
+                return;
+            }
+            let ranges = params.chunks_mut(range).zip(gradient.chunks(range));
+            crew.spread(ranges, &|(params, gradient)| {
+                vector::axpy(params, step, gradient)
+            });
+        })
     }
 }
 
@@ -442,7 +479,7 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         parts: impl Iterator<Item = RowPart<'p, T>>,
     ) -> Result<T, Error> {
         let count = plan.split.count();
-        self.ensure_workers(count, architecture);
+        self.ensure_workers(count, architecture)?;
         let RayonBackend {
             crew,
             backends,
@@ -482,44 +519,34 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         Ok(loss)
     }
 
-    /// Combines the partitions' results into `gradient`, applying
-    /// `theta += step * gradient` to the parameters given with a step: the
-    /// first layer's weights by [`Self::split_combine`] if they were split,
-    /// every other parameter by [`Self::combine_from`]. Every size is checked
-    /// before the first parameter changes.
+    /// Combines the partitions' results into `gradient`: the first layer's
+    /// weights by [`Self::split_combine`] if they were split, every other
+    /// parameter by [`Self::combine_from`]. Every size is checked before the
+    /// first value is written.
     fn combine(
         &mut self,
         plan: &Plan<T, B>,
         batch: Batch<'_, T>,
         gradient: &mut [T],
-        update: Option<(&mut [T], T)>,
     ) -> Result<(), Error> {
         let Scheme::SplitFirst {
             first_layer,
             access,
         } = plan.scheme
         else {
-            self.combine_from(0, plan, gradient, update);
+            self.combine_from(0, plan, gradient);
             return Ok(());
         };
         let end = first_layer.weight_range().end;
         let (first, others) = gradient.split_at_mut(end);
-        let (first_update, others_update) = match update {
-            Some((params, rate)) => {
-                let (first, others) = params.split_at_mut(end);
-                (Some((first, rate)), Some((others, rate)))
-            }
-            None => (None, None),
-        };
-        self.split_combine(plan, first_layer, access, batch, first, first_update)?;
-        self.combine_from(end, plan, others, others_update);
+        self.split_combine(plan, first_layer, access, batch, first)?;
+        self.combine_from(end, plan, others);
         Ok(())
     }
 
     /// Forms the first layer's weight gradient `delta^1^T X` over the whole
     /// batch into `gradient` (those weights only), one block of hidden units
-    /// per worker, each applying `theta += step * gradient` to its weights if
-    /// `update` gives them. Every block's sizes are checked before any block runs.
+    /// per worker. Every block's sizes are checked before any block runs.
     fn split_combine(
         &mut self,
         plan: &Plan<T, B>,
@@ -527,7 +554,6 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         access: SplitAccess<T, B>,
         batch: Batch<'_, T>,
         gradient: &mut [T],
-        update: Option<(&mut [T], T)>,
     ) -> Result<(), Error> {
         let (hidden, n, rows) = (first_layer.outputs, first_layer.inputs, plan.split.rows());
         let blocks = RowSplit::new(hidden, plan.split.count());
@@ -538,78 +564,48 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             .enumerate()
             .map(|(t, out)| FirstWeightRowsTask::new(delta, inputs, blocks.range(t), out))
             .collect::<Result<Vec<_>, Error>>()?;
-        let (params, rate) = match update {
-            Some((params, rate)) => (Some(blocks.pieces(params, n)), rate),
-            None => (None, T::ZERO),
-        };
-        let mut params = params;
-        let items = self.backends[..blocks.count()]
-            .iter_mut()
-            .zip(tasks)
-            .map(|(backend, task)| (backend, task, params.as_mut().and_then(Iterator::next)));
-        self.crew.spread(items, &|(backend, mut task, params)| {
+        let items = self.backends[..blocks.count()].iter_mut().zip(tasks);
+        self.crew.spread(items, &|(backend, mut task)| {
             access(backend).run_first_weight_rows(&mut task);
-            if let Some(params) = params {
-                vector::axpy(params, rate, task.output());
-            }
         });
         Ok(())
     }
 
     /// Combines the partitions' gradients of the parameters from `offset` on
     /// in partition order, each weighted by its share `B_c / B` of the rows,
-    /// into `gradient`, and applies `theta += step * gradient` to the
-    /// parameters given with a step; `gradient` and those parameters start at
-    /// `offset`.
+    /// into `gradient`, which starts at `offset`.
     ///
     /// Every parameter's sum runs over the partitions in the same order
     /// whichever thread computes it, so splitting the parameters into blocks
     /// on the pool changes no bit.
-    fn combine_from(
-        &mut self,
-        offset: usize,
-        plan: &Plan<T, B>,
-        gradient: &mut [T],
-        update: Option<(&mut [T], T)>,
-    ) {
+    fn combine_from(&mut self, offset: usize, plan: &Plan<T, B>, gradient: &mut [T]) {
         let split = plan.split;
         let count = split.count();
         let threads = self.threads();
         let RayonBackend { crew, results, .. } = self;
         let results = &results[..count];
         let accumulator = |c: usize| &results[c].accumulator.as_slice()[offset..];
-        let combine_block = |start: usize, block: &mut [T], params: Option<&mut [T]>, step: T| {
+        let combine_block = |start: usize, block: &mut [T]| {
             let end = start + block.len();
             vector::scale_into(block, split.share(0), &accumulator(0)[start..end]);
             for c in 1..count {
                 vector::axpy(block, split.share(c), &accumulator(c)[start..end]);
             }
-            if let Some(params) = params {
-                vector::axpy(params, step, block);
-            }
-        };
-        let (params, rate) = match update {
-            Some((params, rate)) => (Some(params), rate),
-            None => (None, T::ZERO),
         };
         // In blocks that stay in cache.
-        let combine_range = |start: usize, gradient: &mut [T], params: Option<&mut [T]>| {
-            let mut params = params.map(|params| params.chunks_mut(COMBINE_BLOCK));
+        let combine_range = |start: usize, gradient: &mut [T]| {
             for (k, block) in gradient.chunks_mut(COMBINE_BLOCK).enumerate() {
-                let params = params.as_mut().and_then(Iterator::next);
-                combine_block(start + k * COMBINE_BLOCK, block, params, rate);
+                combine_block(start + k * COMBINE_BLOCK, block);
             }
         };
         // One contiguous range of parameters per thread, of at least a block:
         // a network with fewer parameters combines on the calling thread.
         let range = gradient.len().div_ceil(threads).max(COMBINE_BLOCK);
         if !plan.forks() || range >= gradient.len() {
-            combine_range(0, gradient, params);
+            combine_range(0, gradient);
             return;
         }
-        let mut params = params.map(|params| params.chunks_mut(range));
         let ranges = gradient.chunks_mut(range).enumerate();
-        let ranges = ranges.map(|(k, g)| (k, g, params.as_mut().and_then(Iterator::next)));
-        crew.spread(ranges, &|(k, g, p)| combine_range(k * range, g, p));
+        crew.spread(ranges, &|(k, g)| combine_range(k * range, g));
     }
 }

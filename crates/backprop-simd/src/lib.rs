@@ -16,16 +16,18 @@
 //! loss      delta^L = dJ/dZ^L, J   one pass over the output rows, samples in lanes
 //! backward  delta^{l-1} = (W^l^T delta^l) (.) act'   tile as above, the product of
 //!                                  slopes in the epilogue; never for l = 1
-//!           dJ/db^l = row sums of delta^l, then b^l += -eta dJ/db^l
+//!           dJ/db^l = row sums of delta^l
 //!           dJ/dW^1 = delta^1 X     tile: a value of delta broadcast, a vector of a
-//!                                  row of X; W^1 += -eta dJ/dW^1 in the tile's epilogue
+//!                                  row of X
 //!           dJ/dW^l = delta^l A^{l-1}^T (l > 1)   A^{l-1} transposed back to one
 //!                                  sample per row, then as for the first layer
 //! ```
 //!
-//! Each layer's `delta^{l-1}` is formed before `W^l` is updated, so the fused
-//! SGD step computes exactly the gradient of the parameters it started from,
-//! and the gradient buffer holds `dJ/dtheta` afterwards.
+//! The SGD step is the core's checked one: this gradient, then the update
+//! once the gradient, the loss and the updated parameters are known to be
+//! finite. (The kernels can also apply the update in the weight-gradient
+//! tiles' epilogue, but that writes parameters before a non-finite step
+//! could be refused, so a failed step would not leave the network as it was.)
 //!
 //! # Micro-kernels
 //!
@@ -65,7 +67,7 @@ use std::fmt;
 
 use backprop_core::{
     Backend, Error, FirstLayerSplit, FirstWeightRowsTask, ForwardTask, GradientTask, Scalar,
-    SgdTask, SplitGradientTask,
+    SplitGradientTask,
 };
 
 use kernels::{Kernels, PortableKernels};
@@ -390,25 +392,6 @@ impl<T: SimdScalar> Backend<T> for SimdBackend<T> {
             x: batch.inputs().matrix().as_slice(),
             y: batch.targets().as_slice(),
             grad: gradient.as_mut_slice(),
-            first_delta: None,
-        };
-        Ok(T::dispatch(self.path, job))
-    }
-
-    /// The SGD step with the update fused into the weight gradients' epilogues
-    /// (see the crate docs); the gradient buffer holds `dJ/dtheta` afterwards.
-    fn run_sgd_step(&mut self, task: SgdTask<'_, T>) -> Result<T, Error> {
-        let batch = task.batch();
-        let lanes = lanes_of::<T>(self.path);
-        self.scratch
-            .fit(task.layers().architecture(), batch.rows(), lanes)?;
-        let (params, grad, step) = task.into_update();
-        let job = GradientJob {
-            scratch: &mut self.scratch,
-            weights: Weights::Update { params, step },
-            x: batch.inputs().matrix().as_slice(),
-            y: batch.targets().as_slice(),
-            grad,
             first_delta: None,
         };
         Ok(T::dispatch(self.path, job))

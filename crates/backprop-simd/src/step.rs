@@ -101,7 +101,12 @@ pub(crate) fn broadcast_product<T: Math, K: Kernels<T>>(
 pub(crate) enum Weights<'a, T> {
     /// The gradient only.
     Read(&'a [T]),
-    /// A fused SGD step with `step = -eta`.
+    /// A fused SGD step with `step = -eta`. Not taken at present: it writes
+    /// parameters before the core's checks of the step can refuse a
+    /// non-finite gradient or update, which would break the promise that a
+    /// failed step changes nothing, so the backend's SGD step is the core's
+    /// checked one (gradient, then update).
+    #[allow(dead_code)]
     Update {
         /// Every parameter, in the flat layout.
         params: &'a mut [T],

@@ -5,13 +5,22 @@
 //! `[outputs, inputs]` (row-major, `W^l` exactly as [`Params`] holds
 //! it) and `layers.{l}.bias` of shape `[outputs]`, in `F32` or `F64` as the
 //! network is. The file's metadata holds the architecture (`widths`,
-//! `activations`, `loss`) and a checksum of the parameter bytes, so a
-//! checkpoint is a whole network, and flipped bytes anywhere are caught.
+//! `activations`, `loss`) and a checksum of the architecture and of the
+//! parameter bytes, so a checkpoint is a whole network, and a flipped byte
+//! or an edited architecture is caught.
 //!
-//! Loading checks everything it reads: a file that is not safetensors, a
+//! Loading trusts nothing it reads: a file that is not safetensors, a
 //! missing or unexpected tensor, a wrong shape or dtype, a missing or invalid
-//! architecture, or a checksum that does not match is an [`Error::Checkpoint`]
-//! naming the tensor and what was expected and found.
+//! architecture, a missing checksum or one that does not match is an
+//! [`Error::Checkpoint`] naming the tensor and what was expected and found;
+//! a NaN or an infinity among the parameters is the core's
+//! `NonFiniteParameter` (in [`Error::Core`]). Every tensor is checked
+//! against the architecture before any parameter is allocated, so the
+//! memory a load takes is bounded by the file's size, whatever its metadata
+//! claims. A file without a checksum (written by hand, or by another tool)
+//! loads only through [`from_bytes_unsigned`] or [`load_unsigned`], which a
+//! caller asks for by name; a checksum that is present is checked there too
+//! (and may be the older one of the tensors' bytes alone).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -28,8 +37,10 @@ pub const WIDTHS_KEY: &str = "widths";
 pub const ACTIVATIONS_KEY: &str = "activations";
 /// The metadata key of the loss, such as `mse`.
 pub const LOSS_KEY: &str = "loss";
-/// The metadata key of the checksum: FNV-1a (64 bits, hexadecimal) of every
-/// tensor's bytes, layer by layer, weights before biases.
+/// The metadata key of the checksum: FNV-1a (64 bits, hexadecimal) of the
+/// architecture (`widths=...\n`, `activations=...\n`, `loss=...\n`, the
+/// metadata values as stored) and then of every tensor's bytes, layer by
+/// layer, weights before biases.
 pub const CHECKSUM_KEY: &str = "checksum_fnv1a64";
 
 /// The name of layer `layer`'s weight tensor, such as `layers.0.weight`.
@@ -121,10 +132,15 @@ fn join<I: IntoIterator<Item = impl ToString>>(items: I) -> String {
 
 /// The network as the bytes of a safetensors file.
 pub fn to_bytes<T: Scalar>(network: &Network<T>) -> Result<Vec<u8>, Error> {
+    network.check_finite()?;
     let architecture = network.architecture();
     let params = network.params();
     let mut buffers = Vec::with_capacity(2 * architecture.layer_count());
+    let widths = join(architecture.widths());
+    let activations = join(architecture.activations().iter().map(|a| a.name()));
+    let loss = architecture.loss().name().to_owned();
     let mut checksum = Fnv1a::new();
+    checksum_architecture(&mut checksum, &widths, &activations, &loss);
     for layer in (0..architecture.layer_count()).filter_map(|l| params.layer(l)) {
         let (inputs, outputs) = (layer.shape.inputs, layer.shape.outputs);
         let weight_bytes = to_le_bytes(layer.weights);
@@ -147,21 +163,54 @@ pub fn to_bytes<T: Scalar>(network: &Network<T>) -> Result<Vec<u8>, Error> {
         tensors.push((name, view));
     }
     let metadata = HashMap::from([
-        (WIDTHS_KEY.to_owned(), join(architecture.widths())),
-        (
-            ACTIVATIONS_KEY.to_owned(),
-            join(architecture.activations().iter().map(|a| a.name())),
-        ),
-        (LOSS_KEY.to_owned(), architecture.loss().name().to_owned()),
+        (WIDTHS_KEY.to_owned(), widths),
+        (ACTIVATIONS_KEY.to_owned(), activations),
+        (LOSS_KEY.to_owned(), loss),
         (CHECKSUM_KEY.to_owned(), checksum.hex()),
     ]);
     safetensors::serialize(tensors, Some(metadata))
         .map_err(|error| checkpoint_error(None, format!("cannot serialise: {error}")))
 }
 
+/// Feeds the architecture's metadata values to the checksum, each after its key.
+fn checksum_architecture(checksum: &mut Fnv1a, widths: &str, activations: &str, loss: &str) {
+    for (key, value) in [
+        (WIDTHS_KEY, widths),
+        (ACTIVATIONS_KEY, activations),
+        (LOSS_KEY, loss),
+    ] {
+        checksum.update(key.as_bytes());
+        checksum.update(b"=");
+        checksum.update(value.as_bytes());
+        checksum.update(b"\n");
+    }
+}
+
+/// Whether a load demands the checksum.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Signature {
+    Required,
+    IfPresent,
+}
+
 /// Reads a network of precision `T` from the bytes of a safetensors file
-/// written by [`to_bytes`] (or by anything that follows the same layout).
+/// written by [`to_bytes`] (or by anything that follows the same layout,
+/// checksum included).
 pub fn from_bytes<T: Scalar>(bytes: &[u8]) -> Result<Network<T>, Error> {
+    read_network(bytes, Signature::Required)
+}
+
+/// Reads a network like [`from_bytes`], except that a file without a
+/// checksum is accepted: the unsigned mode, for files written by other
+/// tools. Everything else is checked as [`from_bytes`] checks it, the
+/// checksum too when the file has one; a checksum of the tensors' bytes
+/// alone, as files saved before it covered the architecture hold, is
+/// accepted here too.
+pub fn from_bytes_unsigned<T: Scalar>(bytes: &[u8]) -> Result<Network<T>, Error> {
+    read_network(bytes, Signature::IfPresent)
+}
+
+fn read_network<T: Scalar>(bytes: &[u8], signature: Signature) -> Result<Network<T>, Error> {
     let file = SafeTensors::deserialize(bytes).map_err(|error| {
         checkpoint_error(None, format!("not a valid safetensors file: {error}"))
     })?;
@@ -169,12 +218,30 @@ pub fn from_bytes<T: Scalar>(bytes: &[u8]) -> Result<Network<T>, Error> {
         checkpoint_error(None, format!("not a valid safetensors file: {error}"))
     })?;
     let metadata = header.metadata().clone().unwrap_or_default();
+    let stored_checksum = metadata.get(CHECKSUM_KEY);
+    if stored_checksum.is_none() && signature == Signature::Required {
+        return Err(checkpoint_error(
+            None,
+            format!(
+                "the metadata has no '{CHECKSUM_KEY}' entry, so neither the architecture nor the tensors can be trusted; load_unsigned reads such a file"
+            ),
+        ));
+    }
     let architecture = architecture_from(&metadata)?;
 
-    // The metadata may claim more parameters than the file holds; reserve no more than it can.
-    let mut values =
-        Vec::with_capacity(architecture.param_count().min(bytes.len() / size_of::<T>()));
     let mut checksum = Fnv1a::new();
+    // What files saved before the checksum covered the architecture hold;
+    // accepted in the unsigned mode only.
+    let mut tensors_only = Fnv1a::new();
+    let text = |key: &str| metadata.get(key).map_or("", String::as_str);
+    checksum_architecture(
+        &mut checksum,
+        text(WIDTHS_KEY),
+        text(ACTIVATIONS_KEY),
+        text(LOSS_KEY),
+    );
+    // Every tensor is looked at before a value is copied, so a claim of
+    // more parameters than the file holds fails before anything is allocated.
     let mut expected_names = Vec::with_capacity(2 * architecture.layer_count());
     for (layer, shape) in architecture.layers().iter().enumerate() {
         let weight_shape = [shape.outputs, shape.inputs];
@@ -214,7 +281,7 @@ pub fn from_bytes<T: Scalar>(bytes: &[u8]) -> Result<Network<T>, Error> {
                 ));
             }
             checksum.update(tensor.data());
-            values.extend(from_le_bytes::<T>(tensor.data()));
+            tensors_only.update(tensor.data());
             expected_names.push(name);
         }
     }
@@ -234,17 +301,37 @@ pub fn from_bytes<T: Scalar>(bytes: &[u8]) -> Result<Network<T>, Error> {
             ),
         ));
     }
-    if let Some(stored) = metadata.get(CHECKSUM_KEY)
+    let legacy = signature == Signature::IfPresent
+        && stored_checksum.is_some_and(|stored| *stored == tensors_only.hex());
+    if let Some(stored) = stored_checksum
         && *stored != checksum.hex()
+        && !legacy
     {
         return Err(checkpoint_error(
             None,
             format!(
-                "the tensors' bytes are corrupt: checksum {} in the metadata, {} computed",
+                "the architecture or the tensors' bytes are corrupt: checksum {} in the metadata, {} computed",
                 stored,
                 checksum.hex()
             ),
         ));
+    }
+    // Every tensor exists with the architecture's shape, so the file holds
+    // every value: the allocation is bounded by the file's size.
+    let mut values = Vec::new();
+    values
+        .try_reserve_exact(architecture.param_count())
+        .map_err(|_| {
+            Error::Core(backprop_core::Error::TooLarge {
+                what: "checkpoint parameters",
+                rows: architecture.param_count(),
+                cols: 1,
+            })
+        })?;
+    for name in &expected_names {
+        if let Ok(tensor) = file.tensor(name) {
+            values.extend(from_le_bytes::<T>(tensor.data()));
+        }
     }
     let params = Params::from_values(&architecture, values)?;
     Ok(Network::new(architecture, params)?)
@@ -301,12 +388,21 @@ pub fn save<T: Scalar>(network: &Network<T>, path: impl AsRef<Path>) -> Result<(
     })
 }
 
-/// Loads a network of precision `T` from the safetensors file at `path`.
+/// Loads a network of precision `T` from the safetensors file at `path`
+/// (see [`from_bytes`]).
 pub fn load<T: Scalar>(path: impl AsRef<Path>) -> Result<Network<T>, Error> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+    from_bytes(&read(path.as_ref())?)
+}
+
+/// Loads a network like [`load`], accepting a file without a checksum (see
+/// [`from_bytes_unsigned`]).
+pub fn load_unsigned<T: Scalar>(path: impl AsRef<Path>) -> Result<Network<T>, Error> {
+    from_bytes_unsigned(&read(path.as_ref())?)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    from_bytes(&bytes)
+    })
 }

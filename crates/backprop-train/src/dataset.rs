@@ -70,6 +70,8 @@ impl<T: Scalar> Dataset<T> {
                 part: DatasetPart::Targets,
             });
         }
+        // A count per class must fit in memory too (see `class_counts`).
+        reserve::<usize>(DatasetPart::Targets, 1, class_count)?;
         let targets = one_hot(&labels, class_count)?;
         Ok(Dataset {
             features,
@@ -273,10 +275,13 @@ impl<T: Scalar> Dataset<T> {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut train = Vec::with_capacity(labels.len());
         let mut test = Vec::new();
-        for class in 0..self.target_width {
-            let mut members: Vec<usize> = (0..labels.len())
-                .filter(|&row| labels[row] == class)
-                .collect();
+        // The rows class by class, in increasing order of class and row;
+        // classes without a sample are skipped (shuffling none draws nothing),
+        // so the work grows with the rows, not with the class count.
+        let mut by_class: Vec<usize> = (0..labels.len()).collect();
+        by_class.sort_by_key(|&row| labels[row]);
+        for members in by_class.chunk_by(|&a, &b| labels[a] == labels[b]) {
+            let mut members = members.to_vec();
             members.shuffle(&mut rng);
             let (test_part, train_part) =
                 members.split_at(test_count(members.len(), test_fraction));

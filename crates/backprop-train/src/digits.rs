@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use backprop_core::Scalar;
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 
 use crate::{Dataset, Error};
 
@@ -31,6 +31,10 @@ pub const SAMPLES: usize = 1797;
 pub const TEST_FRACTION: f64 = 0.2;
 /// The seed of the standard split, fixed so every run tests on the same samples.
 pub const SPLIT_SEED: u64 = 0;
+/// The most bytes [`parse`] and [`load`] decompress: 64 MiB, about 200 times
+/// the shipped file, so that a small gzip of gigabytes of zeros is refused
+/// after reading a bounded amount ([`parse_with_limit`] sets another).
+pub const MAX_DECOMPRESSED_BYTES: u64 = 64 << 20;
 
 /// Reads the digits file at `path` (gzip-compressed CSV; see [`parse`]).
 pub fn load<T: Scalar>(path: impl AsRef<Path>) -> Result<Dataset<T>, Error> {
@@ -42,16 +46,34 @@ pub fn load<T: Scalar>(path: impl AsRef<Path>) -> Result<Dataset<T>, Error> {
     parse(BufReader::new(file))
 }
 
-/// Reads gzip-compressed digits CSV (see [`parse_csv`]).
+/// Reads gzip-compressed digits CSV (see [`parse_csv`]), decompressing at
+/// most [`MAX_DECOMPRESSED_BYTES`].
 ///
-/// A stream that is not gzip, or is cut short, is an [`Error::Data`] naming
-/// the line being read when decompression failed.
+/// Every gzip member is read (a file made by `cat a.gz b.gz` holds both
+/// parts), and anything after the last member that is not another member is
+/// an error. A stream that is not gzip, is cut short or has trailing
+/// garbage is an [`Error::Data`] naming the line being read when
+/// decompression failed; one that decompresses to more than the limit is
+/// [`Error::DecompressedTooLarge`].
 pub fn parse<T: Scalar>(gzip: impl Read) -> Result<Dataset<T>, Error> {
+    parse_with_limit(gzip, MAX_DECOMPRESSED_BYTES)
+}
+
+/// [`parse`] with another limit on the decompressed size, in bytes.
+pub fn parse_with_limit<T: Scalar>(gzip: impl Read, limit: u64) -> Result<Dataset<T>, Error> {
     let mut counted = CountingReader {
         inner: gzip,
         bytes: 0,
     };
-    let result = parse_lines(BufReader::new(GzDecoder::new(&mut counted)), true);
+    let mut limited = LimitedReader {
+        inner: MultiGzDecoder::new(&mut counted),
+        remaining: limit,
+        exceeded: false,
+    };
+    let result = parse_lines(BufReader::new(&mut limited), true);
+    if limited.exceeded {
+        return Err(Error::DecompressedTooLarge { limit });
+    }
     if counted.bytes == 0 {
         return Err(empty_file_error());
     }
@@ -171,6 +193,32 @@ impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
         let read = self.inner.read(buffer)?;
         self.bytes += read as u64;
+        Ok(read)
+    }
+}
+
+/// Fails a read that would take the bytes read through it past a limit.
+struct LimitedReader<R> {
+    inner: R,
+    remaining: u64,
+    exceeded: bool,
+}
+
+impl<R: Read> Read for LimitedReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        // Ask for one byte more than is left, to tell "exactly at the limit" from "past it".
+        let wanted = buffer
+            .len()
+            .min(usize::try_from(self.remaining.saturating_add(1)).unwrap_or(usize::MAX));
+        let read = self.inner.read(&mut buffer[..wanted])?;
+        let read_u64 = read as u64;
+        if read_u64 > self.remaining {
+            self.exceeded = true;
+            return Err(std::io::Error::other(
+                "the decompressed size passed the limit",
+            ));
+        }
+        self.remaining -= read_u64;
         Ok(read)
     }
 }

@@ -123,6 +123,22 @@ pub enum Error {
         /// The width of the dataset's real-valued targets.
         target_width: usize,
     },
+    /// A training step that failed: the core's error (a gradient, loss or
+    /// update that is not finite, say) with the epoch and the step within it.
+    /// The network holds the parameters of the step before.
+    Step {
+        /// The epoch, from 1.
+        epoch: usize,
+        /// The step (mini-batch) within the epoch, from 1.
+        step: usize,
+        /// What went wrong.
+        source: backprop_core::Error,
+    },
+    /// A compressed stream that decompresses to more than the limit given.
+    DecompressedTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// A dataset whose values would not fit in memory.
     TooLarge {
         /// Which part.
@@ -204,6 +220,16 @@ impl fmt::Display for Error {
                 f,
                 "{operation} needs class labels, but the dataset has real-valued targets of width {target_width}"
             ),
+            Error::Step { epoch, step, .. } => {
+                write!(
+                    f,
+                    "training failed at step {step} of epoch {epoch}; the network holds the parameters from before that step"
+                )
+            }
+            Error::DecompressedTooLarge { limit } => write!(
+                f,
+                "the stream decompresses to more than {limit} bytes, the limit for this file"
+            ),
             Error::TooLarge { part, rows, width } => write!(
                 f,
                 "{part} of {rows} rows of width {width} do not fit in memory"
@@ -215,7 +241,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Core(error) => Some(error),
+            Error::Core(error) | Error::Step { source: error, .. } => Some(error),
             Error::Io { source, .. } => Some(source),
             _ => None,
         }

@@ -90,8 +90,12 @@ pub struct EpochStats {
 /// `on_epoch` sees each epoch's statistics as soon as they are known (to show
 /// progress). The datasets' widths must match the network's, both must hold
 /// samples, and the configuration must pass [`TrainConfig::check`]; all this
-/// is checked before the first update. A training loss that stops being
-/// finite (a learning rate too large) ends training with an error.
+/// is checked before the first update. The first step that fails (a
+/// gradient, loss or update that is not finite, as a learning rate far too
+/// large gives) ends training with [`Error::Step`], naming the epoch and the
+/// step; the network then holds the parameters from before that step.
+/// Nothing is allocated in proportion to `config.epochs` before it runs: the
+/// statistics grow by one entry per epoch trained.
 pub fn train<T: Scalar>(
     backend: &mut dyn Backend<T>,
     network: &mut Network<T>,
@@ -112,14 +116,14 @@ pub fn train<T: Scalar>(
     let mut order: Vec<usize> = (0..train.rows()).collect();
     let mut batch_inputs = vec![T::ZERO; batch_size * n];
     let mut batch_targets = vec![T::ZERO; batch_size * m];
-    let mut gradient = network.zero_gradient();
+    let mut gradient = network.try_zero_gradient()?;
     let mut outputs = Vec::new();
     let mut history = Vec::new();
 
     for epoch in 1..=config.epochs {
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
-        for rows in order.chunks(batch_size) {
+        for (step, rows) in order.chunks(batch_size).enumerate() {
             let inputs = batch_inputs.chunks_exact_mut(n);
             let targets = batch_targets.chunks_exact_mut(m);
             for ((&row, input), target) in rows.iter().zip(inputs).zip(targets) {
@@ -136,7 +140,13 @@ pub fn train<T: Scalar>(
                 &batch_inputs[..rows.len() * n],
                 &batch_targets[..rows.len() * m],
             )?;
-            let loss = backend.sgd_step(network, &batch, &mut gradient, learning_rate)?;
+            let loss = backend
+                .sgd_step(network, &batch, &mut gradient, learning_rate)
+                .map_err(|source| Error::Step {
+                    epoch,
+                    step: step + 1,
+                    source,
+                })?;
             loss_sum += loss.to_f64() * rows.len() as f64;
         }
         let train_loss = loss_sum / train.rows() as f64;
@@ -194,7 +204,7 @@ fn evaluate_into<T: Scalar>(
     {
         // For softmax cross-entropy the output layer is the identity, so the
         // outputs are the logits `z`; for MSE the loss reads only `a`.
-        loss_sum += loss.sample_value(row, row, targets).to_f64();
+        loss_sum += loss.sample_value(row, row, targets)?.to_f64();
         if loss == Loss::SoftmaxCrossEntropy {
             softmax(row, &mut prediction);
         } else {

@@ -81,12 +81,13 @@ impl Case<f64> {
     pub fn random(architecture: Architecture, rows: usize, seed: u64) -> Case<f64> {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_ca5e);
         let mut network = Network::init(architecture.clone(), seed);
-        let values = network.param_values_mut();
+        let mut values = network.param_values_mut();
         for layer in architecture.layers() {
             values[layer.bias_range()]
                 .iter_mut()
                 .for_each(|b| *b = rng.random_range(-0.5..0.5));
         }
+        drop(values);
         let architecture = network.architecture();
         let (n, m) = (architecture.input_width(), architecture.output_width());
         let inputs = (0..rows * n).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -113,9 +114,10 @@ impl<T: Scalar> Case<T> {
     /// exclude the affected components and count them.
     pub fn pin_first_neuron_at_kink(mut self) -> Self {
         let first = self.network.architecture().layers()[0];
-        let values = self.network.param_values_mut();
+        let mut values = self.network.param_values_mut();
         values[first.weight_range()][..first.inputs].fill(T::ZERO);
         values[first.bias_range()][0] = T::ZERO;
+        drop(values);
         self
     }
 

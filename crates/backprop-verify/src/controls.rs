@@ -337,11 +337,12 @@ fn flawed_backprop<T: Scalar>(
         let (z, a, y) = (
             &zs[last][b * m..(b + 1) * m],
             &outs[last + 1][b * m..(b + 1) * m],
-            batch.targets().row(b),
+            &batch.targets().as_slice()[b * m..(b + 1) * m],
         );
-        loss_sum += loss.sample_value(z, a, y);
+        // The three rows have the output width, so the lengths agree.
+        loss_sum += loss.sample_value(z, a, y).unwrap_or(T::from_f64(f64::NAN));
         let row = &mut delta[b * m..(b + 1) * m];
-        loss.output_delta(activations[last], z, a, y, inverse_batch, row);
+        let _ = loss.output_delta(activations[last], z, a, y, inverse_batch, row);
         if flaw == Flaw::ScalarStepOne {
             // Undo act' to get dJ/da, sum it over the outputs, apply act' again.
             let summed: T = match loss {

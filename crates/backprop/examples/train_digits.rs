@@ -5,7 +5,7 @@
 //! cargo run --release --example train_digits -- --help
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Instant;
@@ -20,6 +20,24 @@ use indicatif::{ProgressBar, ProgressStyle};
 const PREFERRED_BACKENDS: [&str; 2] = ["auto", "naive"];
 /// Default epochs: enough for the seed network to pass 95% test accuracy.
 const DEFAULT_EPOCHS: usize = 150;
+/// The most epochs the command line runs (about 20 hours of the default
+/// network with the fastest backend): a larger count is a typing mistake.
+const MAX_EPOCHS: usize = 1_000_000;
+/// Every option, each of which takes a value.
+const OPTIONS: [&str; 12] = [
+    "--backend",
+    "--epochs",
+    "--hidden",
+    "--activation",
+    "--loss",
+    "--lr",
+    "--batch",
+    "--seed",
+    "--precision",
+    "--data",
+    "--save",
+    "--load",
+];
 /// Default hidden width of the seed network.
 const DEFAULT_HIDDEN: usize = 32;
 /// Default mini-batch size.
@@ -74,7 +92,7 @@ Usage: train_digits [OPTIONS]
 
 Options:
   --backend NAME     kernel to train with: {backends} [default: {backend}]
-  --epochs N         passes over the training set [default: {DEFAULT_EPOCHS}]
+  --epochs N         passes over the training set, at most {MAX_EPOCHS} [default: {DEFAULT_EPOCHS}]
   --hidden N         hidden-layer width [default: {DEFAULT_HIDDEN}]
   --activation NAME  hidden activation: sigmoid, tanh, relu, identity [default: sigmoid]
   --loss NAME        mse (sigmoid outputs) or softmax-cross-entropy (identity outputs) [default: mse]
@@ -83,7 +101,7 @@ Options:
   --seed N           seed of the initial weights and of the shuffling [default: {DEFAULT_SEED}]
   --precision P      f32 or f64 [default: f32]
   --data PATH        the digits file (gzip CSV) [default: data/digits.csv.gz]
-  --save PATH        save the trained network as a safetensors checkpoint
+  --save PATH        save the trained network as a safetensors checkpoint (checked writable before training)
   --load PATH        start from a checkpoint; its architecture replaces --hidden, --activation and --loss
   -h, --help         print this help",
         backends = backends.join(", "),
@@ -129,6 +147,9 @@ fn parse_options(arguments: impl IntoIterator<Item = String>) -> Result<Option<O
         if !flag.starts_with("--") {
             bail!("unexpected argument '{argument}'; see --help");
         }
+        if !OPTIONS.contains(&flag.as_str()) {
+            bail!("unknown option '{flag}'; see --help");
+        }
         let value = match inline_value.or_else(|| arguments.next()) {
             Some(value) => value,
             None => bail!("{flag} needs a value; see --help"),
@@ -136,7 +157,12 @@ fn parse_options(arguments: impl IntoIterator<Item = String>) -> Result<Option<O
         let value = value.as_str();
         match flag.as_str() {
             "--backend" => options.backend = parse_value(&flag, value, "a backend name")?,
-            "--epochs" => options.epochs = parse_value(&flag, value, "a whole number")?,
+            "--epochs" => {
+                options.epochs = parse_value(&flag, value, "a whole number")?;
+                if options.epochs > MAX_EPOCHS {
+                    bail!("invalid value '{value}' for --epochs: expected at most {MAX_EPOCHS}");
+                }
+            }
             "--hidden" => {
                 options.hidden = parse_value(&flag, value, "a whole number")?;
                 if options.hidden == 0 {
@@ -195,10 +221,43 @@ fn initial_network<T: Scalar>(options: &Options) -> Result<Network<T>> {
         output,
         options.loss,
     )?;
-    Ok(Network::init(architecture, options.seed))
+    Ok(Network::try_init(architecture, options.seed)?)
+}
+
+/// Makes sure the checkpoint can be written before training for it: opens
+/// (creating) the file for writing. A file created here is removed again if
+/// the run fails before the checkpoint is saved.
+fn check_writable(path: &Path) -> Result<SaveGuard<'_>> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
+    Ok(SaveGuard {
+        path,
+        created: !existed,
+        saved: false,
+    })
+}
+
+/// Removes a checkpoint file [`check_writable`] created, unless it was saved.
+struct SaveGuard<'a> {
+    path: &'a Path,
+    created: bool,
+    saved: bool,
+}
+
+impl Drop for SaveGuard<'_> {
+    fn drop(&mut self) {
+        if self.created && !self.saved {
+            let _ = std::fs::remove_file(self.path);
+        }
+    }
 }
 
 fn run<T: Precision>(options: &Options) -> Result<()> {
+    let mut save_guard = options.save.as_deref().map(check_writable).transpose()?;
     let data = digits::load::<T>(&options.data)
         .with_context(|| format!("cannot read the digits from {}", options.data.display()))?;
     let split = data.stratified_split(TEST_FRACTION, digits::SPLIT_SEED)?;
@@ -270,6 +329,9 @@ fn run<T: Precision>(options: &Options) -> Result<()> {
     if let Some(path) = &options.save {
         checkpoint::save(&network, path)
             .with_context(|| format!("cannot save the checkpoint {}", path.display()))?;
+        if let Some(guard) = &mut save_guard {
+            guard.saved = true;
+        }
         println!("saved the network to {}", path.display());
     }
     let result = evaluate(backend.as_mut(), &network, &split.test)?;
@@ -311,5 +373,110 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(arguments: &[&str]) -> Result<Option<Options>> {
+        parse_options(arguments.iter().map(|a| (*a).to_owned()))
+    }
+
+    fn error_of(arguments: &[&str]) -> String {
+        match parse(arguments) {
+            Ok(_) => panic!("{arguments:?} was accepted"),
+            Err(error) => format!("{error:#}"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_option_is_named_as_unknown() {
+        assert_eq!(
+            error_of(&["--bogus"]),
+            "unknown option '--bogus'; see --help"
+        );
+        assert_eq!(
+            error_of(&["--bogus=3"]),
+            "unknown option '--bogus'; see --help"
+        );
+        assert_eq!(
+            error_of(&["--epochs"]),
+            "--epochs needs a value; see --help"
+        );
+    }
+
+    #[test]
+    fn epoch_counts_past_the_cap_are_refused_before_anything_runs() {
+        for count in ["18446744073709551615", "1000000000000", "1000001"] {
+            let message = error_of(&["--epochs", count]);
+            assert!(message.contains("at most 1000000"), "{message}");
+        }
+        let message = error_of(&["--epochs", "18446744073709551616"]);
+        assert!(message.contains("a whole number"), "{message}");
+        let options = parse(&["--epochs", "1000000"]).unwrap().unwrap();
+        assert_eq!(options.epochs, MAX_EPOCHS);
+    }
+
+    #[test]
+    fn a_hidden_layer_too_large_for_memory_is_an_error() {
+        let options = parse(&["--hidden", "1000000000000"]).unwrap().unwrap();
+        let error = initial_network::<f32>(&options).unwrap_err();
+        let hidden = 1_000_000_000_000usize;
+        let count = hidden * 64 + hidden + 10 * hidden + 10;
+        assert_eq!(
+            error.downcast_ref::<backprop::Error>(),
+            Some(&backprop::Error::TooLarge {
+                what: "parameters",
+                rows: count,
+                cols: 1
+            })
+        );
+    }
+
+    #[test]
+    fn an_unwritable_save_path_fails_before_training_and_a_failed_run_leaves_no_file() {
+        let error = check_writable(Path::new("/no/such/directory/model.safetensors"))
+            .err()
+            .expect("an unwritable path");
+        assert!(format!("{error:#}").contains("cannot write the checkpoint"));
+        let dir = std::env::temp_dir().join(format!("train-digits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("model.safetensors");
+        drop(check_writable(&path).unwrap());
+        assert!(
+            !path.exists(),
+            "the probe file is removed when nothing was saved"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_holding_nan_is_blamed_on_its_parameter_not_the_learning_rate() {
+        let architecture = Architecture::seed(64, 4, 10).unwrap();
+        let mut network = Network::<f32>::init(architecture, 1);
+        let dir = std::env::temp_dir().join(format!("train-digits-nan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("nan.safetensors");
+        checkpoint::save(&network, &path).unwrap();
+        // Write a NaN over the first weight's bytes, keeping the file's checksum:
+        // the checksum then fails; without it, the unsigned load names the NaN.
+        network.param_values_mut()[0] = f32::NAN;
+        assert!(
+            checkpoint::save(&network, &path).is_err(),
+            "no NaN is saved"
+        );
+        let mut options = parse(&[]).unwrap().unwrap();
+        options.load = Some(path.clone());
+        let bytes = std::fs::read(&path).unwrap();
+        let start = bytes.len() - 4 * (4 * 64 + 4 + 10 * 4 + 10);
+        let mut corrupt = bytes.clone();
+        corrupt[start..start + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        std::fs::write(&path, &corrupt).unwrap();
+        let message = format!("{:#}", initial_network::<f32>(&options).unwrap_err());
+        assert!(message.contains("checksum"), "{message}");
+        assert!(!message.contains("learning rate"), "{message}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
