@@ -382,6 +382,18 @@ impl<T: SimdScalar> Backend<T> for SimdBackend<T> {
     }
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
+        self.gradient(task, None)
+    }
+}
+
+impl<T: SimdScalar> SimdBackend<T> {
+    /// The loss and gradient of `task`; with `first_delta`, the first
+    /// layer's weight gradient is left out and `delta^1` written there instead.
+    fn gradient(
+        &mut self,
+        task: GradientTask<'_, T>,
+        first_delta: Option<&mut [T]>,
+    ) -> Result<T, Error> {
         let (layers, batch, mut gradient) = task.into_parts();
         let lanes = lanes_of::<T>(self.path);
         self.scratch
@@ -392,7 +404,7 @@ impl<T: SimdScalar> Backend<T> for SimdBackend<T> {
             x: batch.inputs().matrix().as_slice(),
             y: batch.targets().as_slice(),
             grad: gradient.as_mut_slice(),
-            first_delta: None,
+            first_delta,
         };
         Ok(T::dispatch(self.path, job))
     }
@@ -407,19 +419,7 @@ impl<T: SimdScalar> FirstLayerSplit<T> for SimdBackend<T> {
         task: SplitGradientTask<'_, T>,
     ) -> Result<T, Error> {
         let (task, first_delta) = task.into_parts();
-        let (layers, batch, mut gradient) = task.into_parts();
-        let lanes = lanes_of::<T>(self.path);
-        self.scratch
-            .fit(layers.architecture(), batch.rows(), lanes)?;
-        let job = GradientJob {
-            scratch: &mut self.scratch,
-            weights: Weights::Read(layers.network().params().as_slice()),
-            x: batch.inputs().matrix().as_slice(),
-            y: batch.targets().as_slice(),
-            grad: gradient.as_mut_slice(),
-            first_delta: Some(first_delta),
-        };
-        Ok(T::dispatch(self.path, job))
+        self.gradient(task, Some(first_delta))
     }
 
     fn run_first_weight_rows(&mut self, task: &mut FirstWeightRowsTask<'_, T>) {
