@@ -16,13 +16,18 @@ use crate::params::first_non_finite;
 use crate::{Activation, Architecture, Error, Params, Scalar};
 
 /// An architecture together with finite parameters laid out for it.
-#[derive(Clone, Debug)]
+///
+/// After its first SGD step a network also holds a spare buffer as large as
+/// its parameters, which each step writes the updated values into before it
+/// makes them the parameters: that is how a refused step leaves the
+/// parameters untouched without a pass of its own.
+#[derive(Debug)]
 pub struct Network<T> {
     architecture: Architecture,
     params: Params<T>,
     /// For each weight layer, an upper bound of its largest `|parameter|`,
-    /// weights and biases: exact after a check, grown by each step's largest
-    /// update since. Lets a step rule out overflow without reading the
+    /// weights and biases: exact after a check or a step of the core's own
+    /// update. Lets a forward pass rule out overflow without reading the
     /// parameters.
     bounds: Vec<f64>,
     /// Room for the bounds after a step, so that a step allocates nothing.
@@ -30,6 +35,23 @@ pub struct Network<T> {
     /// The first non-finite parameter left by [`Network::param_values_mut`]
     /// (its flat index and value), reported at the network's next use.
     fault: Option<(usize, f64)>,
+    /// Where a step writes the updated parameters before they become the
+    /// parameters (empty until the first step).
+    spare: Vec<T>,
+}
+
+/// A clone has no spare buffer until its own first step.
+impl<T: Clone> Clone for Network<T> {
+    fn clone(&self) -> Self {
+        Network {
+            architecture: self.architecture.clone(),
+            params: self.params.clone(),
+            bounds: self.bounds.clone(),
+            next_bounds: self.next_bounds.clone(),
+            fault: self.fault,
+            spare: Vec::new(),
+        }
+    }
 }
 
 /// Networks are equal when their architectures and parameters are.
@@ -58,6 +80,7 @@ impl<T: Scalar> Network<T> {
             bounds: vec![0.0; layers],
             next_bounds: vec![0.0; layers],
             fault: None,
+            spare: Vec::new(),
         };
         network.refresh();
         network
@@ -263,87 +286,104 @@ impl<T: Scalar> Network<T> {
 
     /// The checked update `theta += (-eta) g` behind every SGD step: the
     /// gradient must be finite and so must every updated parameter, or the
-    /// network is left as it was. The parameters are finite here (the
-    /// caller checked the network).
+    /// network is left as it was (see [`Network::stage_update`]).
     pub(crate) fn apply_update(&mut self, gradient: &[T], learning_rate: T) -> Result<(), Error> {
-        let safe = self.plan_update(gradient, learning_rate)?;
-        self.commit_update(gradient, learning_rate, safe, |params, gradient, step| {
-            crate::vector::axpy(params, step, gradient)
-        })
+        self.stage_update(gradient, learning_rate, None)?;
+        self.commit_update();
+        Ok(())
     }
 
-    /// The first half of [`Network::apply_update`], which changes nothing
-    /// but the room for the next bounds: checks that the gradient is finite,
-    /// and returns whether the bounds rule out overflow.
+    /// Writes the updated parameters `theta - eta g` into the network's
+    /// spare buffer, not over the parameters, and checks them: a non-finite
+    /// value there means a non-finite gradient component
+    /// ([`Error::NonFiniteGradient`]) or an update that overflows
+    /// ([`Error::NonFiniteUpdate`]), named by the first such parameter.
+    /// [`Network::commit_update`] then swaps the buffers, so the check costs
+    /// no pass of its own and a refused update has touched nothing.
     ///
-    /// One pass reads the gradient (its largest magnitude per layer); when
-    /// the bounds show that no parameter can overflow, the update is the
-    /// plain vectorized one and the bounds grow by the largest step. Only
-    /// when they cannot rule it out is each updated value checked before
-    /// any is written, and the bounds made exact again.
-    pub(crate) fn plan_update(&mut self, gradient: &[T], learning_rate: T) -> Result<bool, Error> {
-        let margin = 1.0 + 4.0 * T::UNIT_ROUNDOFF;
-        let eta = learning_rate.to_f64();
-        let mut safe = true;
-        for (l, shape) in self.architecture.layers().iter().enumerate() {
-            let values = &gradient[shape.offset..][..shape.param_count()];
-            let largest = T::largest_magnitude(values);
-            if !largest.is_finite() {
-                let (index, value) = first_non_finite(values)
-                    .map_or((shape.offset, largest), |(i, v)| (shape.offset + i, v));
-                let location = self.architecture.locate(index);
-                return Err(match location {
-                    Some(location) => Error::NonFiniteGradient {
-                        location,
-                        value: value.to_f64(),
-                    },
-                    None => Error::NonFiniteLoss {
-                        value: value.to_f64(),
-                    },
-                });
-            }
-            let bound = (self.bounds[l] + eta * largest.to_f64() * margin) * margin;
-            self.next_bounds[l] = bound;
-            safe &= bound <= T::LARGEST;
-        }
-        Ok(safe)
-    }
-
-    /// The second half of [`Network::apply_update`]: the update, after
-    /// checking every updated value unless `safe`.
-    pub(crate) fn commit_update(
+    /// `apply`, if given, writes the update instead (a kernel's own way, on
+    /// several threads, say) as `apply(out, params, gradient, -eta)`,
+    /// returning the largest magnitude it wrote, as [`Scalar::step_into`] does.
+    /// The spare buffer is allocated on the first update ([`Error::TooLarge`]
+    /// if it cannot be) and reused after.
+    pub(crate) fn stage_update(
         &mut self,
         gradient: &[T],
         learning_rate: T,
-        safe: bool,
-        apply: impl FnOnce(&mut [T], &[T], T),
+        apply: Option<&mut UpdateWriter<'_, T>>,
     ) -> Result<(), Error> {
+        let count = self.params.len();
+        if self.spare.len() != count {
+            self.spare.clear();
+            self.spare
+                .try_reserve_exact(count)
+                .map_err(|_| Error::TooLarge {
+                    what: "the spare parameters of an update",
+                    rows: count,
+                    cols: 1,
+                })?;
+            self.spare.resize(count, T::ZERO);
+        }
         let step = -learning_rate;
-        if safe {
-            apply(self.params.as_mut_slice(), gradient, step);
-            std::mem::swap(&mut self.bounds, &mut self.next_bounds);
+        let params = self.params.as_slice();
+        let finite = match apply {
+            Some(apply) => {
+                let largest = apply(&mut self.spare, params, gradient, step).to_f64();
+                self.next_bounds.fill(largest);
+                largest.is_finite()
+            }
+            None => {
+                let mut finite = true;
+                for (bound, shape) in self.next_bounds.iter_mut().zip(self.architecture.layers()) {
+                    let range = shape.offset..shape.offset + shape.param_count();
+                    let (out, theta, g) = (
+                        &mut self.spare[range.clone()],
+                        &params[range.clone()],
+                        &gradient[range],
+                    );
+                    *bound = T::step_into(out, theta, step, g).to_f64();
+                    finite &= bound.is_finite();
+                }
+                finite
+            }
+        };
+        if finite {
             return Ok(());
         }
-        let params = self.params.as_slice();
-        if let Some(index) = params
-            .iter()
-            .zip(gradient)
-            .position(|(&theta, &g)| !(theta + step * g).is_finite())
+        // Rare: name the first bad gradient component, else the first bad update.
+        let located = |index: usize| self.architecture.locate(index);
+        if let Some((index, value)) = first_non_finite(gradient)
+            && let Some(location) = located(index)
         {
-            let location = self.architecture.locate(index);
-            return Err(match location {
-                Some(location) => Error::NonFiniteUpdate {
-                    location,
-                    parameter: params[index].to_f64(),
-                    gradient: gradient[index].to_f64(),
-                    learning_rate: learning_rate.to_f64(),
-                },
-                None => Error::NonFiniteLoss { value: f64::NAN },
+            return Err(Error::NonFiniteGradient {
+                location,
+                value: value.to_f64(),
             });
         }
-        crate::vector::axpy(self.params.as_mut_slice(), step, gradient);
-        self.refresh();
-        Ok(())
+        let index = params
+            .iter()
+            .zip(gradient)
+            .position(|(&theta, &g)| {
+                let mut value = theta;
+                value += step * g;
+                !value.is_finite()
+            })
+            .unwrap_or_default();
+        Err(match located(index) {
+            Some(location) => Error::NonFiniteUpdate {
+                location,
+                parameter: params.get(index).map_or(f64::NAN, |v| v.to_f64()),
+                gradient: gradient.get(index).map_or(f64::NAN, |v| v.to_f64()),
+                learning_rate: learning_rate.to_f64(),
+            },
+            None => Error::NonFiniteLoss { value: f64::NAN },
+        })
+    }
+
+    /// Makes the update [`Network::stage_update`] checked the parameters.
+    pub(crate) fn commit_update(&mut self) {
+        self.params.swap_values(&mut self.spare);
+        std::mem::swap(&mut self.bounds, &mut self.next_bounds);
     }
 
     /// The parameters, for a kernel that updates them itself (see
@@ -364,6 +404,10 @@ impl<T: Scalar> Network<T> {
         self.check_finite()
     }
 }
+
+/// A kernel's way of writing an update: `(out, params, gradient, step)`,
+/// returning the largest magnitude written (see `SgdTask::apply_update_with`).
+pub(crate) type UpdateWriter<'a, T> = dyn FnMut(&mut [T], &[T], &[T], T) -> T + 'a;
 
 /// The parameter values of a network, lent mutably by
 /// [`Network::param_values_mut`]; when dropped it checks them, and a

@@ -194,6 +194,14 @@ impl<T: Scalar> Params<T> {
         }
     }
 
+    /// Exchanges the values with `other`, which must hold as many (the
+    /// layout is kept); a step's update made the parameters in O(1).
+    pub(crate) fn swap_values(&mut self, other: &mut Vec<T>) {
+        if other.len() == self.values.len() {
+            std::mem::swap(&mut self.values, other);
+        }
+    }
+
     /// Sets every value to zero.
     pub fn fill_zero(&mut self) {
         self.values.fill(T::ZERO);

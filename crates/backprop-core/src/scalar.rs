@@ -77,6 +77,11 @@ pub trait Scalar:
     /// when every value is. One vectorized pass over the bits, so cheap
     /// enough to check every gradient of a training step.
     fn largest_magnitude(values: &[Self]) -> Self;
+    /// Writes `out[i] = params[i] + step * gradient[i]` (over the common
+    /// length, the same bits as `vector::axpy`) and returns the largest
+    /// `|out[i]|`, with the NaN and infinity of [`Scalar::largest_magnitude`]:
+    /// an SGD update and its check in one vectorized pass.
+    fn step_into(out: &mut [Self], params: &[Self], step: Self, gradient: &[Self]) -> Self;
 
     /// Converts a count to this type (exact up to `2^24` for `f32`, `2^53` for `f64`).
     fn from_usize(count: usize) -> Self {
@@ -177,6 +182,72 @@ macro_rules! impl_scalar {
                 }
                 $t::from_bits(body(values))
             }
+            fn step_into(out: &mut [Self], params: &[Self], step: Self, gradient: &[Self]) -> Self {
+                const LANES: usize = 64;
+                #[inline(always)]
+                fn body(out: &mut [$t], params: &[$t], step: $t, gradient: &[$t]) -> $bits {
+                    const MAGNITUDE: $bits = !(1 << ($bits::BITS - 1));
+                    let len = out.len().min(params.len()).min(gradient.len());
+                    let (out, params, gradient) =
+                        (&mut out[..len], &params[..len], &gradient[..len]);
+                    let mut lanes = [0 as $bits; LANES];
+                    let mut outs = out.chunks_exact_mut(LANES);
+                    let mut thetas = params.chunks_exact(LANES);
+                    let mut grads = gradient.chunks_exact(LANES);
+                    for ((out, theta), g) in (&mut outs).zip(&mut thetas).zip(&mut grads) {
+                        if let (Ok(out), Ok(theta), Ok(g)) = (
+                            <&mut [$t; LANES]>::try_from(out),
+                            <&[$t; LANES]>::try_from(theta),
+                            <&[$t; LANES]>::try_from(g),
+                        ) {
+                            for k in 0..LANES {
+                                let mut value = theta[k];
+                                value += step * g[k];
+                                out[k] = value;
+                                lanes[k] = lanes[k].max(value.to_bits() & MAGNITUDE);
+                            }
+                        }
+                    }
+                    let mut largest = 0;
+                    for lane in lanes {
+                        largest = largest.max(lane);
+                    }
+                    let rest = outs
+                        .into_remainder()
+                        .iter_mut()
+                        .zip(thetas.remainder())
+                        .zip(grads.remainder());
+                    for ((out, &theta), &g) in rest {
+                        let mut value = theta;
+                        value += step * g;
+                        *out = value;
+                        largest = largest.max(value.to_bits() & MAGNITUDE);
+                    }
+                    largest
+                }
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx512f")]
+                    fn avx512(out: &mut [$t], params: &[$t], step: $t, gradient: &[$t]) -> $bits {
+                        body(out, params, step, gradient)
+                    }
+                    #[target_feature(enable = "avx2,fma")]
+                    fn avx2(out: &mut [$t], params: &[$t], step: $t, gradient: &[$t]) -> $bits {
+                        body(out, params, step, gradient)
+                    }
+                    if std::arch::is_x86_feature_detected!("avx512f") {
+                        // SAFETY: the CPU has AVX-512F, detected just above.
+                        return $t::from_bits(unsafe { avx512(out, params, step, gradient) });
+                    }
+                    if std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                    {
+                        // SAFETY: the CPU has AVX2 and FMA, detected just above.
+                        return $t::from_bits(unsafe { avx2(out, params, step, gradient) });
+                    }
+                }
+                $t::from_bits(body(out, params, step, gradient))
+            }
         }
     };
 }
@@ -201,6 +272,20 @@ mod tests {
                 assert!(f32::largest_magnitude(&values).is_nan());
             }
         }
+        let (params, gradient) = ([1.0f32; 70], [2.0f32; 70]);
+        let mut out = [0.0f32; 70];
+        assert_eq!(f32::step_into(&mut out, &params, -0.5, &gradient), 0.0);
+        assert!(out.iter().all(|&v| v == 0.0));
+        let mut gradient = gradient;
+        gradient[69] = -8.0;
+        assert_eq!(f32::step_into(&mut out, &params, -0.5, &gradient), 5.0);
+        gradient[3] = f32::INFINITY;
+        assert_eq!(
+            f32::step_into(&mut out, &params, -0.5, &gradient),
+            f32::NEG_INFINITY.abs()
+        );
+        gradient[5] = f32::NAN;
+        assert!(f32::step_into(&mut out, &params, 0.0, &gradient).is_nan());
         let values = [1e300, -2e300, 3.0];
         assert_eq!(f64::largest_magnitude(&values), 2e300);
         assert!(f64::largest_magnitude(&[f64::NAN, f64::INFINITY]).is_nan());

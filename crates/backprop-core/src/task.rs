@@ -494,29 +494,38 @@ impl<'a, T: Scalar> SgdTask<'a, T> {
     /// buffer: checks that the gradient and the loss are finite and that
     /// the update `theta <- theta - eta * gradient` keeps every parameter
     /// finite, then applies it and returns the loss. On an error
-    /// ([`Error::NonFiniteGradient`], [`Error::NonFiniteLoss`] or
-    /// [`Error::NonFiniteUpdate`]) the network is left as it was.
+    /// ([`Error::NonFiniteGradient`], [`Error::NonFiniteLoss`],
+    /// [`Error::NonFiniteUpdate`], or [`Error::TooLarge`] for the spare
+    /// buffer below) the network is left as it was.
     ///
-    /// The check reads the gradient once (its largest magnitude per layer)
-    /// and rules out overflow from bounds the network keeps of its
-    /// parameters, so it costs far less than the update itself.
+    /// The updated values are written into a spare buffer the network keeps
+    /// (as large as its parameters, allocated on its first step), with their
+    /// largest magnitude per layer taken in the same pass, and become the
+    /// parameters only when all are finite: the check costs no pass of its
+    /// own, and a refused step has written nothing.
     pub fn apply_update(self, loss: T) -> Result<T, Error> {
-        self.apply_update_with(loss, |params, gradient, step| {
-            crate::vector::axpy(params, step, gradient)
-        })
+        let SgdTask {
+            network,
+            gradient,
+            learning_rate,
+            ..
+        } = self;
+        network.stage_update(gradient.as_slice(), learning_rate, None)?;
+        finish(network, loss)
     }
 
     /// [`SgdTask::apply_update`] with the kernel's own way of writing the
-    /// update, such as in parallel: `apply(params, gradient, step)` must set
-    /// `params[i] += step * gradient[i]` for every `i`, in any order and on
-    /// any threads, exactly as `backprop_core::vector::axpy` computes it. It
-    /// is called only after every check has passed, with values known not to
-    /// overflow; when the network's bounds cannot rule overflow out, this
-    /// method checks each updated value and writes the update itself instead.
+    /// update, such as in parallel: `apply(out, params, gradient, step)`
+    /// must set `out[i] = params[i] + step * gradient[i]` for every `i` (in
+    /// any order, on any threads, exactly as [`Scalar::step_into`] computes
+    /// it, which it may call on pieces) and return the largest `|out[i]|`
+    /// with the NaN and infinity of [`Scalar::largest_magnitude`]. `out` is
+    /// the network's spare buffer, which becomes the parameters only if
+    /// every value is finite.
     pub fn apply_update_with(
         self,
         loss: T,
-        apply: impl FnOnce(&mut [T], &[T], T),
+        mut apply: impl FnMut(&mut [T], &[T], &[T], T) -> T,
     ) -> Result<T, Error> {
         let SgdTask {
             network,
@@ -524,14 +533,8 @@ impl<'a, T: Scalar> SgdTask<'a, T> {
             learning_rate,
             ..
         } = self;
-        let safe = network.plan_update(gradient.as_slice(), learning_rate)?;
-        if !loss.is_finite() {
-            return Err(Error::NonFiniteLoss {
-                value: loss.to_f64(),
-            });
-        }
-        network.commit_update(gradient.as_slice(), learning_rate, safe, apply)?;
-        Ok(loss)
+        network.stage_update(gradient.as_slice(), learning_rate, Some(&mut apply))?;
+        finish(network, loss)
     }
 
     /// The network's parameter values and the gradient buffer, both in the
@@ -553,4 +556,15 @@ impl<'a, T: Scalar> SgdTask<'a, T> {
             -self.learning_rate,
         )
     }
+}
+
+/// Commits a staged update unless the loss is not finite.
+fn finish<T: Scalar>(network: &mut Network<T>, loss: T) -> Result<T, Error> {
+    if !loss.is_finite() {
+        return Err(Error::NonFiniteLoss {
+            value: loss.to_f64(),
+        });
+    }
+    network.commit_update();
+    Ok(loss)
 }

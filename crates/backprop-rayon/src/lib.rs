@@ -447,17 +447,19 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
         let loss = self.run_loss_and_gradient(task.gradient_task())?;
         let threads = self.threads();
         let crew = &mut self.crew;
-        task.apply_update_with(loss, |params, gradient, step| {
+        task.apply_update_with(loss, |out, params, gradient, step| {
             // One contiguous range of parameters per thread, as the combination cuts them.
             let range = params.len().div_ceil(threads).max(COMBINE_BLOCK);
             if !plan.forks() || range >= params.len() {
-                vector::axpy(params, step, gradient);
-                return;
+                return T::step_into(out, params, step, gradient);
             }
-            let ranges = params.chunks_mut(range).zip(gradient.chunks(range));
-            crew.spread(ranges, &|(params, gradient)| {
-                vector::axpy(params, step, gradient)
+            let mut largest = vec![T::ZERO; params.len().div_ceil(range)];
+            let pieces = out.chunks_mut(range).zip(params.chunks(range));
+            let items = pieces.zip(gradient.chunks(range)).zip(&mut largest);
+            crew.spread(items, &|(((out, params), gradient), largest)| {
+                *largest = T::step_into(out, params, step, gradient);
             });
+            T::largest_magnitude(&largest)
         })
     }
 }
