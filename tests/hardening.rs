@@ -166,9 +166,9 @@ fn helpers_return_errors_instead_of_panicking() {
     let softmax = Loss::SoftmaxCrossEntropy;
     let empty: &[f64] = &[];
     assert_eq!(
-        softmax.sample_value(empty, empty, empty).unwrap_err(),
+        softmax.sample_value(empty, empty).unwrap_err(),
         Error::SampleLength {
-            what: "pre-activations",
+            what: "outputs",
             expected: 1,
             found: 0
         }
@@ -177,29 +177,31 @@ fn helpers_return_errors_instead_of_panicking() {
     let (z, y) = ([0.5, 1.0, -1.0], [1.0, 0.0]);
     for loss in Loss::ALL {
         assert_eq!(
-            loss.sample_value(&z, &z, &y).unwrap_err(),
+            loss.sample_value(&z, &y).unwrap_err(),
             Error::SampleLength {
                 what: "targets",
                 expected: 3,
                 found: 2
             }
         );
+        let mut gradient = [0.0; 3];
         assert_eq!(
-            loss.sample_value(&z, &z[..1], &z).unwrap_err(),
+            loss.output_gradient(&z, &y, 1.0, &mut gradient)
+                .unwrap_err(),
             Error::SampleLength {
-                what: "activations",
+                what: "targets",
                 expected: 3,
-                found: 1
+                found: 2
             }
         );
-        let mut delta = [0.0; 2];
+        let mut gradient = [0.0; 2];
         let error = loss
-            .output_delta(Activation::Identity, &z, &z, &z, 1.0, &mut delta)
+            .output_gradient(&z, &z, 1.0, &mut gradient)
             .unwrap_err();
         assert_eq!(
             error,
             Error::SampleLength {
-                what: "deltas",
+                what: "output gradients",
                 expected: 3,
                 found: 2
             }
@@ -501,10 +503,10 @@ fn softmax_cross_entropy_is_finite_wherever_its_gradient_is() {
     // logit once gave 0 * -inf = NaN.
     let check = |z: [f64; 2]| {
         let y = [1.0, 0.0];
-        let loss = Loss::SoftmaxCrossEntropy.sample_value(&z, &z, &y).unwrap();
+        let loss = Loss::SoftmaxCrossEntropy.sample_value(&z, &y).unwrap();
         let mut delta = [0.0; 2];
         Loss::SoftmaxCrossEntropy
-            .output_delta(Activation::Identity, &z, &z, &y, 1.0, &mut delta)
+            .output_gradient(&z, &y, 1.0, &mut delta)
             .unwrap();
         assert_eq!(loss, 0.0, "{z:?}");
         assert!(delta.iter().all(|d| d.is_finite()), "{delta:?}");
@@ -512,7 +514,7 @@ fn softmax_cross_entropy_is_finite_wherever_its_gradient_is() {
     check([1e308, -1e308]);
     let z32 = [2e38f32, -2e38];
     let loss = Loss::SoftmaxCrossEntropy
-        .sample_value(&z32, &z32, &[1.0, 0.0])
+        .sample_value(&z32, &[1.0, 0.0])
         .unwrap();
     assert_eq!(loss, 0.0);
     // Through a network such logits are refused before any backend runs.

@@ -14,4 +14,5 @@ mod hardening;
 mod kinks;
 mod loaders;
 mod rayon_backend;
+mod saturation;
 mod training;

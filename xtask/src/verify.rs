@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use anyhow::{Context, bail};
 use backprop::{BackendKind, FaerBackend, Precision, ThreadPool, ThreadPoolBuilder};
 use backprop_verify::conformance::{THREAD_COUNTS, control_report};
-use backprop_verify::{CheckPrecision, Conformance, ConformanceReport, Control, Matrix};
+use backprop_verify::{
+    Cancellation, CheckPrecision, Conformance, ConformanceReport, Control, ControlReport, Flaw,
+    Matrix,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -112,7 +115,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<bool> {
     let control_cells = matrix.control_cells().count();
     let wrapped = 5 * control_cells;
     let work = options.backends.len() * 2 * (matrix.cells.len() + wrapped)
-        + controls.len() * control_cells;
+        + (controls.len() + 4) * control_cells;
     let progress = ProgressBar::new(work as u64);
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} [{elapsed}]")
@@ -161,16 +164,19 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<bool> {
     let builtin: Vec<_> = controls
         .iter()
         .map(|control| {
-            let report =
-                control_report::<f64>(control.to_string(), &mut *control.backend(), &matrix);
+            let name = control.to_string();
+            let backend = &mut *control.backend();
+            let report = control_report::<f64>(name, backend, &matrix, Cancellation::Forbidden);
             progress.inc(control_cells as u64);
             report
         })
         .collect();
+    let modes = cancellation_modes(&matrix, || progress.inc(control_cells as u64));
     progress.finish_and_clear();
 
+    let saturating = matrix.cells.iter().filter(|cell| cell.saturating).count();
     println!(
-        "{} cells per backend and dtype: the protocol shapes with seeds {:?}, the tile-edge shapes with seed {}, each for every activation and loss.",
+        "{} cells per backend and dtype: the protocol shapes with seeds {:?}, the tile-edge shapes with seed {}, each for every activation and loss, and {saturating} cells whose units saturate.",
         matrix.cells.len(),
         options.seeds,
         options.seeds.first().copied().unwrap_or(1)
@@ -178,7 +184,14 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<bool> {
     println!(
         "Each column: the worst error-to-tolerance ratio of that check over all cells (pass at <= 1);"
     );
-    println!("kinks: finite-difference components excluded at ReLU kinks, counted.\n");
+    println!(
+        "sat: the worst norm-wise relative error against the exact gradient on the saturating cells;"
+    );
+    println!("kinks: finite-difference components excluded at ReLU kinks, counted.");
+    println!(
+        "Every backend judged {}.\n",
+        Cancellation::Forbidden.describe()
+    );
     println!("{}", ConformanceReport::header());
     for report in &reports {
         println!("{}", report.row());
@@ -222,9 +235,36 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<bool> {
         println!("  {}", control.line());
     }
 
+    println!(
+        "\nThe two modes on the same {control_cells} cells: strict must reject slopes from the rounded activation, the allowance must accept them:"
+    );
+    let mut modes_right = true;
+    for (dtype, cancellation, report) in &modes {
+        let right = report.rejected() == (*cancellation == Cancellation::Forbidden);
+        modes_right &= right;
+        let verdict = match (report.rejected(), right) {
+            (true, _) => {
+                let caught: Vec<&str> = report.caught_by.iter().map(|k| k.label()).collect();
+                format!("rejected by {}", caught.join(", "))
+            }
+            (false, true) => "accepted".to_owned(),
+            (false, false) => "ACCEPTED: the strict checks are too weak".to_owned(),
+        };
+        let verdict = if report.rejected() && !right {
+            format!("{verdict}: the allowance is too narrow")
+        } else {
+            verdict
+        };
+        let mode = match cancellation {
+            Cancellation::Forbidden => "strict",
+            Cancellation::Allowed => "allowance",
+        };
+        println!("  {dtype} {mode:<9} {verdict}");
+    }
+
     let checks_passed = reports.iter().all(ConformanceReport::passed);
     let rejected = builtin.iter().filter(|c| c.rejected()).count();
-    let all_passed = checks_passed && rejected == builtin.len();
+    let all_passed = checks_passed && rejected == builtin.len() && modes_right;
     println!(
         "\nverdict: {} ({} backends x 2 dtypes x {} cells, {} wrapped controls each; {rejected} of {} built-in controls rejected)",
         if all_passed { "PASS" } else { "FAIL" },
@@ -240,10 +280,36 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<bool> {
             "seeds": options.seeds,
             "backends": reports.iter().map(ConformanceReport::to_json).collect::<Vec<_>>(),
             "controls": builtin.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
+            "modes": modes.iter().map(|(dtype, cancellation, report)| json!({
+                "dtype": dtype,
+                "allowance": *cancellation == Cancellation::Allowed,
+                "control": report.to_json(),
+            })).collect::<Vec<_>>(),
         });
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(all_passed)
+}
+
+/// The control that forms its slopes from the rounded activation, in both
+/// dtypes and both modes: `(dtype, mode, what the checks made of it)`.
+fn cancellation_modes(
+    matrix: &Matrix,
+    mut progress: impl FnMut(),
+) -> Vec<(&'static str, Cancellation, ControlReport)> {
+    let control = Control::Kernel(Flaw::SlopesFromActivation);
+    let mut modes = Vec::new();
+    for cancellation in [Cancellation::Forbidden, Cancellation::Allowed] {
+        let name = control.to_string();
+        let wide =
+            control_report::<f64>(name.clone(), &mut *control.backend(), matrix, cancellation);
+        progress();
+        let narrow = control_report::<f32>(name, &mut *control.backend(), matrix, cancellation);
+        progress();
+        modes.push(("f64", cancellation, wide));
+        modes.push(("f32", cancellation, narrow));
+    }
+    modes
 }

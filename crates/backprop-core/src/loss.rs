@@ -1,13 +1,13 @@
-//! Loss functions, per sample: the value and the output layer's error signal `delta^L`.
+//! Loss functions, per sample: the value and its gradient `dJ/dA^L`, which seeds backpropagation.
 //!
 //! Every backend computes the loss of a batch as the mean of these per-sample
-//! values and seeds backpropagation with [`Loss::output_delta`], so the loss
-//! convention lives here and nowhere else.
+//! values and seeds backpropagation with [`Loss::output_gradient`], so the
+//! loss convention lives here and nowhere else.
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{Activation, Error, Scalar, parse_name};
+use crate::{Error, Scalar, parse_name};
 
 /// The loss `J` of a batch, always a mean over its `B` samples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,90 +41,112 @@ impl Loss {
     /// One sample's contribution `B * J_b` to the batch loss, so that the batch
     /// loss is the mean of these values.
     ///
-    /// `z` and `a` are the output layer's pre-activations and activations, `y`
-    /// the sample's targets; all three must have the output width `m`, at
+    /// `outputs` are the output layer's activations `a` (for softmax
+    /// cross-entropy, whose output layer is the identity, the logits `z`) and
+    /// `targets` the sample's `y`; both must have the output width `m`, at
     /// least 1 ([`Error::SampleLength`] otherwise). For softmax cross-entropy
     /// an output whose target is 0 adds nothing (`0 log 0 = 0`), so a logit
     /// whose probability underflows to 0 cannot make the loss NaN.
     #[inline]
-    pub fn sample_value<T: Scalar>(self, z: &[T], a: &[T], y: &[T]) -> Result<T, Error> {
-        check_lengths(z, a, y, None)?;
-        Ok(self.sample_value_of_checked(z, a, y))
-    }
-
-    /// [`Loss::sample_value`] for lengths already checked equal and non-zero.
-    #[inline(always)]
-    fn sample_value_of_checked<T: Scalar>(self, z: &[T], a: &[T], y: &[T]) -> T {
-        match self {
+    pub fn sample_value<T: Scalar>(self, outputs: &[T], targets: &[T]) -> Result<T, Error> {
+        check_lengths(outputs, targets, None)?;
+        Ok(match self {
             Loss::Mse => {
-                let squares: T = a.iter().zip(y).map(|(&a, &y)| (y - a) * (y - a)).sum();
-                squares / (T::from_usize(2 * a.len()))
+                let squares: T = outputs
+                    .iter()
+                    .zip(targets)
+                    .map(|(&a, &y)| (y - a) * (y - a))
+                    .sum();
+                squares / (T::from_usize(2 * outputs.len()))
             }
             Loss::SoftmaxCrossEntropy => {
-                let log_normaliser = log_sum_exp(z);
-                z.iter()
-                    .zip(y)
+                let Softmax { max, sum, .. } = Softmax::of(outputs);
+                let log_normaliser = max + sum.ln();
+                outputs
+                    .iter()
+                    .zip(targets)
                     .map(|(&z, &y)| {
                         let term = -(y * (z - log_normaliser));
                         if y == T::ZERO { T::ZERO } else { term }
                     })
                     .sum()
             }
-        }
+        })
     }
 
-    /// Writes one sample's `delta^L = dJ/dZ^L` into `delta`, including the
-    /// batch mean's factor `1/B` (passed as `inverse_batch`).
+    /// Writes one sample's `dJ/dA^L` into `gradient`, including the batch
+    /// mean's factor `1/B` (passed as `inverse_batch`). A backend multiplies
+    /// it by the output layer's slopes `act'(z^L)` to get `delta^L`, as for
+    /// every hidden layer; for softmax cross-entropy the output layer is the
+    /// identity and this is `delta^L` itself.
     ///
-    /// For MSE this is `(a - y) / (m B) (.) act'(z)`: each output's own error,
-    /// not the sum over outputs that the source derivation's scalar step 1
-    /// writes. For softmax cross-entropy the output activation is the identity
-    /// and `delta^L = (softmax(z) * sum(y) - y) / B`. All four slices must
-    /// have the output width `m`, at least 1 ([`Error::SampleLength`] otherwise).
+    /// For MSE this is `(a - y) / (m B)`: each output's own error, not the
+    /// sum over outputs that the source derivation's scalar step 1 writes.
+    ///
+    /// For softmax cross-entropy it is `(p * s - y) / B` with
+    /// `p = softmax(z)` and `s = sum_i y_i` (so `p - y` for a distribution).
+    /// Where one logit `z_k` dominates its row, `p_k` rounds to 1 and
+    /// `p_k s - y_k` would lose the whole of a one-hot target's gradient to
+    /// cancellation; it is formed instead as `sum_{i != k} y_i - s r / S`,
+    /// with `r = sum_{i != k} e^{z_i - z_k}` the other classes' weight and
+    /// `S = 1 + r`, which subtracts nothing from 1.
+    ///
+    /// `outputs`, `targets` and `gradient` must have the output width `m`,
+    /// at least 1 ([`Error::SampleLength`] otherwise).
     #[inline]
-    pub fn output_delta<T: Scalar>(
+    pub fn output_gradient<T: Scalar>(
         self,
-        activation: Activation,
-        z: &[T],
-        a: &[T],
-        y: &[T],
+        outputs: &[T],
+        targets: &[T],
         inverse_batch: T,
-        delta: &mut [T],
+        gradient: &mut [T],
     ) -> Result<(), Error> {
-        check_lengths(z, a, y, Some(delta.len()))?;
+        check_lengths(outputs, targets, Some(gradient.len()))?;
         match self {
             Loss::Mse => {
-                let scale = inverse_batch / T::from_usize(a.len());
-                for (((d, &z), &a), &y) in delta.iter_mut().zip(z).zip(a).zip(y) {
-                    *d = (a - y) * scale * activation.derivative(z, a);
+                let scale = inverse_batch / T::from_usize(outputs.len());
+                for ((g, &a), &y) in gradient.iter_mut().zip(outputs).zip(targets) {
+                    *g = (a - y) * scale;
                 }
             }
             Loss::SoftmaxCrossEntropy => {
-                let log_normaliser = log_sum_exp(z);
-                let target_mass: T = y.iter().copied().sum();
-                for ((d, &z), &y) in delta.iter_mut().zip(z).zip(y) {
-                    *d = ((z - log_normaliser).exp() * target_mass - y) * inverse_batch;
+                let Softmax { max, sum, top } = Softmax::of(outputs);
+                let inverse_sum = T::ONE / sum;
+                let mass: T = targets.iter().copied().sum();
+                let mut other_mass = T::ZERO;
+                let mut others = T::ZERO;
+                let rows = gradient.iter_mut().zip(outputs).zip(targets);
+                for (i, ((g, &z), &y)) in rows.enumerate() {
+                    if i == top {
+                        continue;
+                    }
+                    let e = (z - max).exp();
+                    others += e;
+                    other_mass += y;
+                    *g = (e * inverse_sum * mass - y) * inverse_batch;
                 }
+                gradient[top] = (other_mass - mass * others * inverse_sum) * inverse_batch;
             }
         }
         Ok(())
     }
 }
 
-/// Checks that `a`, `y` and `delta` (if given) have `z`'s length, at least 1.
+/// Checks that `targets` and the gradient (if given) have the outputs'
+/// length, at least 1.
 #[inline]
-fn check_lengths<T>(z: &[T], a: &[T], y: &[T], delta: Option<usize>) -> Result<(), Error> {
-    let expected = z.len();
+fn check_lengths<T>(outputs: &[T], targets: &[T], gradient: Option<usize>) -> Result<(), Error> {
+    let expected = outputs.len();
     if expected == 0 {
         return Err(Error::SampleLength {
-            what: "pre-activations",
+            what: "outputs",
             expected: 1,
             found: 0,
         });
     }
-    for (what, found) in [("activations", a.len()), ("targets", y.len())]
+    for (what, found) in [("targets", targets.len())]
         .into_iter()
-        .chain(delta.map(|found| ("deltas", found)))
+        .chain(gradient.map(|found| ("output gradients", found)))
     {
         if found != expected {
             return Err(Error::SampleLength {
@@ -137,15 +159,31 @@ fn check_lengths<T>(z: &[T], a: &[T], y: &[T], delta: Option<usize>) -> Result<(
     Ok(())
 }
 
-/// `ln sum_i e^{z_i}`, computed with the maximum subtracted so it never overflows.
-#[inline]
-fn log_sum_exp<T: Scalar>(z: &[T]) -> T {
-    let max = z
-        .iter()
-        .copied()
-        .fold(z.first().copied().unwrap_or(T::ZERO), T::max);
-    let sum: T = z.iter().map(|&z| (z - max).exp()).sum();
-    max + sum.ln()
+/// A row of logits' softmax normaliser, shifted by the largest logit so
+/// that it never overflows.
+struct Softmax<T> {
+    /// The largest logit `z_k`.
+    max: T,
+    /// `S = sum_i e^{z_i - z_k}`, at least 1.
+    sum: T,
+    /// `k`, the first position of the largest logit.
+    top: usize,
+}
+
+impl<T: Scalar> Softmax<T> {
+    /// The normaliser of a non-empty row.
+    #[inline]
+    fn of(z: &[T]) -> Self {
+        let mut top = 0;
+        for (i, &value) in z.iter().enumerate() {
+            if value > z[top] {
+                top = i;
+            }
+        }
+        let max = z[top];
+        let sum = z.iter().map(|&z| (z - max).exp()).sum();
+        Softmax { max, sum, top }
+    }
 }
 
 impl fmt::Display for Loss {

@@ -54,6 +54,9 @@ pub trait Scalar:
     const NAME: &'static str;
     /// The largest finite value, widened to `f64`.
     const LARGEST: f64;
+    /// The smallest positive normal value, widened to `f64`: below it
+    /// numbers lose relative precision.
+    const SMALLEST_NORMAL: f64;
 
     /// Rounds an `f64` to this type (exact for `f64`).
     fn from_f64(value: f64) -> Self;
@@ -98,6 +101,7 @@ macro_rules! impl_scalar {
             const UNIT_ROUNDOFF: f64 = $t::EPSILON as f64 / 2.0;
             const NAME: &'static str = $name;
             const LARGEST: f64 = $t::MAX as f64;
+            const SMALLEST_NORMAL: f64 = $t::MIN_POSITIVE as f64;
 
             #[inline]
             fn from_f64(value: f64) -> Self {

@@ -50,7 +50,7 @@ use backprop_core::{
 };
 use gemm::{product, transpose, transposed_stride, transposed_view, view, view_mut};
 use parallelism::PassCost;
-use passes::{bias_and_activation, column_sums, loss_and_output_delta, times_derivative};
+use passes::{KeepSlopes, bias_and_activation, column_sums, loss_and_output_delta, times_slopes};
 use scratch::Scratch;
 
 /// A [`Scalar`] that faer can multiply: `f32` or `f64`.
@@ -245,8 +245,8 @@ impl<T: FaerScalar> FaerBackend<T> {
         let outputs = architecture.output_width();
         let loss_sum = loss_and_output_delta(
             architecture,
-            &s.z[last],
             &s.a[last],
+            &s.slopes[last],
             batch.targets().as_slice(),
             &mut s.row_loss,
             &mut s.delta[..rows * outputs],
@@ -296,10 +296,9 @@ impl<T: FaerScalar> FaerBackend<T> {
                     view(weights, outputs, inputs),
                     self.parallelism,
                 );
-                times_derivative(
+                times_slopes(
                     below,
-                    &s.z[l - 1],
-                    &s.a[l - 1],
+                    &s.slopes[l - 1],
                     activations[l - 1],
                     inputs,
                     self.parallelism.pass_blocks(rows, inputs, PassCost::Cheap),
@@ -313,8 +312,10 @@ impl<T: FaerScalar> FaerBackend<T> {
 
 /// The forward pass of `rows` samples `x` (`rows x n`, row-major).
 ///
-/// Leaves `Z^l` and `A^l` of every layer in the scratch, except that the
-/// output layer's `A^L` goes straight into `output` when one is given.
+/// With an `output`, a forward pass alone: the output layer's `A^L` goes
+/// straight there. Without, the forward pass of a gradient call: `A^l` and
+/// the slopes `act'(Z^l)` of every layer stay in the scratch for the
+/// backward pass.
 fn forward<T: FaerScalar>(
     scratch: &mut Scratch<T>,
     layers: Layers<'_, T>,
@@ -324,6 +325,10 @@ fn forward<T: FaerScalar>(
     mut output: Option<&mut [T]>,
 ) {
     let last = layers.count() - 1;
+    let keep = match output {
+        Some(_) => KeepSlopes::No,
+        None => KeepSlopes::Yes,
+    };
     for (l, layer) in layers.iter().enumerate() {
         let activation = layer.activation;
         let (inputs, outputs) = (layer.shape.inputs, layer.shape.outputs);
@@ -333,7 +338,7 @@ fn forward<T: FaerScalar>(
             Some(output) if l == last => output,
             _ => &mut here[0],
         };
-        let z = &mut scratch.z[l];
+        let z = &mut scratch.slopes[l];
         product(
             view_mut(z, rows, outputs),
             view(input, rows, inputs),
@@ -341,7 +346,7 @@ fn forward<T: FaerScalar>(
             parallelism,
         );
         let blocks = parallelism.pass_blocks(rows, outputs, PassCost::of_activation(activation));
-        bias_and_activation(z, a, layer.bias, activation, blocks);
+        bias_and_activation(z, a, layer.bias, (activation, keep), blocks);
     }
 }
 

@@ -16,15 +16,28 @@ fn block_len(values: usize, width: usize, blocks: usize) -> usize {
     (values / width).div_ceil(blocks.max(1)).max(1) * width
 }
 
-/// `Z += 1 b^T` and `A = act(Z)` over a `rows x bias.len()` matrix, in `blocks` blocks.
+/// What the activation pass leaves in the `Z` buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeepSlopes {
+    /// The slopes `act'(Z + 1 b^T)`, for the backward pass of a gradient call.
+    Yes,
+    /// Nothing needed: a forward pass alone.
+    No,
+}
+
+/// `A = act(Z + 1 b^T)` over a `rows x bias.len()` matrix, in `blocks`
+/// blocks, with the slopes `act'` written over `Z` if `keep` says so.
 pub(crate) fn bias_and_activation<T: Scalar>(
     z: &mut [T],
     a: &mut [T],
     bias: &[T],
-    activation: Activation,
+    (activation, keep): (Activation, KeepSlopes),
     blocks: usize,
 ) {
-    let run = |z: &mut [T], a: &mut [T]| add_bias_and_activate(z, a, bias, activation);
+    let run = |z: &mut [T], a: &mut [T]| match keep {
+        KeepSlopes::Yes => add_bias_and_activate_keeping_slopes(z, a, bias, activation),
+        KeepSlopes::No => add_bias_and_activate(z, a, bias, activation),
+    };
     if blocks <= 1 {
         run(z, a);
     } else {
@@ -38,27 +51,28 @@ pub(crate) fn bias_and_activation<T: Scalar>(
     }
 }
 
-/// `delta (.)= act'(Z, A)` elementwise over rows of `width`, in `blocks` blocks.
-pub(crate) fn times_derivative<T: Scalar>(
+/// `delta (.)= slopes` elementwise over rows of `width`, in `blocks` blocks;
+/// nothing for an identity layer, whose slopes are all 1.
+pub(crate) fn times_slopes<T: Scalar>(
     delta: &mut [T],
-    z: &[T],
-    a: &[T],
+    slopes: &[T],
     activation: Activation,
     width: usize,
     blocks: usize,
 ) {
-    let run = |delta: &mut [T], z: &[T], a: &[T]| multiply_by_derivative(delta, z, a, activation);
-    if blocks <= 1 || activation == Activation::Identity {
-        run(delta, z, a);
+    if activation == Activation::Identity {
+        return;
+    }
+    if blocks <= 1 {
+        multiply_by_slopes(delta, slopes);
     } else {
         let len = block_len(delta.len(), width, blocks);
         delta
             .par_chunks_mut(len)
-            .zip(z.par_chunks(len))
-            .zip(a.par_chunks(len))
-            .for_each(|((delta, z), a)| {
+            .zip(slopes.par_chunks(len))
+            .for_each(|(delta, slopes)| {
                 clear_upper_state();
-                run(delta, z, a);
+                multiply_by_slopes(delta, slopes);
             });
     }
 }
@@ -67,11 +81,12 @@ pub(crate) fn times_derivative<T: Scalar>(
 /// `delta^L = dJ/dZ^L` (the `1/B` included) into `delta`, in `blocks`
 /// blocks; returns the sum of the shares, taken over the rows in order.
 ///
-/// `z` and `a` are the output layer's, `y` the targets, all `B x m`.
+/// `a` and `slopes` are the output layer's (the slopes as the activation
+/// pass kept them), `y` the targets, all `B x m`.
 pub(crate) fn loss_and_output_delta<T: Scalar>(
     architecture: &Architecture,
-    z: &[T],
     a: &[T],
+    slopes: &[T],
     y: &[T],
     row_loss: &mut [T],
     delta: &mut [T],
@@ -83,22 +98,25 @@ pub(crate) fn loss_and_output_delta<T: Scalar>(
     let width = architecture.output_width();
     let rows = row_loss.len();
     let inverse_batch = T::ONE / T::from_usize(rows);
-    let run = |z: &[T], a: &[T], y: &[T], row_loss: &mut [T], delta: &mut [T]| {
-        rows_loss_and_delta(z, a, y, row_loss, delta, (loss, activation), inverse_batch);
+    let run = |a: &[T], slopes: &[T], y: &[T], row_loss: &mut [T], delta: &mut [T]| {
+        rows_loss_and_delta(a, y, row_loss, delta, loss, inverse_batch);
+        if activation != Activation::Identity {
+            multiply_by_slopes(delta, slopes);
+        }
     };
     if blocks <= 1 {
-        run(z, a, y, row_loss, delta);
+        run(a, slopes, y, row_loss, delta);
     } else {
         let len = block_len(delta.len(), width, blocks);
         let block_rows = len / width.max(1);
-        z.par_chunks(len)
-            .zip(a.par_chunks(len))
+        a.par_chunks(len)
+            .zip(slopes.par_chunks(len))
             .zip(y.par_chunks(len))
             .zip(row_loss.par_chunks_mut(block_rows))
             .zip(delta.par_chunks_mut(len))
-            .for_each(|((((z, a), y), row_loss), delta)| {
+            .for_each(|((((a, slopes), y), row_loss), delta)| {
                 clear_upper_state();
-                run(z, a, y, row_loss, delta);
+                run(a, slopes, y, row_loss, delta);
             });
     }
     row_loss.iter().fold(T::ZERO, |sum, &share| sum + share)
@@ -115,17 +133,15 @@ pub(crate) fn column_sums<T: Scalar>(delta: &[T], sums: &mut [T]) {
 }
 
 widest_vectors! {
-    /// `Z += 1 b^T`, `A = act(Z)` over whole rows, one loop per activation so
-    /// that each sees a fixed function.
-    fn add_bias_and_activate<T: Scalar>(z: &mut [T], a: &mut [T], bias: &[T], activation: Activation) {
+    /// `A = act(Z + 1 b^T)` over whole rows, one loop per activation so that
+    /// each sees a fixed function.
+    fn add_bias_and_activate<T: Scalar>(z: &[T], a: &mut [T], bias: &[T], activation: Activation) {
         #[inline(always)]
-        fn pass<T: Scalar>(z: &mut [T], a: &mut [T], bias: &[T], act: impl Fn(T) -> T) {
+        fn pass<T: Scalar>(z: &[T], a: &mut [T], bias: &[T], act: impl Fn(T) -> T) {
             let width = bias.len();
-            for (z, a) in z.chunks_exact_mut(width).zip(a.chunks_exact_mut(width)) {
-                for ((z, a), &b) in z.iter_mut().zip(a).zip(bias) {
-                    let value = *z + b;
-                    *z = value;
-                    *a = act(value);
+            for (z, a) in z.chunks_exact(width).zip(a.chunks_exact_mut(width)) {
+                for ((&z, a), &b) in z.iter().zip(a).zip(bias) {
+                    *a = act(z + b);
                 }
             }
         }
@@ -139,46 +155,61 @@ widest_vectors! {
 }
 
 widest_vectors! {
-    /// `delta (.)= act'(Z, A)`, one loop per activation.
-    fn multiply_by_derivative<T: Scalar>(delta: &mut [T], z: &[T], a: &[T], activation: Activation) {
+    /// [`add_bias_and_activate`], also writing the slopes `act'(Z + 1 b^T)`
+    /// over `Z` (left as it is for an identity layer).
+    fn add_bias_and_activate_keeping_slopes<T: Scalar>(
+        z: &mut [T],
+        a: &mut [T],
+        bias: &[T],
+        activation: Activation,
+    ) {
         #[inline(always)]
-        fn pass<T: Scalar>(delta: &mut [T], z: &[T], a: &[T], derivative: impl Fn(T, T) -> T) {
-            for ((d, &z), &a) in delta.iter_mut().zip(z).zip(a) {
-                *d *= derivative(z, a);
+        fn pass<T: Scalar>(z: &mut [T], a: &mut [T], bias: &[T], act: impl Fn(T) -> (T, T)) {
+            let width = bias.len();
+            for (z, a) in z.chunks_exact_mut(width).zip(a.chunks_exact_mut(width)) {
+                for ((z, a), &b) in z.iter_mut().zip(a).zip(bias) {
+                    (*a, *z) = act(*z + b);
+                }
             }
         }
         match activation {
-            Activation::Sigmoid => pass(delta, z, a, |z, a| Activation::Sigmoid.derivative(z, a)),
-            Activation::Tanh => pass(delta, z, a, |z, a| Activation::Tanh.derivative(z, a)),
-            Activation::Relu => pass(delta, z, a, |z, a| Activation::Relu.derivative(z, a)),
-            Activation::Identity => {}
+            Activation::Sigmoid => pass(z, a, bias, |v| Activation::Sigmoid.value_and_slope(v)),
+            Activation::Tanh => pass(z, a, bias, |v| Activation::Tanh.value_and_slope(v)),
+            Activation::Relu => pass(z, a, bias, |v| Activation::Relu.value_and_slope(v)),
+            Activation::Identity => add_bias_and_activate(z, a, bias, activation),
         }
     }
 }
 
 widest_vectors! {
-    /// Each row's share of the loss and its `delta^L`, row by row.
+    /// `delta (.)= slopes`.
+    fn multiply_by_slopes<T: Scalar>(delta: &mut [T], slopes: &[T]) {
+        for (d, &slope) in delta.iter_mut().zip(slopes) {
+            *d *= slope;
+        }
+    }
+}
+
+widest_vectors! {
+    /// Each row's share of the loss and its `dJ/dA^L`, row by row.
     fn rows_loss_and_delta<T: Scalar>(
-        z: &[T],
         a: &[T],
         y: &[T],
         row_loss: &mut [T],
         delta: &mut [T],
-        output: (Loss, Activation),
+        loss: Loss,
         inverse_batch: T,
     ) {
-        let (loss, activation) = output;
         let width = delta.len() / row_loss.len().max(1);
-        for ((((z, a), y), share), delta) in z
+        for (((a, y), share), delta) in a
             .chunks_exact(width)
-            .zip(a.chunks_exact(width))
             .zip(y.chunks_exact(width))
             .zip(row_loss.iter_mut())
             .zip(delta.chunks_exact_mut(width))
         {
             // The rows are whole chunks of one width, so the lengths agree.
-            *share = loss.sample_value(z, a, y).unwrap_or(T::from_f64(f64::NAN));
-            let _ = loss.output_delta(activation, z, a, y, inverse_batch, delta);
+            *share = loss.sample_value(a, y).unwrap_or(T::from_f64(f64::NAN));
+            let _ = loss.output_gradient(a, y, inverse_batch, delta);
         }
     }
 }
@@ -187,7 +218,7 @@ widest_vectors! {
 mod tests {
     use backprop_core::{Activation, Architecture, Loss};
 
-    use super::{bias_and_activation, loss_and_output_delta, times_derivative};
+    use super::{KeepSlopes, bias_and_activation, loss_and_output_delta, times_slopes};
 
     /// Values in `[-2, 2)` from a seeded sequence.
     fn values(count: usize, seed: usize) -> Vec<f64> {
@@ -214,25 +245,30 @@ mod tests {
             let run = |blocks: usize| {
                 let (mut z, mut a) = (values(rows * width, 1), vec![0.0; rows * width]);
                 let bias = values(width, 2);
-                bias_and_activation(&mut z, &mut a, &bias, output, blocks);
+                bias_and_activation(&mut z, &mut a, &bias, (output, KeepSlopes::Yes), blocks);
+                // A forward pass alone gives the same activations.
+                let (mut z_alone, mut a_alone) = (values(rows * width, 1), vec![0.0; rows * width]);
+                let keep = (output, KeepSlopes::No);
+                bias_and_activation(&mut z_alone, &mut a_alone, &bias, keep, blocks);
+                assert_eq!(a_alone, a, "A of a forward pass alone in {blocks} blocks");
                 let y = values(rows * width, 3);
                 let (mut row_loss, mut delta) = (vec![0.0; rows], vec![0.0; rows * width]);
                 let total = loss_and_output_delta(
                     &architecture,
-                    &z,
                     &a,
+                    &z,
                     &y,
                     &mut row_loss,
                     &mut delta,
                     blocks,
                 );
-                times_derivative(&mut delta, &z, &a, Activation::Sigmoid, width, blocks);
+                times_slopes(&mut delta, &z, Activation::Sigmoid, width, blocks);
                 (z, a, row_loss, delta, total)
             };
             let one = run(1);
             for blocks in [2, 3, 4, 11, 12] {
                 let split = pool.install(|| run(blocks));
-                assert_eq!(split.0, one.0, "Z in {blocks} blocks");
+                assert_eq!(split.0, one.0, "slopes in {blocks} blocks");
                 assert_eq!(split.1, one.1, "A in {blocks} blocks");
                 assert_eq!(split.2, one.2, "row losses in {blocks} blocks");
                 assert_eq!(split.3, one.3, "deltas in {blocks} blocks");

@@ -1,4 +1,4 @@
-//! The backend's reusable buffers: `Z^l` and `A^l` per layer, two `delta` matrices, row losses.
+//! The backend's reusable buffers: `Z^l` (then the slopes) and `A^l` per layer, two `delta` matrices, row losses.
 
 use backprop_core::{Error, Scalar, resize_matrix};
 
@@ -12,8 +12,12 @@ pub(crate) struct Scratch<T> {
     widths: Vec<usize>,
     /// The batch size the buffers are sized for.
     rows: usize,
-    /// `z[l]` holds `Z` of weight layer `l` (0-based), `B x d_{l+1}`.
-    pub(crate) z: Vec<Vec<T>>,
+    /// `slopes[l]`, `B x d_{l+1}`, first receives `Z` of weight layer `l`
+    /// (0-based) from the product; the activation pass of a gradient call
+    /// then overwrites it with the slopes `act'(Z)` the backward pass
+    /// multiplies by (an identity layer's slopes are all 1 and never read),
+    /// so keeping them costs no memory beyond `Z`'s.
+    pub(crate) slopes: Vec<Vec<T>>,
     /// `a[l]` holds `A` of weight layer `l`; the input `A^0` is never copied.
     pub(crate) a: Vec<Vec<T>>,
     /// `delta` of the current layer, `B x` the widest layer.
@@ -45,11 +49,11 @@ impl<T: Scalar> Scratch<T> {
         // Forget the old shape first, so a failure below leaves no stale match.
         self.widths.clear();
         let layer_widths = widths.get(1..).unwrap_or_default();
-        self.z.resize_with(layer_widths.len(), Vec::new);
+        self.slopes.resize_with(layer_widths.len(), Vec::new);
         self.a.resize_with(layer_widths.len(), Vec::new);
         let mut widest = 0;
-        for ((z, a), &cols) in self.z.iter_mut().zip(&mut self.a).zip(layer_widths) {
-            resize_matrix(z, "faer scratch Z", rows, cols)?;
+        for ((slopes, a), &cols) in self.slopes.iter_mut().zip(&mut self.a).zip(layer_widths) {
+            resize_matrix(slopes, "faer scratch Z", rows, cols)?;
             resize_matrix(a, "faer scratch A", rows, cols)?;
             widest = widest.max(cols);
         }

@@ -9,14 +9,15 @@
 
 use backprop_core::{Architecture, Backend, Error, ForwardTask, GradientTask, Layers, Scalar};
 
-/// Per-sample scratch: `z^l` and `a^l` for every layer, and `delta^l`.
+/// Per-sample scratch: `a^l` and `act_l'(z^l)` for every layer, and `delta^l`:
+/// three vectors of each layer's width, for one sample at a time.
 #[derive(Debug, Default)]
 struct SampleScratch<T> {
     widths: Vec<usize>,
-    /// `z[l]` is the pre-activation of weight layer `l` (0-based).
-    z: Vec<Vec<T>>,
-    /// `a[l]` is the activation of weight layer `l`; the input is not copied.
+    /// `a[l]` is the activation of weight layer `l` (0-based); the input is not copied.
     a: Vec<Vec<T>>,
+    /// `slope[l] = act_l'(z^l)`, formed from `z^l` in the forward pass.
+    slope: Vec<Vec<T>>,
     /// `delta[l] = dJ/dz[l]` for the current sample.
     delta: Vec<Vec<T>>,
 }
@@ -28,26 +29,32 @@ impl<T: Scalar> SampleScratch<T> {
             return;
         }
         let layer_widths = || architecture.widths()[1..].iter().map(|&w| vec![T::ZERO; w]);
-        self.z = layer_widths().collect();
         self.a = layer_widths().collect();
+        self.slope = layer_widths().collect();
         self.delta = layer_widths().collect();
         self.widths = architecture.widths().to_vec();
     }
 
-    /// Forward pass of one sample `x`: `z^l = W^l a^{l-1} + b^l`, `a^l = act_l(z^l)`.
+    /// Forward pass of one sample `x`: `z^l = W^l a^{l-1} + b^l`, `a^l = act_l(z^l)`,
+    /// and the slope `act_l'(z^l)` that backpropagation multiplies by.
+    ///
+    /// The slope is taken from `z`, not written `a (1 - a)` or `1 - a^2` as
+    /// the classic derivation does: those subtract a rounded `a` from 1 and
+    /// lose the whole slope where the unit saturates (`a` rounds to 1 while
+    /// the true slope is still a normal number). `Activation::slope` shows
+    /// the forms used instead.
     fn forward(&mut self, layers: Layers<'_, T>, x: &[T]) {
         for (l, layer) in layers.iter().enumerate() {
             let (before, after) = self.a.split_at_mut(l);
             let input: &[T] = if l == 0 { x } else { &before[l - 1] };
-            let (z, a) = (&mut self.z[l], &mut after[0]);
+            let (a, slope) = (&mut after[0], &mut self.slope[l]);
             for j in 0..layer.shape.outputs {
                 let row = &layer.weights[j * layer.shape.inputs..(j + 1) * layer.shape.inputs];
                 let mut sum = layer.bias[j];
                 for k in 0..layer.shape.inputs {
                     sum += row[k] * input[k];
                 }
-                z[j] = sum;
-                a[j] = layer.activation.value(sum);
+                (a[j], slope[j]) = layer.activation.value_and_slope(sum);
             }
         }
     }
@@ -88,7 +95,6 @@ impl<T: Scalar> Backend<T> for NaiveBackend<T> {
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
         let (layers, batch, mut gradient) = task.into_parts();
         let architecture = layers.architecture();
-        let activations = architecture.activations();
         let loss = architecture.loss();
         let last = architecture.layer_count() - 1;
         let inverse_batch = T::ONE / T::from_usize(batch.rows());
@@ -102,16 +108,12 @@ impl<T: Scalar> Backend<T> for NaiveBackend<T> {
         for (x, y) in xs.zip(batch.targets().as_slice().chunks_exact(m)) {
             s.forward(layers, x);
 
-            // The sample's share of J, and delta^L = dJ/dz^L (1/B included).
-            loss_sum += loss.sample_value(&s.z[last], &s.a[last], y)?;
-            loss.output_delta(
-                activations[last],
-                &s.z[last],
-                &s.a[last],
-                y,
-                inverse_batch,
-                &mut s.delta[last],
-            )?;
+            // The sample's share of J, and delta^L = dJ/da^L (.) act_L'(z^L) (1/B included).
+            loss_sum += loss.sample_value(&s.a[last], y)?;
+            loss.output_gradient(&s.a[last], y, inverse_batch, &mut s.delta[last])?;
+            for (d, &slope) in s.delta[last].iter_mut().zip(&s.slope[last]) {
+                *d *= slope;
+            }
 
             for l in (0..=last).rev() {
                 let input: &[T] = if l == 0 { x } else { &s.a[l - 1] };
@@ -137,8 +139,7 @@ impl<T: Scalar> Backend<T> for NaiveBackend<T> {
                         for (j, &d) in delta.iter().enumerate() {
                             sum += d * weights[j * inputs + k];
                         }
-                        previous[k] =
-                            sum * activations[l - 1].derivative(s.z[l - 1][k], s.a[l - 1][k]);
+                        previous[k] = sum * s.slope[l - 1][k];
                     }
                 }
             }

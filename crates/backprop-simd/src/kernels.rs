@@ -359,6 +359,7 @@ unsafe fn loss_pass<V: Lanes>(
 ) -> V::T {
     let l = V::LANES;
     let zero = V::splat(V::T::ZERO);
+    let one = V::splat(V::T::ONE);
     let ones = [V::T::ONE; MAX_LANES];
     let mut total = V::T::ZERO;
     // SAFETY: the positions lie in the matrices the caller vouches for, and
@@ -390,26 +391,42 @@ unsafe fn loss_pass<V: Lanes>(
                     total += squares.div(halves).mul(mask).reduce_add();
                 }
                 Loss::SoftmaxCrossEntropy => {
+                    // The largest logit of each sample and the index of its
+                    // first occurrence, as `Loss::output_gradient` finds them.
                     let mut max = V::load(a.add(at(0)));
+                    let mut top = zero;
                     for i in 1..outputs {
-                        max = max.max(V::load(a.add(at(i))));
+                        let z = V::load(a.add(at(i)));
+                        let greater = z.gt(max);
+                        max = V::select(greater, z, max);
+                        top = V::select(greater, V::splat(V::T::from_usize(i)), top);
                     }
-                    let (mut sum, mut mass) = (zero, zero);
+                    // 1 in the lanes whose largest logit is output `i`, else 0.
+                    let is_top = |i: usize| {
+                        let i = V::splat(V::T::from_usize(i));
+                        V::select(top.lt(i), zero, V::select(top.gt(i), zero, one))
+                    };
+                    let (mut sum, mut others, mut mass, mut other_mass) = (zero, zero, zero, zero);
                     for i in 0..outputs {
-                        sum = sum.add(V::load(a.add(at(i))).sub(max).exp());
-                        mass = mass.add(V::load(y.add(at(i))));
+                        let e = V::load(a.add(at(i))).sub(max).exp();
+                        let (y, other) = (V::load(y.add(at(i))), one.sub(is_top(i)));
+                        sum = sum.add(e);
+                        others = others.add(e.mul(other));
+                        mass = mass.add(y);
+                        other_mass = other_mass.add(y.mul(other));
                     }
                     let log_normaliser = max.add(sum.ln());
+                    let inverse_sum = one.div(sum);
                     let inverse_batch = V::splat(inverse_batch);
+                    // The top output's `p s - y` without subtracting from 1.
+                    let top_delta = other_mass.sub(mass.mul(others).mul(inverse_sum));
                     let mut value = zero;
                     for i in 0..outputs {
                         let (z, y) = (V::load(a.add(at(i))), V::load(y.add(at(i))));
-                        let shifted = z.sub(log_normaliser);
-                        value = value.sub(y.mul(shifted));
-                        shifted
-                            .exp()
-                            .mul(mass)
-                            .sub(y)
+                        value = value.sub(y.mul(z.sub(log_normaliser)));
+                        let p_s = z.sub(max).exp().mul(inverse_sum).mul(mass);
+                        let here = is_top(i).gt(zero);
+                        V::select(here, top_delta, p_s.sub(y))
                             .mul(inverse_batch)
                             .mul(mask)
                             .store(delta.add(at(i)));
@@ -830,9 +847,7 @@ mod tests {
         );
         let mut worst = 0.0f64;
         for ((&z, &a), &slope) in z.iter().zip(&values).zip(&slopes) {
-            // The slope from the kernel's own value, as every backend forms
-            // it: `a (1 - a)` near `a = 1` inherits the rounding of `a` many times over.
-            let (expected, expected_slope) = (activation.value(z), activation.derivative(z, a));
+            let (expected, expected_slope) = activation.value_and_slope(z);
             for (got, want) in [(a, expected), (slope, expected_slope)] {
                 let (got, want) = (got.to_f64(), want.to_f64());
                 let scale = want.abs().max(1e-30);
@@ -857,6 +872,102 @@ mod tests {
             // Measured: at most 1.8 (sigmoid) and 2.9 (tanh, f64) units.
             assert!(single <= 4.0, "{activation} f32: {single} eps");
             assert!(double <= 4.0, "{activation} f64: {double} eps");
+        }
+    }
+
+    /// The softmax cross-entropy pass of `k` against `Loss::output_gradient`
+    /// on samples whose largest logit sits at every position, ties and
+    /// dominant logits included: the largest error in units of `T`'s epsilon
+    /// relative to each sample's largest `|delta|`, and the loss's.
+    fn worst_softmax_error<T: Math, K: Kernels<T>>(k: K) -> f64 {
+        let outputs = 4;
+        let stride = 2 * K::LANES.max(4);
+        let valid = stride - 1;
+        // Logit rows: each position on top in turn, ties, and a top 50
+        // ahead of the rest (where p - 1 rounds to 0 in either type).
+        let row = |b: usize| -> [f64; 4] {
+            let top = b % outputs;
+            let mut z = [0.3 * b as f64 - 1.0, -0.7, 0.2, -2.0];
+            z[top] = match b % 3 {
+                0 => 50.0,
+                1 => 1.5,
+                _ => z[(top + 1) % outputs],
+            };
+            z
+        };
+        let (mut a, mut y) = (
+            vec![T::ZERO; outputs * stride],
+            vec![T::ZERO; outputs * stride],
+        );
+        for b in 0..valid {
+            let z = row(b);
+            for i in 0..outputs {
+                a[i * stride + b] = T::from_f64(z[i]);
+                // One-hot on the top, or spread, in turn.
+                let target = if b % 2 == 0 {
+                    f64::from(i == b % outputs)
+                } else {
+                    0.25
+                };
+                y[i * stride + b] = T::from_f64(target);
+            }
+        }
+        let slopes = vec![T::ONE; outputs * stride];
+        let inputs = LossInputs {
+            a: &a,
+            slopes: &slopes,
+            y: &y,
+            outputs,
+            stride,
+            valid,
+        };
+        let mut delta = vec![T::ZERO; outputs * stride];
+        let inverse_batch = T::ONE / T::from_usize(valid);
+        let total = k.loss(Loss::SoftmaxCrossEntropy, inputs, &mut delta, inverse_batch);
+        let mut worst = 0.0f64;
+        let mut expected_total = 0.0;
+        for b in 0..valid {
+            let column = |m: &[T]| (0..outputs).map(|i| m[i * stride + b]).collect::<Vec<T>>();
+            let (z, targets) = (column(&a), column(&y));
+            let mut expected = vec![T::ZERO; outputs];
+            let loss = Loss::SoftmaxCrossEntropy;
+            loss.output_gradient(&z, &targets, inverse_batch, &mut expected)
+                .unwrap();
+            expected_total += loss.sample_value(&z, &targets).unwrap().to_f64();
+            let scale = expected.iter().fold(0.0f64, |s, e| s.max(e.to_f64().abs()));
+            for (i, e) in expected.iter().enumerate() {
+                let got = delta[i * stride + b].to_f64();
+                worst = worst.max((got - e.to_f64()).abs() / scale / (2.0 * T::UNIT_ROUNDOFF));
+            }
+        }
+        let loss_error = (total.to_f64() - expected_total).abs() / expected_total.abs();
+        assert!(
+            loss_error <= 64.0 * T::UNIT_ROUNDOFF,
+            "loss {total} vs {expected_total}"
+        );
+        assert!((valid..stride).all(|b| (0..outputs).all(|i| delta[i * stride + b] == T::ZERO)));
+        worst
+    }
+
+    #[test]
+    fn the_softmax_pass_agrees_with_the_core_loss_on_every_path() {
+        fn check<K: Kernels<f32> + Kernels<f64>>(k: K) {
+            let (single, double) = (
+                worst_softmax_error::<f32, K>(k),
+                worst_softmax_error::<f64, K>(k),
+            );
+            assert!(single <= 4.0, "f32: {single} eps");
+            assert!(double <= 4.0, "f64: {double} eps");
+        }
+        check(PortableKernels);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(k) = Avx512Kernels::detect() {
+                check(k);
+            }
+            if let Some(k) = Avx2Kernels::detect() {
+                check(k);
+            }
         }
     }
 

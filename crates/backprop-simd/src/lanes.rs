@@ -1,5 +1,5 @@
 //! The vector operations the kernels are written in, the portable lanes, and the
-//! elementwise math (exp, tanh, the activations) built on them.
+//! elementwise math (exp, the activations and their slopes) built on them.
 //!
 //! Every kernel of the crate is generic over [`Lanes`]: one vector of `T`
 //! values as a register of the instruction set in use. The x86 module
@@ -94,11 +94,6 @@ pub(crate) trait Lanes: Copy {
     fn lt(self, other: Self) -> Self::Mask;
     /// `if_true` where `mask` is set, else `if_false`.
     fn select(mask: Self::Mask, if_true: Self, if_false: Self) -> Self;
-    /// `self * other` where `mask` is set, else `self`.
-    #[inline(always)]
-    fn mul_where(self, mask: Self::Mask, other: Self) -> Self {
-        Self::select(mask, self.mul(other), self)
-    }
     /// The sum of the lanes.
     fn reduce_add(self) -> Self::T;
 
@@ -106,12 +101,6 @@ pub(crate) trait Lanes: Copy {
     #[inline(always)]
     fn exp(self) -> Self {
         exp(self)
-    }
-
-    /// `tanh x` per lane.
-    #[inline(always)]
-    fn tanh(self) -> Self {
-        tanh(self)
     }
 
     /// `ln x` per lane, one lane at a time (used once per sample by the softmax).
@@ -339,14 +328,19 @@ fn exp_checked<V: Lanes, const UPPER: bool>(x: V) -> V {
     V::select(x.lt(min), V::splat(V::T::ZERO), value)
 }
 
-/// `tanh x` per lane: the polynomial of `Math::tanh_small` below `|x| = 0.625`,
-/// else `sign(x) (1 - 2 / (e^{2|x|} + 1))`, as Cephes computes it.
+/// `tanh x` and its slope `1 - tanh^2 x` per lane, from `t = e^{-2|x|}`, at
+/// most 1, and `q = 1 / (1 + t)`: the value is [`Math::tanh_small`] below
+/// `|x| = 0.625` and `sign(x) (1 - 2 t q)` above (Cephes' form, with `t`
+/// instead of `1 / t`, which overflows); the slope is `4 t q^2` everywhere,
+/// which keeps its relative accuracy where `1 - tanh^2 x` would cancel to 0.
 #[inline(always)]
-pub(crate) fn tanh<V: Lanes>(x: V) -> V {
+pub(crate) fn tanh_and_slope<V: Lanes>(x: V) -> (V, V) {
     let one = V::splat(V::T::ONE);
-    let two = one.add(one);
     let magnitude = x.abs();
-    let large = one.sub(two.mul(magnitude.mul(two).exp().add(one).recip()));
+    let t = exp_checked::<V, false>(magnitude.add(magnitude).neg_abs());
+    let q = one.add(t).recip();
+    let two_t_q = t.add(t).mul(q);
+    let large = one.sub(two_t_q);
     let large = V::select(
         x.lt(V::splat(V::T::ZERO)),
         V::splat(V::T::ZERO).sub(large),
@@ -354,26 +348,28 @@ pub(crate) fn tanh<V: Lanes>(x: V) -> V {
     );
     let small = V::T::tanh_small(x);
     // A NaN argument is NaN in `large`, and so in the result.
-    V::select(magnitude.lt(c(0.625)), small, large)
+    let value = V::select(magnitude.lt(c(0.625)), small, large);
+    (value, two_t_q.add(two_t_q).mul(q))
 }
 
-/// `act(z)` and `act'` from it (as `backprop-core`'s `Activation` defines
-/// them: the sigmoid without overflow for any `|z|`, ReLU's slope 0 at 0).
+/// `act(z)` and `act'(z)` per lane, as `backprop-core`'s `Activation`
+/// defines them: the sigmoid without overflow for any `|z|`, the slopes
+/// formed from `z` without cancellation (`Activation::slope`), ReLU's slope
+/// 0 at 0.
 #[inline(always)]
 pub(crate) fn activate<V: Lanes>(activation: Activation, z: V) -> (V, V) {
     let zero = V::splat(V::T::ZERO);
     let one = V::splat(V::T::ONE);
     match activation {
         Activation::Sigmoid => {
-            // 1 / (1 + e) for z >= 0, e / (1 + e) below.
+            // With e = e^-|z| and q = 1 / (1 + e): q for z >= 0, e q below;
+            // the slope e q^2.
             let e = exp_checked::<V, false>(z.neg_abs());
-            let a = one.add(e).recip().mul_where(z.lt(zero), e);
-            (a, a.mul(one.sub(a)))
+            let q = one.add(e).recip();
+            let e_q = e.mul(q);
+            (V::select(z.lt(zero), e_q, q), e_q.mul(q))
         }
-        Activation::Tanh => {
-            let a = z.tanh();
-            (a, one.sub(a.mul(a)))
-        }
+        Activation::Tanh => tanh_and_slope(z),
         Activation::Relu => {
             let positive = z.gt(zero);
             (V::select(positive, z, zero), V::select(positive, one, zero))
@@ -384,8 +380,8 @@ pub(crate) fn activate<V: Lanes>(activation: Activation, z: V) -> (V, V) {
 
 /// Portable lanes: four values in an array, for CPUs without the vector
 /// instructions of the x86 paths (and to check those paths against). The
-/// compiler vectorizes them for the baseline instruction set; `exp`, `tanh`
-/// and `ln` are `backprop-core`'s scalar functions, lane by lane.
+/// compiler vectorizes them for the baseline instruction set; `exp` and `ln`
+/// are `backprop-core`'s scalar functions, lane by lane.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Portable<T>([T; 4]);
 
@@ -535,11 +531,6 @@ impl<T: Math> Lanes for Portable<T> {
     fn exp(self) -> Self {
         self.map(T::exp)
     }
-
-    #[inline(always)]
-    fn tanh(self) -> Self {
-        self.map(T::tanh)
-    }
 }
 
 #[cfg(test)]
@@ -571,14 +562,10 @@ mod tests {
     }
 
     #[test]
-    fn portable_tanh_and_exp_are_the_core_functions() {
+    fn portable_exp_is_the_core_function() {
         let xs: Vec<f64> = (0..4000).map(|i| (i as f64 - 2000.0) / 97.0).collect();
         assert_eq!(
             worst_ulps::<Portable<f64>>(|v| v.exp(), Scalar::exp, &xs),
-            0.0
-        );
-        assert_eq!(
-            worst_ulps::<Portable<f64>>(|v| v.tanh(), Scalar::tanh, &xs),
             0.0
         );
     }

@@ -127,11 +127,6 @@ impl Lanes for F32x16 {
         })
     }
     #[inline(always)]
-    fn mul_where(self, mask: __mmask16, other: Self) -> Self {
-        // SAFETY: see the module docs. A masked multiply: one instruction.
-        F32x16(unsafe { _mm512_mask_mul_ps(self.0, mask, self.0, other.0) })
-    }
-    #[inline(always)]
     fn floor(self) -> Self {
         // SAFETY: see the module docs.
         F32x16(unsafe {
@@ -346,11 +341,6 @@ impl Lanes for F64x8 {
                 _mm512_set1_epi64(i64::MIN),
             ))
         })
-    }
-    #[inline(always)]
-    fn mul_where(self, mask: __mmask8, other: Self) -> Self {
-        // SAFETY: see the module docs. A masked multiply: one instruction.
-        F64x8(unsafe { _mm512_mask_mul_pd(self.0, mask, self.0, other.0) })
     }
     #[inline(always)]
     fn floor(self) -> Self {

@@ -91,8 +91,11 @@ fn check_steps_allocate_nothing<T: SimdScalar>(path: Path) {
         let mut simd = SimdBackend::<T>::with_path(path).unwrap();
         let rate = T::from_f64(1e-3);
 
-        // Warm-up: sizes the scratch.
+        // Warm-up: sizes the scratch, and the first step gives the network
+        // the spare buffer every step writes its update into.
         simd.loss_and_gradient(&network, &batch, &mut gradient)
+            .unwrap();
+        simd.sgd_step(&mut network, &batch, &mut gradient, rate)
             .unwrap();
 
         let count = allocations_during(|| {

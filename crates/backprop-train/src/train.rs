@@ -203,8 +203,8 @@ fn evaluate_into<T: Scalar>(
         .zip(dataset.targets().chunks_exact(m))
     {
         // For softmax cross-entropy the output layer is the identity, so the
-        // outputs are the logits `z`; for MSE the loss reads only `a`.
-        loss_sum += loss.sample_value(row, row, targets)?.to_f64();
+        // outputs are the logits.
+        loss_sum += loss.sample_value(row, targets)?.to_f64();
         if loss == Loss::SoftmaxCrossEntropy {
             softmax(row, &mut prediction);
         } else {

@@ -1,6 +1,6 @@
 //! Test problems: a network and a batch that every check runs on, in either precision.
 
-use backprop_core::{Architecture, Batch, Error, Loss, Network, Scalar};
+use backprop_core::{Activation, Architecture, Batch, Error, LayerShape, Loss, Network, Scalar};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -105,6 +105,123 @@ impl Case<f64> {
             rows,
         }
     }
+}
+
+impl Case<f64> {
+    /// A random case (as [`Case::random`]) in which every tanh and sigmoid
+    /// unit saturates on every sample.
+    ///
+    /// Each unit's bias and weights are rescaled so that its pre-activation
+    /// stays within `c_j +- h` on every sample: `c_j` spreads the layer's
+    /// units evenly over the range of [`saturation_range`] (`10..20` for
+    /// tanh, `40..90` for the sigmoid), the smallest first, and `h` is half
+    /// a unit's share of it. Tanh units alternate in sign; sigmoid units
+    /// too, with the first (least saturated, and so largest in the
+    /// gradient) positive, where `a` rounds to 1 and `a (1 - a)` to 0. In
+    /// `f32` every such slope cancels to 0, in `f64` from `|z| = 19` (tanh)
+    /// and 37 (sigmoid): a kernel that forms its slopes from the rounded
+    /// activation loses most of the gradient.
+    ///
+    /// A softmax cross-entropy output has one class, `seed mod m`, ahead of
+    /// every other by 40 to 60 on every sample, and every target one-hot on
+    /// it: the component `p - 1` is then exactly what `1 - p` rounding to 0
+    /// loses, in both precisions. Other activations are left as drawn.
+    pub fn saturated(architecture: Architecture, rows: usize, seed: u64) -> Self {
+        let mut case = Case::random(architecture, rows, seed);
+        let architecture = case.network.architecture().clone();
+        let m = architecture.output_width();
+        let top = (seed % m as u64) as usize;
+        let last = architecture.layer_count() - 1;
+        let mut input = case.inputs.clone();
+        let mut values = case.network.param_values_mut();
+        for (l, (layer, &activation)) in architecture
+            .layers()
+            .iter()
+            .zip(architecture.activations())
+            .enumerate()
+        {
+            let (fan_in, fan_out) = (layer.inputs, layer.outputs);
+            let (weights, bias) = (layer.weight_range(), layer.bias_range());
+            let logits = l == last && architecture.loss() == Loss::SoftmaxCrossEntropy;
+            let (low, high) = if logits {
+                (40.0, 60.0)
+            } else {
+                match saturation_range(activation) {
+                    Some(range) => range,
+                    None => {
+                        input = affine_then(&values, layer, &input, rows, activation);
+                        continue;
+                    }
+                }
+            };
+            let share = (high - low) / fan_out as f64;
+            for j in 0..fan_out {
+                let (centre, half_width) = if logits {
+                    // The top class near 0, every other 40 to 60 below it.
+                    let rank = (j + fan_out - top) % fan_out;
+                    let gap = if rank == 0 {
+                        0.0
+                    } else {
+                        low + share * rank as f64
+                    };
+                    (-gap, 2.0)
+                } else {
+                    let sign = if j % 2 == 0 { 1.0 } else { -1.0 };
+                    (sign * (low + share * (j as f64 + 0.5)), share / 2.0)
+                };
+                let row = weights.start + j * fan_in..weights.start + (j + 1) * fan_in;
+                let reach = (0..rows).fold(0.0f64, |reach, b| {
+                    let x = &input[b * fan_in..(b + 1) * fan_in];
+                    let dot: f64 = values[row.clone()].iter().zip(x).map(|(w, x)| w * x).sum();
+                    reach.max(dot.abs())
+                });
+                let factor = if reach > 0.0 { half_width / reach } else { 0.0 };
+                values[row].iter_mut().for_each(|w| *w *= factor);
+                values[bias.start + j] = centre;
+            }
+            input = affine_then(&values, layer, &input, rows, activation);
+        }
+        drop(values);
+        if architecture.loss() == Loss::SoftmaxCrossEntropy {
+            for targets in case.targets.chunks_mut(m) {
+                targets.fill(0.0);
+                targets[top] = 1.0;
+            }
+        }
+        case
+    }
+}
+
+/// The pre-activations `|z|` over which [`Case::saturated`] spreads the
+/// units of an activation that saturates: `10..20` for tanh (`tanh 10`
+/// rounds to 1 in `f32`, `tanh 19.1` in `f64`) and `40..90` for the sigmoid
+/// (whose slope `e^-90` is below `f32`'s normal range).
+pub fn saturation_range(activation: Activation) -> Option<(f64, f64)> {
+    match activation {
+        Activation::Tanh => Some((10.0, 20.0)),
+        Activation::Sigmoid => Some((40.0, 90.0)),
+        Activation::Relu | Activation::Identity => None,
+    }
+}
+
+/// `act(W x + b)` of one layer for `rows` inputs, in `f64`.
+fn affine_then(
+    values: &[f64],
+    layer: &LayerShape,
+    input: &[f64],
+    rows: usize,
+    activation: Activation,
+) -> Vec<f64> {
+    let (fan_in, fan_out) = (layer.inputs, layer.outputs);
+    let (weights, bias) = (&values[layer.weight_range()], &values[layer.bias_range()]);
+    (0..rows * fan_out)
+        .map(|index| {
+            let (b, j) = (index / fan_out, index % fan_out);
+            let row = &weights[j * fan_in..(j + 1) * fan_in];
+            let x = &input[b * fan_in..(b + 1) * fan_in];
+            activation.value(row.iter().zip(x).fold(bias[j], |z, (w, x)| z + w * x))
+        })
+        .collect()
 }
 
 impl<T: Scalar> Case<T> {

@@ -21,7 +21,22 @@
 //! In `f64` with the property tests' sizes (`k` up to about 100), a relative
 //! gradient error above about `1e-12` of `S` is detected; in `f32`, above
 //! about `1e-5`.
+//!
+//! # Saturation
+//!
+//! `S` depends on how a kernel forms the activation slopes and the softmax
+//! cross-entropy's `p - y`. Formed from `z` (as `Activation::slope` and
+//! `Loss::output_gradient` do), each is a product of positive numbers and
+//! rounds relative to its own size, so `S` counts it at that size: this is
+//! [`Cancellation::Forbidden`], the default, which every built-in backend is
+//! held to. Formed from the rounded activation, `a (1 - a)`, `1 - a^2` and
+//! `p - 1` subtract from 1 and round relative to 1; where a unit saturates
+//! that error is larger than the slope itself, and such a kernel passes
+//! only with [`Cancellation::Allowed`], which counts each slope at the size
+//! of the 1 it cancels against. The two modes differ only where units
+//! saturate; the [`saturation`] check shows the difference norm-wise.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use backprop_core::{
@@ -42,6 +57,34 @@ pub const ACTIVATION_OPERATIONS: usize = 8;
 /// Slack for the first-order rounding bound `k u S`.
 pub const ROUNDING_SAFETY: f64 = 2.0;
 
+/// How the tolerances count the rounding of activation slopes and of the
+/// softmax cross-entropy's `p - y` (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Cancellation {
+    /// Slopes and `p - y` formed without cancellation, counted at their
+    /// own size: the strict mode, the default, and the built-in backends'.
+    #[default]
+    Forbidden,
+    /// Slopes formed as `a (1 - a)` and `1 - a^2` and `p - y` by subtraction,
+    /// counted at the size of the 1 they cancel against: for kernels that
+    /// compute them as the classic derivation and most frameworks do.
+    Allowed,
+}
+
+impl Cancellation {
+    /// How the report names the mode.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Cancellation::Forbidden => {
+                "strict: slopes and softmax - y held to their own size where units saturate"
+            }
+            Cancellation::Allowed => {
+                "with the allowance for slopes and softmax - y that cancel against 1 where units saturate"
+            }
+        }
+    }
+}
+
 /// The chain length `k` of the rounding bound for an architecture and batch size.
 pub fn operation_depth(architecture: &Architecture, rows: usize) -> f64 {
     (rows
@@ -49,9 +92,15 @@ pub fn operation_depth(architecture: &Architecture, rows: usize) -> f64 {
         + ACTIVATION_OPERATIONS * architecture.layer_count()) as f64
 }
 
-/// The rounding bound `ROUNDING_SAFETY * k u S` of precision `T`.
+/// The rounding bound `ROUNDING_SAFETY * k (u S + lambda)` of precision `T`.
+///
+/// `lambda`, the smallest subnormal number of `T`, is the absolute error
+/// the standard model with gradual underflow allows each operation on top
+/// of the relative `u`: it matters only for values near the bottom of the
+/// range, such as the gradients of deeply saturated units in `f32`.
 fn rounding_bound<T: Scalar>(depth: f64, magnitude: f64) -> f64 {
-    ROUNDING_SAFETY * depth * T::UNIT_ROUNDOFF * magnitude
+    let lambda = 2.0 * T::UNIT_ROUNDOFF * T::SMALLEST_NORMAL;
+    ROUNDING_SAFETY * depth * (T::UNIT_ROUNDOFF * magnitude + lambda)
 }
 
 /// What a buffer holds before a backend is asked to overwrite it: a kernel
@@ -136,6 +185,8 @@ pub struct Oracle {
     pub gradient: Vec<Dual>,
     /// The chain length `k` for this case.
     pub depth: f64,
+    /// Which of the gradient's magnitudes the tolerances use.
+    pub cancellation: Cancellation,
     /// The Richardson finite differences of every component (`f64` cases
     /// only), computed when first asked for.
     finite_differences: OnceLock<Vec<oracles::FiniteDifference>>,
@@ -155,8 +206,27 @@ impl Oracle {
             outputs: problem.outputs(&constants),
             gradient: oracles::dual_gradient(&problem, params),
             depth: operation_depth(case.network.architecture(), case.rows),
+            cancellation: Cancellation::Forbidden,
             finite_differences: OnceLock::new(),
         }
+    }
+
+    /// This oracle with its tolerances in the mode `cancellation`: itself
+    /// in the default strict mode, else a copy whose gradient magnitudes
+    /// are the cancelling ones.
+    pub fn judging(&self, cancellation: Cancellation) -> Cow<'_, Oracle> {
+        if cancellation == self.cancellation {
+            return Cow::Borrowed(self);
+        }
+        let mut oracle = self.clone();
+        oracle.cancellation = cancellation;
+        Cow::Owned(oracle)
+    }
+
+    /// The magnitude `S` of a derivative the tolerances scale with, in
+    /// this oracle's mode.
+    pub fn magnitude(&self, dual: &Dual) -> f64 {
+        dual.magnitude_in(self.cancellation)
     }
 
     /// The finite differences of `case` (the case this oracle is of),
@@ -194,7 +264,7 @@ fn compare_gradient<T: Scalar>(
         let Some(location) = architecture.locate(i) else {
             continue;
         };
-        let tolerance = copies * rounding_bound::<T>(oracle.depth, dual.magnitude);
+        let tolerance = copies * rounding_bound::<T>(oracle.depth, oracle.magnitude(dual));
         report.compare(Quantity::Param(location), actual, expected, tolerance);
     }
 }
@@ -234,7 +304,8 @@ pub fn finite_differences(
         let Some(location) = architecture.locate(i) else {
             continue;
         };
-        let tolerance = 2.0 * estimate.error + rounding_bound::<f64>(oracle.depth, dual.magnitude);
+        let tolerance =
+            2.0 * estimate.error + rounding_bound::<f64>(oracle.depth, oracle.magnitude(dual));
         report.compare(Quantity::Param(location), actual, estimate.value, tolerance);
     }
     report
@@ -293,7 +364,8 @@ pub fn directional(
         let actual: f64 = products.clone().sum();
         let dot_rounding =
             params.len() as f64 * f64::EPSILON / 2.0 * products.map(f64::abs).sum::<f64>();
-        let tolerance = rounding_bound::<f64>(oracle.depth, exact.magnitude) + dot_rounding;
+        let tolerance =
+            rounding_bound::<f64>(oracle.depth, oracle.magnitude(&exact)) + dot_rounding;
         report.compare(Quantity::Direction(k), actual, exact.eps, tolerance);
     }
     report
@@ -553,7 +625,7 @@ pub fn sgd_step<T: Scalar>(
         let Some(location) = architecture.locate(i) else {
             continue;
         };
-        let tolerance = eta * 2.0 * rounding_bound::<T>(oracle.depth, dual.magnitude)
+        let tolerance = eta * 2.0 * rounding_bound::<T>(oracle.depth, oracle.magnitude(dual))
             + 2.0 * T::UNIT_ROUNDOFF * (theta.abs() + eta * g.abs());
         report.compare(
             Quantity::Updated(location),
@@ -740,4 +812,48 @@ pub fn compare_bits<T: Scalar>(
             report.compare(Quantity::Param(location), a.to_f64(), b.to_f64(), 0.0);
         }
     }
+}
+
+/// The gradient against the exact one, norm-wise, where units saturate:
+/// `||g - g*|| / ||g*||` in the 2-norm, with `g*` the `f64` dual-number
+/// gradient of the very values the backend sees (so in `f32` only the
+/// backend's arithmetic differs), over the components whose exact value is a
+/// normal number of `T` (below that a value has no relative precision to
+/// keep).
+///
+/// Tolerance: the component-wise bounds `k u S_i` taken norm-wise,
+/// `2 k u ||S|| / ||g*||` (`2` for [`ROUNDING_SAFETY`]), in the oracle's
+/// mode. Held strictly, a kernel that forms its slopes from `z` stays
+/// within a few units of roundoff of the exact gradient; one that forms
+/// `a (1 - a)` loses whole components where `a` rounds to 1 and fails,
+/// while the allowance's `||S||` is large enough to accept it.
+pub fn saturation<T: Scalar>(
+    backend: &mut dyn Backend<T>,
+    case: &Case<T>,
+    oracle: &Oracle,
+) -> CheckReport {
+    let mut report = CheckReport::new(CheckKind::Saturation);
+    let gradient = match loss_and_gradient(backend, case) {
+        Ok((_, gradient)) => widen(gradient.as_slice()),
+        Err(e) => return CheckReport::failed(CheckKind::Saturation, e),
+    };
+    let (mut error, mut exact, mut magnitude) = (0.0f64, 0.0f64, 0.0f64);
+    for (&actual, dual) in gradient.iter().zip(&oracle.gradient) {
+        if dual.eps.abs() < T::SMALLEST_NORMAL {
+            continue;
+        }
+        error += (actual - dual.eps).powi(2);
+        exact += dual.eps.powi(2);
+        magnitude += oracle.magnitude(dual).powi(2);
+    }
+    if exact > 0.0 {
+        let exact = exact.sqrt();
+        report.compare(
+            Quantity::RelativeError,
+            error.sqrt() / exact,
+            0.0,
+            rounding_bound::<T>(oracle.depth, magnitude.sqrt()) / exact,
+        );
+    }
+    report
 }

@@ -10,7 +10,7 @@
 use backprop_core::{Backend, FirstLayerSplit, Scalar};
 
 use crate::case::Case;
-use crate::checks::{self, Oracle};
+use crate::checks::{self, Cancellation, Oracle};
 use crate::controls::{Flawed, OutputFlaw};
 use crate::matrix::{Cell, Matrix, Shape};
 use crate::report::{CheckKind, CheckReport};
@@ -123,6 +123,7 @@ pub struct Conformance<T: CheckPrecision> {
     seeds: Vec<u64>,
     shapes: Vec<Shape>,
     controls: bool,
+    cancellation: Cancellation,
 }
 
 impl<T: CheckPrecision> Conformance<T> {
@@ -140,6 +141,7 @@ impl<T: CheckPrecision> Conformance<T> {
             seeds: SEEDS.to_vec(),
             shapes: Vec::new(),
             controls: true,
+            cancellation: Cancellation::Forbidden,
         }
     }
 
@@ -186,6 +188,17 @@ impl<T: CheckPrecision> Conformance<T> {
         self
     }
 
+    /// The mode the tolerances are computed in. The default,
+    /// [`Cancellation::Forbidden`], is the strict one the built-in backends
+    /// are held to; [`Cancellation::Allowed`] admits kernels that form their
+    /// slopes from the rounded activation (`a (1 - a)`, `1 - a^2`) and the
+    /// softmax cross-entropy's `p - y` by subtraction, which cancel against
+    /// 1 where units saturate. The report says which mode judged the kernel.
+    pub fn cancellation(mut self, cancellation: Cancellation) -> Self {
+        self.cancellation = cancellation;
+        self
+    }
+
     /// Leaves out the negative controls wrapped around the backend.
     pub fn without_controls(mut self) -> Self {
         self.controls = false;
@@ -210,8 +223,9 @@ impl<T: CheckPrecision> Conformance<T> {
         let mut split = self.split.as_ref().map(|make| make());
         let mut cells = Vec::with_capacity(matrix.cells.len());
         for cell in &matrix.cells {
+            let mut checks = cell_checks(&mut *backend, cell, self.cancellation);
             let (case, oracle) = T::prepared(cell);
-            let mut checks = T::checks(&mut *backend, case, oracle, cell.seed);
+            let oracle = &*oracle.judging(self.cancellation);
             if let Some(split) = split.as_mut() {
                 checks.push(checks::first_layer_split(&mut **split, case, oracle));
             }
@@ -227,7 +241,8 @@ impl<T: CheckPrecision> Conformance<T> {
                 .into_iter()
                 .map(|flaw| {
                     let mut flawed = Flawed::new((self.make)(), flaw);
-                    let report = control_report(flaw.to_string(), &mut flawed, matrix);
+                    let report =
+                        control_report(flaw.to_string(), &mut flawed, matrix, self.cancellation);
                     progress(&report.control);
                     report
                 })
@@ -238,10 +253,27 @@ impl<T: CheckPrecision> Conformance<T> {
         ConformanceReport {
             name: self.name.clone(),
             dtype: <T as Scalar>::NAME,
+            cancellation: self.cancellation,
             cells,
             controls,
         }
     }
+}
+
+/// Every check of the protocol in `T` on one cell, with the tolerances of
+/// `cancellation`, and the saturation check where the cell's units saturate.
+pub fn cell_checks<T: CheckPrecision>(
+    backend: &mut dyn Backend<T>,
+    cell: &Cell,
+    cancellation: Cancellation,
+) -> Vec<CheckReport> {
+    let (case, oracle) = T::prepared(cell);
+    let oracle = oracle.judging(cancellation);
+    let mut checks = T::checks(backend, case, &oracle, cell.seed);
+    if cell.saturating {
+        checks.push(checks::saturation(backend, case, &oracle));
+    }
+    checks
 }
 
 /// The smallest relative error of the ladder that the oracle check rejects
@@ -274,17 +306,18 @@ fn smallest_rejected_scale<T: CheckPrecision>(
 }
 
 /// Runs every check in `T` on the matrix's control cells for a deliberately
-/// wrong backend, and says which checks caught it.
+/// wrong backend, with the tolerances of `cancellation`, and says which
+/// checks caught it.
 pub fn control_report<T: CheckPrecision>(
     control: String,
     backend: &mut dyn Backend<T>,
     matrix: &Matrix,
+    cancellation: Cancellation,
 ) -> ControlReport {
     let mut caught_by: Vec<CheckKind> = Vec::new();
     let mut cells = 0;
     for cell in matrix.control_cells() {
-        let (case, oracle) = T::prepared(cell);
-        for report in T::checks(backend, case, oracle, cell.seed) {
+        for report in cell_checks(backend, cell, cancellation) {
             if !report.passed() && !caught_by.contains(&report.kind) {
                 caught_by.push(report.kind);
             }

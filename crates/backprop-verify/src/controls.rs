@@ -10,7 +10,8 @@
 use std::fmt;
 
 use backprop_core::{
-    Backend, Batch, Error, ForwardTask, GradientLayers, GradientTask, Layers, Loss, Params, Scalar,
+    Activation, Backend, Batch, Error, ForwardTask, GradientLayers, GradientTask, Layers, Loss,
+    Params, Scalar,
 };
 use backprop_naive::NaiveBackend;
 
@@ -27,15 +28,23 @@ pub enum Flaw {
     TransposedWeightGradient,
     /// The bias gradient of the last sample only, not summed over the batch.
     BiasNotSummed,
+    /// The slopes formed from the rounded activation, `a (1 - a)` and
+    /// `1 - a^2`, and the softmax cross-entropy's `p - y` by subtraction, as
+    /// the classic derivation and most frameworks form them: right where
+    /// no unit saturates, and losing whole components where one does. The
+    /// strict mode must reject it and the allowance
+    /// ([`Cancellation::Allowed`](crate::checks::Cancellation)) accept it.
+    SlopesFromActivation,
 }
 
 impl Flaw {
     /// Every kernel flaw.
-    pub const ALL: [Flaw; 4] = [
+    pub const ALL: [Flaw; 5] = [
         Flaw::ScalarStepOne,
         Flaw::MissingActivationDerivative,
         Flaw::TransposedWeightGradient,
         Flaw::BiasNotSummed,
+        Flaw::SlopesFromActivation,
     ];
 }
 
@@ -46,6 +55,7 @@ impl fmt::Display for Flaw {
             Flaw::MissingActivationDerivative => "missing activation derivative",
             Flaw::TransposedWeightGradient => "transposed weight gradient",
             Flaw::BiasNotSummed => "bias gradient not summed",
+            Flaw::SlopesFromActivation => "slopes from the rounded activation",
         })
     }
 }
@@ -240,7 +250,9 @@ impl<T: Scalar> Backend<T> for ControlBackend<T> {
         // The flaws inside the recursion need their own backpropagation; the
         // others post-process the naive backend's right answer.
         Ok(match self.flaw {
-            Flaw::ScalarStepOne | Flaw::MissingActivationDerivative => {
+            Flaw::ScalarStepOne
+            | Flaw::MissingActivationDerivative
+            | Flaw::SlopesFromActivation => {
                 let (_, _, mut gradient) = task.into_parts();
                 flawed_backprop(self.flaw, layers, &batch, &mut gradient)
             }
@@ -331,31 +343,35 @@ fn flawed_backprop<T: Scalar>(
     let last = activations.len() - 1;
     let m = architecture.output_width();
     let loss = architecture.loss();
+    let slope = |l: usize, index: usize| match flaw {
+        Flaw::SlopesFromActivation => slope_from_activation(activations[l], outs[l + 1][index]),
+        _ => activations[l].slope(zs[l][index]),
+    };
     let mut loss_sum = T::ZERO;
     let mut delta = vec![T::ZERO; rows * m];
     for b in 0..rows {
-        let (z, a, y) = (
-            &zs[last][b * m..(b + 1) * m],
+        let (a, y) = (
             &outs[last + 1][b * m..(b + 1) * m],
             &batch.targets().as_slice()[b * m..(b + 1) * m],
         );
-        // The three rows have the output width, so the lengths agree.
-        loss_sum += loss.sample_value(z, a, y).unwrap_or(T::from_f64(f64::NAN));
+        // The rows have the output width, so the lengths agree.
+        loss_sum += loss.sample_value(a, y).unwrap_or(T::from_f64(f64::NAN));
         let row = &mut delta[b * m..(b + 1) * m];
-        let _ = loss.output_delta(activations[last], z, a, y, inverse_batch, row);
-        if flaw == Flaw::ScalarStepOne {
-            // Undo act' to get dJ/da, sum it over the outputs, apply act' again.
-            let summed: T = match loss {
-                Loss::Mse => a
-                    .iter()
-                    .zip(y)
-                    .map(|(&a, &y)| (a - y) * inverse_batch / T::from_usize(m))
-                    .sum(),
-                Loss::SoftmaxCrossEntropy => row.iter().copied().sum(),
-            };
-            for ((d, &z), &a) in row.iter_mut().zip(z).zip(a) {
-                *d = summed * activations[last].derivative(z, a);
+        match (flaw, loss) {
+            (Flaw::SlopesFromActivation, Loss::SoftmaxCrossEntropy) => {
+                softmax_minus_targets(a, y, inverse_batch, row);
             }
+            _ => {
+                let _ = loss.output_gradient(a, y, inverse_batch, row);
+            }
+        }
+        if flaw == Flaw::ScalarStepOne {
+            // Every output's dJ/da replaced by their sum.
+            let summed: T = row.iter().copied().sum();
+            row.fill(summed);
+        }
+        for (i, d) in row.iter_mut().enumerate() {
+            *d *= slope(last, b * m + i);
         }
     }
     for l in (0..=last).rev() {
@@ -380,11 +396,36 @@ fn flawed_backprop<T: Scalar>(
                         .sum();
                     match flaw {
                         Flaw::MissingActivationDerivative => back,
-                        _ => back * activations[l - 1].derivative(zs[l - 1][index], outs[l][index]),
+                        _ => back * slope(l - 1, index),
                     }
                 })
                 .collect();
         }
     }
     loss_sum / T::from_usize(rows)
+}
+
+/// `act'` formed from the rounded activation `a`, as the classic derivation
+/// writes it: `a (1 - a)` and `1 - a^2`, which cancel to 0 where `a` rounds
+/// to 1 (ReLU and identity have no such form, and no such flaw).
+fn slope_from_activation<T: Scalar>(activation: Activation, a: T) -> T {
+    match activation {
+        Activation::Sigmoid => a * (T::ONE - a),
+        Activation::Tanh => T::ONE - a * a,
+        Activation::Relu => activation.slope(a),
+        Activation::Identity => T::ONE,
+    }
+}
+
+/// The softmax cross-entropy's `dJ/dz = (p s - y) / B` by subtraction, as
+/// most frameworks form it: where a logit dominates, `p` rounds to 1 and
+/// its one-hot target's component to 0.
+fn softmax_minus_targets<T: Scalar>(z: &[T], y: &[T], inverse_batch: T, out: &mut [T]) {
+    let max = z.iter().copied().fold(z[0], T::max);
+    let sum: T = z.iter().map(|&z| (z - max).exp()).sum();
+    let log_normaliser = max + sum.ln();
+    let mass: T = y.iter().copied().sum();
+    for ((d, &z), &y) in out.iter_mut().zip(z).zip(y) {
+        *d = ((z - log_normaliser).exp() * mass - y) * inverse_batch;
+    }
 }

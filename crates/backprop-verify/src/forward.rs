@@ -127,22 +127,62 @@ fn sample_loss<R: Real>(loss: Loss, outputs: &[R], targets: &[f64]) -> R {
                 });
             sum / R::constant(2.0 * outputs.len() as f64)
         }
-        Loss::SoftmaxCrossEntropy => {
-            let shift = outputs
-                .iter()
-                .map(|z| z.value())
-                .fold(f64::NEG_INFINITY, f64::max);
-            let shift = R::constant(shift);
-            let sum_exp = outputs
-                .iter()
-                .fold(R::constant(0.0), |sum, &z| sum + (z - shift).exp());
-            let log_normaliser = shift + sum_exp.ln();
-            outputs
-                .iter()
-                .zip(targets)
-                .fold(R::constant(0.0), |sum, (&z, &y)| {
-                    sum - R::constant(y) * (z - log_normaliser)
-                })
-        }
+        Loss::SoftmaxCrossEntropy => softmax_cross_entropy(outputs, targets)
+            .allowing_cancellation_of(cancelling_softmax_cross_entropy(outputs, targets)),
     }
+}
+
+/// `-sum_i y_i log softmax(z)_i` in a form whose derivative subtracts
+/// nothing from 1: with `k` the first largest logit, `r = sum_{i != k}
+/// e^{z_i - z_k}` and `s = sum_i y_i`, it is
+/// `s ln(1 + r) - sum_{i != k} y_i (z_i - z_k)`.
+///
+/// Its derivative in `z_k` is `sum_{i != k} y_i - s r / (1 + r)`: for a
+/// one-hot target on a dominant logit, `-r / (1 + r)`, exact where the
+/// textbook `softmax_k - 1` rounds to 0.
+fn softmax_cross_entropy<R: Real>(outputs: &[R], targets: &[f64]) -> R {
+    let top = (0..outputs.len()).fold(0, |top, i| {
+        if outputs[i].value() > outputs[top].value() {
+            i
+        } else {
+            top
+        }
+    });
+    let largest = outputs[top];
+    let others = || {
+        outputs
+            .iter()
+            .zip(targets)
+            .enumerate()
+            .filter(move |&(i, _)| i != top)
+            .map(|(_, pair)| pair)
+    };
+    let rest = others().fold(R::constant(0.0), |sum, (&z, _)| sum + (z - largest).exp());
+    let mass: f64 = targets.iter().sum();
+    let spread = others().fold(R::constant(0.0), |sum, (&z, &y)| {
+        sum + R::constant(y) * (z - largest)
+    });
+    R::constant(mass) * rest.ln_1p() - spread
+}
+
+/// The textbook `-sum_i y_i (z_i - ln sum_j e^{z_j})`, shifted by the largest
+/// logit: the form whose derivative `softmax - y` subtracts from 1 where a
+/// logit dominates, which gives the rounding allowance of the kernels that
+/// compute it this way.
+fn cancelling_softmax_cross_entropy<R: Real>(outputs: &[R], targets: &[f64]) -> R {
+    let shift = outputs
+        .iter()
+        .map(|z| z.value())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let shift = R::constant(shift);
+    let sum_exp = outputs
+        .iter()
+        .fold(R::constant(0.0), |sum, &z| sum + (z - shift).exp());
+    let log_normaliser = shift + sum_exp.ln();
+    outputs
+        .iter()
+        .zip(targets)
+        .fold(R::constant(0.0), |sum, (&z, &y)| {
+            sum - R::constant(y) * (z - log_normaliser)
+        })
 }

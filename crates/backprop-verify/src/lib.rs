@@ -54,7 +54,7 @@ pub mod suite;
 pub mod summary;
 
 pub use case::Case;
-pub use checks::Oracle;
+pub use checks::{Cancellation, Oracle};
 pub use conformance::{CheckPrecision, Conformance};
 pub use controls::{Control, ControlBackend, Flaw, Flawed, OutputFlaw};
 pub use forward::Problem;

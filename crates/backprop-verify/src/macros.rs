@@ -9,17 +9,22 @@
 /// around the backend, each of which must be rejected.
 ///
 /// Each constructor is an expression evaluated afresh for every backend
-/// the tests need.
+/// the tests need. The tolerances are strict unless `cancellation: Allowed`
+/// follows (see [`Cancellation`](crate::Cancellation)).
 ///
 /// ```text
 /// backprop_verify::conformance_tests!(my_kernel, f64: MyKernel::<f64>::new(), f32: MyKernel::<f32>::new());
+/// backprop_verify::conformance_tests!(classic, f64: Classic::<f64>::new(), cancellation: Allowed);
 /// ```
 #[macro_export]
 macro_rules! conformance_tests {
-    ($module:ident, f64: $make_f64:expr $(, f32: $make_f32:expr)? $(,)?) => {
+    ($module:ident, f64: $make_f64:expr $(, f32: $make_f32:expr)? $(, cancellation: $mode:ident)? $(,)?) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
+
+            /// The mode every test judges the backend in.
+            const CANCELLATION: $crate::Cancellation = $crate::__cancellation!($($mode)?);
 
             $crate::proptest::proptest! {
                 #![proptest_config($crate::strategies::config())]
@@ -30,7 +35,9 @@ macro_rules! conformance_tests {
                     seed in $crate::proptest::prelude::any::<u64>(),
                 ) {
                     let mut backend = $make_f64;
-                    let reports = $crate::suite::check_f64(&mut backend, &case, seed);
+                    let oracle = $crate::Oracle::of(&case);
+                    let oracle = oracle.judging(CANCELLATION);
+                    let reports = $crate::suite::check_f64_with(&mut backend, &case, &oracle, seed);
                     $crate::proptest::prop_assert!(
                         $crate::suite::all_passed(&reports),
                         "{}\n{}",
@@ -47,7 +54,10 @@ macro_rules! conformance_tests {
                     #[test]
                     fn f32_passes_every_check(case in $crate::strategies::case()) {
                         let mut backend = $make_f32;
-                        let reports = $crate::suite::check_f32(&mut backend, &case);
+                        let case = case.to_precision::<f32>();
+                        let oracle = $crate::Oracle::of(&case);
+                        let oracle = oracle.judging(CANCELLATION);
+                        let reports = $crate::suite::check_f32_with(&mut backend, &case, &oracle);
                         $crate::proptest::prop_assert!(
                             $crate::suite::all_passed(&reports),
                             "{}\n{}",
@@ -60,6 +70,7 @@ macro_rules! conformance_tests {
                 #[test]
                 fn f32_matrix_passes_on_one_instance() {
                     let report = $crate::Conformance::<f32>::new(stringify!($module), || $make_f32)
+                        .cancellation(CANCELLATION)
                         .quick()
                         .without_controls()
                         .run()
@@ -71,6 +82,7 @@ macro_rules! conformance_tests {
             #[test]
             fn f64_matrix_passes_on_one_instance() {
                 let report = $crate::Conformance::<f64>::new(stringify!($module), || $make_f64)
+                    .cancellation(CANCELLATION)
                     .quick()
                     .without_controls()
                     .run()
@@ -85,10 +97,27 @@ macro_rules! conformance_tests {
                 for flaw in $crate::OutputFlaw::all(error) {
                     let mut flawed = $crate::Flawed::new($make_f64, flaw);
                     let report =
-                        $crate::conformance::control_report::<f64>(flaw.to_string(), &mut flawed, &matrix);
+                        $crate::conformance::control_report::<f64>(
+                            flaw.to_string(),
+                            &mut flawed,
+                            &matrix,
+                            CANCELLATION,
+                        );
                     assert!(report.rejected(), "{}", report.line());
                 }
             }
         }
+    };
+}
+
+/// The mode of [`conformance_tests!`]: strict unless one is named.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cancellation {
+    () => {
+        $crate::Cancellation::Forbidden
+    };
+    ($mode:ident) => {
+        $crate::Cancellation::$mode
     };
 }

@@ -2,9 +2,10 @@
 //!
 //! The matrix holds the protocol's shapes (the seed network, a deep one, a
 //! width-1 layer, a single layer, a batch of one) for every activation, both
-//! losses and every seed, and shapes whose widths and batch sizes sit on both
+//! losses and every seed; shapes whose widths and batch sizes sit on both
 //! sides of the vector and tile edges 8, 16, 32 and 64, for every activation
-//! and loss with the first seed. Each cell's oracles are computed once, when
+//! and loss with the first seed; and cells whose tanh and sigmoid units
+//! saturate, with both losses and the first seed. Each cell's oracles are computed once, when
 //! first needed, and shared by every backend checked on the matrix.
 
 use std::sync::OnceLock;
@@ -61,6 +62,29 @@ pub fn edge_shapes() -> Vec<Shape> {
     ]
 }
 
+/// The cells whose units saturate (see [`Case::saturated`]), with the
+/// first seed: a tanh and a sigmoid network, each with an MSE output of the
+/// same activation and with a softmax cross-entropy output.
+pub fn saturating_cells(seed: u64) -> Result<Vec<Cell>, Error> {
+    let mut cells = Vec::new();
+    for activation in [Activation::Tanh, Activation::Sigmoid] {
+        for loss in Loss::ALL {
+            let (output, widths) = match loss {
+                Loss::Mse => (activation, [4, 6, 5, 3]),
+                Loss::SoftmaxCrossEntropy => (Activation::Identity, [4, 6, 5, 4]),
+            };
+            let architecture =
+                Architecture::with_hidden_and_output(&widths, activation, output, loss)?;
+            let case = Case::saturated(architecture, 8, seed);
+            cells.push(Cell {
+                saturating: true,
+                ..Cell::new(format!("saturated {activation} {loss}"), seed, case)
+            });
+        }
+    }
+    Ok(cells)
+}
+
 /// One case of the matrix, what it is, and its oracles (computed once).
 #[derive(Debug)]
 pub struct Cell {
@@ -68,6 +92,9 @@ pub struct Cell {
     pub shape: String,
     /// The seed the case was drawn from.
     pub seed: u64,
+    /// Whether the case's units saturate, so that the saturation check
+    /// applies (see [`saturating_cells`]).
+    pub saturating: bool,
     /// The network and batch, in `f64`.
     pub case: Case<f64>,
     oracle: OnceLock<Oracle>,
@@ -80,6 +107,7 @@ impl Cell {
         Cell {
             shape: shape.into(),
             seed,
+            saturating: false,
             case,
             oracle: OnceLock::new(),
             rounded: OnceLock::new(),
@@ -159,16 +187,18 @@ impl Matrix {
                 }
             }
         }
+        cells.extend(saturating_cells(first)?);
         Ok(Matrix { cells })
     }
 
-    /// The cells where every negative control's mistake is visible, of the
-    /// protocol shapes with the first seed only.
+    /// The cells where every negative control's mistake is visible: of the
+    /// protocol shapes with the first seed only, and the saturating cells.
     pub fn control_cells(&self) -> impl Iterator<Item = &Cell> {
         let first = self.cells.first().map(|cell| cell.seed);
         let protocol: Vec<String> = protocol_shapes().into_iter().map(|s| s.name).collect();
         self.cells.iter().filter(move |cell| {
-            cell.shows_every_mistake() && Some(cell.seed) == first && protocol.contains(&cell.shape)
+            let protocol_cell = Some(cell.seed) == first && protocol.contains(&cell.shape);
+            cell.shows_every_mistake() && (protocol_cell || cell.saturating)
         })
     }
 }

@@ -33,11 +33,14 @@ pub enum CheckKind {
     SgdStep,
     /// The first-layer split, when a kernel offers it, against its whole gradient.
     FirstLayerSplit,
+    /// Where units saturate, the gradient's norm-wise relative error against
+    /// the exact one.
+    Saturation,
 }
 
 impl CheckKind {
     /// Every check, in report order.
-    pub const ALL: [CheckKind; 12] = [
+    pub const ALL: [CheckKind; 13] = [
         CheckKind::FiniteDifferences,
         CheckKind::DualNumbers,
         CheckKind::Directional,
@@ -50,6 +53,7 @@ impl CheckKind {
         CheckKind::Determinism,
         CheckKind::ThreadCounts,
         CheckKind::FirstLayerSplit,
+        CheckKind::Saturation,
     ];
 
     /// A short column label.
@@ -67,6 +71,7 @@ impl CheckKind {
             CheckKind::Forward => "forward",
             CheckKind::SgdStep => "sgd",
             CheckKind::FirstLayerSplit => "split",
+            CheckKind::Saturation => "sat",
         }
     }
 }
@@ -99,6 +104,8 @@ pub enum Quantity {
     Updated(ParamLocation),
     /// A gradient component that must be left unwritten (1 if it was written).
     Unwritten(ParamLocation),
+    /// The whole gradient's norm-wise relative error against the exact one.
+    RelativeError,
 }
 
 impl fmt::Display for Quantity {
@@ -111,6 +118,7 @@ impl fmt::Display for Quantity {
             Quantity::LossOfOutputs => f.write_str("loss of the forward outputs"),
             Quantity::Updated(location) => write!(f, "{location} after the step"),
             Quantity::Unwritten(location) => write!(f, "{location} (must be left unwritten)"),
+            Quantity::RelativeError => f.write_str("the gradient's relative error"),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde_json::{Value, json};
 
+use crate::checks::Cancellation;
 use crate::matrix::Cell;
 use crate::report::{CheckKind, CheckReport};
 
@@ -112,6 +113,8 @@ pub struct ConformanceReport {
     pub name: String,
     /// `f32` or `f64`.
     pub dtype: &'static str,
+    /// The mode the tolerances were computed in.
+    pub cancellation: Cancellation,
     /// Every cell of the matrix.
     pub cells: Vec<CellReport>,
     /// The negative controls wrapped around the backend.
@@ -217,15 +220,20 @@ impl ConformanceReport {
         header
     }
 
-    /// The table's row: the worst ratio of each check, the kinks and the verdict.
+    /// The table's row: the worst ratio of each check (for the saturation
+    /// check, the worst relative error itself), the kinks and the verdict.
     pub fn row(&self) -> String {
         let worst = self.worst();
         let mut row = format!("{:<LABEL$}", format!("{} {}", self.name, self.dtype));
-        for column in 0..CheckKind::ALL.len() {
+        for (column, kind) in CheckKind::ALL.into_iter().enumerate() {
+            let shown = |report: &CheckReport| match (kind, report.worst) {
+                (CheckKind::Saturation, Some(worst)) => worst.actual,
+                _ => report.worst_ratio,
+            };
             let cell = match worst.get(&column) {
                 None => "-".to_owned(),
-                Some(report) if report.passed() => format!("{:.2e}", report.worst_ratio),
-                Some(report) => format!("FAIL {:.1e}", report.worst_ratio),
+                Some(report) if report.passed() => format!("{:.2e}", shown(report)),
+                Some(report) => format!("FAIL {:.1e}", shown(report)),
             };
             row.push_str(&format!(" {cell:>COLUMN$}"));
         }
@@ -281,6 +289,10 @@ impl ConformanceReport {
         json!({
             "backend": self.name,
             "dtype": self.dtype,
+            "cancellation": match self.cancellation {
+                Cancellation::Forbidden => "forbidden",
+                Cancellation::Allowed => "allowed",
+            },
             "passed": self.passed(),
             "kinks": self.kinks(),
             "detectable_scale_error": finite_or_null(self.detectable()),
@@ -314,10 +326,11 @@ impl fmt::Display for ConformanceReport {
         let rejected = self.controls.iter().filter(|c| c.rejected()).count();
         write!(
             f,
-            "\nverdict: {} ({} cells; {rejected} of {} controls rejected)",
+            "\nverdict: {} ({} cells; {rejected} of {} controls rejected; judged {})",
             if self.passed() { "PASS" } else { "FAIL" },
             self.cells.len(),
-            self.controls.len()
+            self.controls.len(),
+            self.cancellation.describe()
         )
     }
 }

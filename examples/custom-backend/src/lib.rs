@@ -151,7 +151,7 @@ impl<T: Scalar> Backend<T> for LoopKernel<T> {
                     for j in 0..m {
                         let error = ab[j] - yb[j];
                         loss += error * error * half_over_m;
-                        let slope = layers.get(last).activation.derivative(zb[j], ab[j]);
+                        let slope = layers.get(last).activation.slope(zb[j]);
                         db[j] = error * T::from_f64(2.0) * half_over_m * inverse_rows * slope;
                     }
                 }
@@ -162,12 +162,12 @@ impl<T: Scalar> Backend<T> for LoopKernel<T> {
                         .fold(zb[0], |s, v| if v > s { v } else { s });
                     let sum: T = zb.iter().map(|&v| (v - shift).exp()).sum();
                     let log_sum = sum.ln() + shift;
-                    let total: T = yb.iter().copied().sum();
                     for j in 0..m {
                         loss -= yb[j] * (zb[j] - log_sum);
-                        let p = (zb[j] - log_sum).exp();
-                        db[j] = (p * total - yb[j]) * inverse_rows;
                     }
+                    // `softmax - y` formed without cancelling against 1 where
+                    // a logit dominates, as the strict checks demand.
+                    Loss::SoftmaxCrossEntropy.output_gradient(zb, yb, inverse_rows, db)?;
                 }
             }
         }
@@ -213,8 +213,9 @@ impl<T: Scalar> Backend<T> for LoopKernel<T> {
                             s + delta[b * outputs + j] * layer.weights[j * inputs + k]
                         });
                         let index = b * inputs + k;
-                        below[index] = back
-                            * activation.derivative(self.z[l - 1][index], self.a[l - 1][index]);
+                        // The slope from z: `a (1 - a)` and `1 - a^2` cancel
+                        // where a unit saturates.
+                        below[index] = back * activation.slope(self.z[l - 1][index]);
                     }
                 }
             }
