@@ -3,11 +3,14 @@
 //! Written against the API both revisions share (`BackendKind`, `Backend::sgd_step`),
 //! so the same source measures either. Arguments: shapes, backends and dtypes,
 //! each a comma-separated list. Prints one line per backend, shape and dtype:
-//! `step SHAPE DTYPE BACKEND MEDIAN_US`, the median of several timed batches of steps.
+//! `step SHAPE DTYPE BACKEND MEDIAN_US (RATE) cpu CPU_US`, the medians of
+//! several timed batches of steps in wall time and in the calling thread's
+//! CPU time (which, for a backend that stays on that thread, leaves out the
+//! time other programs took the core away).
 
 use std::time::Instant;
 
-use backprop::{Architecture, Backend, BackendKind, Batch, Network, Precision, Scalar};
+use backprop::{Architecture, Backend, BackendKind, Batch, Network, Precision};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,18 +57,38 @@ fn time_steps<T: Precision>(shape: &str, [n, h, m]: [usize; 3], rows: usize, nam
         let once = start.elapsed().as_secs_f64();
         let per_batch = ((0.2 / once) as usize).clamp(1, 10_000);
         let batches = if once > 1.0 { 1 } else { 7 };
-        let mut times: Vec<f64> = (0..batches)
+        let mut times: Vec<(f64, f64)> = (0..batches)
             .map(|_| {
-                let start = Instant::now();
+                let (start, cpu_start) = (Instant::now(), thread_cpu_seconds());
                 for _ in 0..per_batch {
                     step();
                 }
-                start.elapsed().as_secs_f64() / per_batch as f64
+                let steps = per_batch as f64;
+                let cpu = thread_cpu_seconds() - cpu_start;
+                (start.elapsed().as_secs_f64() / steps, cpu / steps)
             })
             .collect();
-        times.sort_by(f64::total_cmp);
-        let median = times[times.len() / 2];
+        times.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let median = times[times.len() / 2].0;
+        times.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let cpu = times[times.len() / 2].1;
         let dtype = T::NAME;
-        println!("step {shape} {dtype} {name} {:.2} ({:.1} GFLOP/s)", median * 1e6, flops / median / 1e9);
+        println!(
+            "step {shape} {dtype} {name} {:.2} ({:.1} GFLOP/s) cpu {:.2}",
+            median * 1e6,
+            flops / median / 1e9,
+            cpu * 1e6
+        );
     }
+}
+
+/// The calling thread's time on a CPU so far, in seconds, from
+/// `/proc/thread-self/schedstat` (0 where there is no such file): for a
+/// single-threaded backend, its step time without the time other programs
+/// on a shared machine took the core away.
+fn thread_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |nanoseconds| nanoseconds * 1e-9)
 }

@@ -66,8 +66,8 @@ impl Activation {
     /// where the unit saturates.
     ///
     /// The classic forms `a (1 - a)` and `1 - a^2` cancel there: in `f32` a
-    /// tanh with `|z| >= 9` rounds to `a = 1` and gives a slope of exactly
-    /// 0, although the true slope (`1.5e-8` at `z = 9`) is a normal number.
+    /// tanh with `|z| >= 9.5` rounds to `a = 1` and gives a slope of exactly
+    /// 0, although the true slope (`2.2e-8` at `z = 9.5`) is a normal number.
     /// With `e = e^-|z|` and `t = e^-2|z|`, both at most 1, the slopes are
     ///
     /// - sigmoid: `s(z) s(-z) = e / (1 + e)^2`,

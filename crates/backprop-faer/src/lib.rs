@@ -6,14 +6,21 @@
 //!
 //! ```text
 //! forward   Z^l = A^{l-1} W^l^T           one GEMM (B x d_{l-1}) (d_{l-1} x d_l)
-//!           Z^l += 1 b^l^T, A^l = act(Z^l) one pass, both kept
-//! loss      J = mean of per-row values, delta^L = dJ/dZ^L   one pass per row
+//!           A^l = act(Z^l + 1 b^l^T)       one pass; in a gradient call it also
+//!                                          writes the slopes act'(Z^l) over Z^l
+//! loss      J = mean of per-row values, delta^L = dJ/dA^L (.) act'(Z^L)
+//!                                          one pass per row
 //! backward  dW^l = delta^l^T A^{l-1}       one GEMM straight into the gradient,
 //!                                          from delta^l^T copied feature-major
 //!           db^l = column sums of delta^l  one pass
-//!           delta^{l-1} = (delta^l W^l) (.) act'(Z^{l-1}, A^{l-1})
+//!           delta^{l-1} = (delta^l W^l) (.) act'(Z^{l-1})
 //!                                          one GEMM and one pass, skipped for l = 1
 //! ```
+//!
+//! The slopes are formed from `Z` (`Activation::value_and_slope`: `e q^2`
+//! for the sigmoid, `4 t q^2` for tanh), not as `a (1 - a)` or `1 - a^2`,
+//! which cancel to 0 where a unit saturates; they share the forward pass's
+//! exponential, so the backward pass does no transcendental work.
 //!
 //! Every matrix is a zero-copy faer view of a row-major slice: the caller's
 //! inputs, the network's weights, the gradient's flat buffer or the backend's
@@ -22,10 +29,11 @@
 //! and the weight gradient's left operand `delta^T` is not: from a batch of
 //! [`TRANSPOSE_MIN_INNER`] rows on, `delta^l` is first transposed into the
 //! scratch (see `gemm.rs` for each product's layout and the measured rates).
-//! The scratch (`Z` and `A` per layer, two `delta` buffers of `B x` the
-//! widest layer, their transpose, `B` row losses) is sized on the first call
+//! The scratch (`Z`, then the slopes, and `A` per layer, two `delta` buffers
+//! of `B x` the widest layer, their transpose, `B` row losses: about
+//! `B (2 sum_l d_l + 3 max_l d_l + 1)` values) is sized on the first call
 //! for a shape and reused, so a step on a shape seen before allocates
-//! nothing. Products and the larger elementwise passes run on the calling
+//! nothing; keeping the slopes takes no memory beyond `Z`'s. Products and the larger elementwise passes run on the calling
 //! thread or on rayon as the backend's [`Parallelism`] says;
 //! [`Parallelism::Sequential`] never forks.
 //!

@@ -3,6 +3,9 @@
 //!
 //! It is meant to be read. Every other backend is checked against it, and it
 //! is itself checked against finite differences and dual numbers.
+//!
+//! Memory: one sample's activations, slopes and deltas, three vectors of
+//! each layer's width (`3 sum_l d_l` values), whatever the batch size.
 
 // The loops index `w_jk`, `a_k` and `delta_j` exactly as the math writes them.
 #![allow(clippy::needless_range_loop)]

@@ -873,6 +873,12 @@ mod tests {
             assert!(single <= 4.0, "{activation} f32: {single} eps");
             assert!(double <= 4.0, "{activation} f64: {double} eps");
         }
+        let (single, double) = (
+            worst_softmax_error::<f32, K>(k),
+            worst_softmax_error::<f64, K>(k),
+        );
+        assert!(single <= 4.0, "softmax f32: {single} eps");
+        assert!(double <= 4.0, "softmax f64: {double} eps");
     }
 
     /// The softmax cross-entropy pass of `k` against `Loss::output_gradient`
@@ -950,29 +956,7 @@ mod tests {
     }
 
     #[test]
-    fn the_softmax_pass_agrees_with_the_core_loss_on_every_path() {
-        fn check<K: Kernels<f32> + Kernels<f64>>(k: K) {
-            let (single, double) = (
-                worst_softmax_error::<f32, K>(k),
-                worst_softmax_error::<f64, K>(k),
-            );
-            assert!(single <= 4.0, "f32: {single} eps");
-            assert!(double <= 4.0, "f64: {double} eps");
-        }
-        check(PortableKernels);
-        #[cfg(target_arch = "x86_64")]
-        {
-            if let Some(k) = Avx512Kernels::detect() {
-                check(k);
-            }
-            if let Some(k) = Avx2Kernels::detect() {
-                check(k);
-            }
-        }
-    }
-
-    #[test]
-    fn activations_agree_with_the_scalar_functions_on_every_path() {
+    fn activations_and_the_softmax_agree_with_the_core_functions_on_every_path() {
         check_path(PortableKernels);
         #[cfg(target_arch = "x86_64")]
         {

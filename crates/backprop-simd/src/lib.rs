@@ -23,6 +23,20 @@
 //!                                  sample per row, then as for the first layer
 //! ```
 //!
+//! The slopes are formed from `Z` in the forward tiles' epilogue, from the
+//! activation's own exponential (`e q^2` for the sigmoid, `4 t q^2` for
+//! tanh, as `Activation::slope` defines them), not as `a (1 - a)` or
+//! `1 - a^2`, which cancel to 0 where a unit saturates; the softmax
+//! cross-entropy's `p - y` of a sample's largest logit is formed without
+//! subtracting from 1 (`Loss::output_gradient`).
+//!
+//! # Memory
+//!
+//! Per shape, with `S` the batch rounded up to whole vectors: `A` and the
+//! slopes of every layer (`2 S sum_l d_l` values), `X^T` and `Y^T`, two
+//! `delta` buffers and the transposes of the layer inputs, each
+//! `S x` a layer's width; sized on the first call and reused.
+//!
 //! The SGD step is the core's checked one: this gradient, then the update
 //! once the gradient, the loss and the updated parameters are known to be
 //! finite. (The kernels can also apply the update in the weight-gradient
