@@ -1,6 +1,5 @@
 //! The workspace's one integration-test binary: every backend against the oracles and each other.
 
-mod activations;
 mod backends;
 mod boxed;
 mod conformance;

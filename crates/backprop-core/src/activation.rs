@@ -132,3 +132,6 @@ impl FromStr for Activation {
         parse_name("activation", name, &Activation::ALL, Activation::name)
     }
 }
+
+#[cfg(test)]
+mod tests;

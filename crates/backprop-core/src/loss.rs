@@ -199,3 +199,6 @@ impl FromStr for Loss {
         parse_name("loss", name, &Loss::ALL, Loss::name)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,6 @@
 //! Activation values and slopes at the edges: overflow-free limits, the ReLU kink, and slopes that keep their accuracy in saturation.
 
-use backprop::Activation;
+use crate::{Activation, Loss};
 
 #[test]
 fn sigmoid_reaches_exact_limits_without_overflow() {
@@ -156,12 +156,12 @@ fn names_print_and_parse_back() {
         assert!(!name.is_empty());
         assert_eq!(name.parse::<Activation>().unwrap(), activation);
     }
-    for loss in backprop::Loss::ALL {
+    for loss in Loss::ALL {
         let name = loss.to_string();
         assert_eq!(name, loss.name());
         assert!(!name.is_empty());
-        assert_eq!(name.parse::<backprop::Loss>().unwrap(), loss);
+        assert_eq!(name.parse::<Loss>().unwrap(), loss);
     }
-    assert_eq!(backprop::Loss::Mse.to_string(), "mse");
+    assert_eq!(Loss::Mse.to_string(), "mse");
     assert_eq!(Activation::Sigmoid.to_string(), "sigmoid");
 }
