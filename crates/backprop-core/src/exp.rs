@@ -172,6 +172,17 @@ mod tests {
         assert_eq!(exp_f64(f64::NEG_INFINITY), 0.0);
         assert!(exp_f32(f32::NAN).is_nan());
         assert!(exp_f64(f64::NAN).is_nan());
+        // Exactly at the ends of the range: e^x is still the smallest
+        // subnormal below, and still finite above in f64 (in f32 the largest
+        // argument already rounds up past ln(f32::MAX), to infinity).
+        let (low32, low64, high64) = (
+            -103.972_08f32,
+            -745.133_219_101_941_1f64,
+            709.782_712_893_383_9f64,
+        );
+        assert_eq!(exp_f32(low32), low32.exp());
+        assert_eq!(exp_f64(low64), low64.exp());
+        assert!(exp_f64(high64).is_finite() && ulps_f64(exp_f64(high64), high64.exp()) <= 1);
         // Small arguments, where e^x - 1 ~ x must survive.
         for x in [1e-8f64, -1e-8, 1e-3, -1e-3] {
             assert!(ulps_f64(exp_f64(x), x.exp()) <= 1);

@@ -83,3 +83,32 @@ pub fn scale<T: Scalar>(y: &mut [T], alpha: T) {
 pub fn scale_into<T: Scalar>(y: &mut [T], alpha: T, x: &[T]) {
     write_scaled(y, alpha, x);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{axpy, scale, scale_into};
+
+    /// Values of both signs and many magnitudes, on a length that leaves a
+    /// remainder after any vector width.
+    fn values(seed: f64) -> Vec<f64> {
+        (0..37)
+            .map(|i| (i as f64 * seed).sin() * 10f64.powi(i % 7 - 3))
+            .collect()
+    }
+
+    #[test]
+    fn vectorized_updates_give_the_plain_loops_bits() {
+        let (x, y) = (values(0.7), values(1.3));
+        let alpha = -0.37;
+        let mut updated = y.clone();
+        axpy(&mut updated, alpha, &x);
+        let plain: Vec<f64> = y.iter().zip(&x).map(|(y, x)| y + alpha * x).collect();
+        assert_eq!(updated, plain);
+        let mut scaled = y.clone();
+        scale(&mut scaled, alpha);
+        assert_eq!(scaled, y.iter().map(|y| alpha * y).collect::<Vec<_>>());
+        let mut written = vec![f64::NAN; x.len()];
+        scale_into(&mut written, alpha, &x);
+        assert_eq!(written, x.iter().map(|x| alpha * x).collect::<Vec<_>>());
+    }
+}

@@ -1,6 +1,6 @@
 //! The loss values and gradients: known values, and softmax-CE's gradient where a logit dominates.
 
-use crate::Loss;
+use crate::{Error, Loss};
 
 #[test]
 fn mse_values_and_gradients_are_the_seed_derivation_s() {
@@ -16,13 +16,14 @@ fn mse_values_and_gradients_are_the_seed_derivation_s() {
 
 #[test]
 fn softmax_values_and_gradients_match_their_definitions() {
-    let (z, y) = ([1.0, -0.5, 2.0, 0.25], [0.1, 0.2, 0.3, 0.4]);
+    // Targets that sum to 1.5, not 1: the gradient is p s - y with s = 1.5.
+    let (z, y) = ([1.0, -0.5, 2.0, 0.25], [0.1, 0.2, 0.3, 0.9]);
     let sum: f64 = z.iter().map(|z: &f64| z.exp()).sum();
     let p: Vec<f64> = z.iter().map(|z| z.exp() / sum).collect();
     let mass: f64 = y.iter().sum();
     let value: f64 = -y.iter().zip(&p).map(|(y, p)| y * p.ln()).sum::<f64>();
     let loss = Loss::SoftmaxCrossEntropy;
-    assert!((loss.sample_value(&z, &y).unwrap() - value).abs() < 1e-15);
+    assert!((loss.sample_value(&z, &y).unwrap() - value).abs() < 1e-14);
     let mut gradient = [0.0; 4];
     loss.output_gradient(&z, &y, 0.25, &mut gradient).unwrap();
     for i in 0..4 {
@@ -83,6 +84,69 @@ fn tied_largest_logits_share_the_gradient_as_the_textbook_form_does() {
         assert!(
             (g - t).abs() < 4.0 * f64::EPSILON,
             "{gradient:?} vs {textbook:?}"
+        );
+    }
+}
+
+#[test]
+fn the_dominant_logit_is_found_wherever_it_is() {
+    // The largest logit in the middle of the row, 40 ahead: its gradient is
+    // -r / (1 + r), which only the form without cancellation keeps.
+    let (z, y) = ([-45.0, 0.0, -40.0], [0.0, 1.0, 0.0]);
+    let mut gradient = [0.0; 3];
+    Loss::SoftmaxCrossEntropy
+        .output_gradient(&z, &y, 1.0, &mut gradient)
+        .unwrap();
+    let rest = (-40.0f64).exp() + (-45.0f64).exp();
+    let exact = -rest / (1.0 + rest);
+    assert!(
+        (gradient[1] / exact - 1.0).abs() < 4.0 * f64::EPSILON,
+        "{gradient:?}"
+    );
+}
+
+#[test]
+fn lengths_that_differ_or_are_zero_are_errors_naming_them() {
+    let softmax = Loss::SoftmaxCrossEntropy;
+    let empty: &[f64] = &[];
+    assert_eq!(
+        softmax.sample_value(empty, empty).unwrap_err(),
+        Error::SampleLength {
+            what: "outputs",
+            expected: 1,
+            found: 0
+        }
+    );
+    // Lengths that differ are not cut to the shortest.
+    let (z, y) = ([0.5, 1.0, -1.0], [1.0, 0.0]);
+    for loss in Loss::ALL {
+        assert_eq!(
+            loss.sample_value(&z, &y).unwrap_err(),
+            Error::SampleLength {
+                what: "targets",
+                expected: 3,
+                found: 2
+            }
+        );
+        let mut gradient = [0.0; 3];
+        assert_eq!(
+            loss.output_gradient(&z, &y, 1.0, &mut gradient)
+                .unwrap_err(),
+            Error::SampleLength {
+                what: "targets",
+                expected: 3,
+                found: 2
+            }
+        );
+        let mut gradient = [0.0; 2];
+        assert_eq!(
+            loss.output_gradient(&z, &z, 1.0, &mut gradient)
+                .unwrap_err(),
+            Error::SampleLength {
+                what: "output gradients",
+                expected: 3,
+                found: 2
+            }
         );
     }
 }
