@@ -8,7 +8,6 @@ mod driver;
 mod errors;
 mod facade;
 mod faer_backend;
-mod hand_worked;
 mod hardening;
 mod kinks;
 mod loaders;

@@ -3,7 +3,8 @@
 //! Two outputs, so that the source derivation's scalar step 1 (which sums
 //! every output's error) would give a different answer here.
 
-use backprop::{Architecture, Backend, Batch, NaiveBackend, Network, Params};
+use backprop_core::{Architecture, Backend, Batch, Network, Params};
+use backprop_naive::NaiveBackend;
 
 fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
