@@ -104,6 +104,8 @@ fn forward_outputs_and_the_loss_are_the_definitions() {
         let (network, inputs, targets) = case(&architecture, 3, 1);
         let (n, m) = (architecture.input_width(), architecture.output_width());
         let mut outputs = vec![f64::NAN; 3 * m];
+        // The name reports and `BackendKind` know it by.
+        assert_eq!(NaiveBackend::<f64>::new().name(), "naive");
         let matrix = MatrixRef::new(&inputs, 3, n).unwrap();
         NaiveBackend::new()
             .forward(&network, &Inputs::new(matrix).unwrap(), &mut outputs)

@@ -823,6 +823,88 @@ mod x86_kernels {
 mod tests {
     use super::*;
 
+    /// A 2 x 2-vector tile of depth 3 with `lanes` lanes, rows packed.
+    fn tile(lanes: usize) -> TileSpec {
+        TileSpec {
+            depth: 3,
+            a_row: 3,
+            a_step: 1,
+            b_step: 2 * lanes,
+            c_row: 2 * lanes,
+            last: lanes,
+            accumulate: false,
+        }
+    }
+
+    #[test]
+    fn a_tile_that_fits_passes_its_check() {
+        let lanes = 8;
+        // A: 2 rows of 3; B: 3 steps of 2 vectors; C: 2 rows of 2 vectors.
+        tile(lanes).check(2, 2, lanes, [6, 6 * lanes, 4 * lanes]);
+    }
+
+    #[test]
+    #[should_panic(expected = "tile out of bounds")]
+    fn a_tile_one_value_past_b_is_refused() {
+        // The second vector of B's last step ends one value past B.
+        let lanes = 8;
+        tile(lanes).check(2, 2, lanes, [6, 6 * lanes - 1, 4 * lanes]);
+    }
+
+    #[test]
+    #[should_panic(expected = "tile out of bounds")]
+    fn a_tile_one_value_past_c_is_refused() {
+        let lanes = 8;
+        tile(lanes).check(2, 2, lanes, [6, 6 * lanes, 4 * lanes - 1]);
+    }
+
+    #[test]
+    #[should_panic(expected = "region out of bounds")]
+    fn a_region_one_value_past_its_matrix_is_refused() {
+        // Rows 1..3 of 4 columns, rows 5 apart, end at 2 * 5 + 4 = 14.
+        check_region(13, 5, &(1..3), &(0..4));
+    }
+
+    #[test]
+    fn a_region_that_fits_or_is_empty_passes() {
+        check_region(14, 5, &(1..3), &(0..4));
+        check_region(0, 5, &(3..3), &(0..4));
+        check_region(0, 5, &(0..4), &(2..2));
+    }
+
+    #[test]
+    fn the_widest_path_the_cpu_has_is_detected() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let has = |feature: &str| match feature {
+                "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
+                "avx2" => std::arch::is_x86_feature_detected!("avx2"),
+                _ => std::arch::is_x86_feature_detected!("fma"),
+            };
+            let avx2 = has("avx2") && has("fma");
+            assert_eq!(Avx2Kernels::detect().is_some(), avx2);
+            assert_eq!(Avx512Kernels::detect().is_some(), avx2 && has("avx512f"));
+        }
+    }
+
+    #[test]
+    fn the_fma_chains_sum_what_they_compute() {
+        // With x = 1 each chain adds y = 1e-7 per round: 16 chains of LANES lanes.
+        fn check<K: Kernels<f64>>(k: K) {
+            let expected = (16 * K::LANES * 10) as f64 * 1e-7;
+            assert!(
+                (k.fma_chains(10, 1.0) - expected).abs() < 1e-15,
+                "{}",
+                K::LANES
+            );
+        }
+        check(PortableKernels);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(k) = Avx512Kernels::detect() {
+            check(k);
+        }
+    }
+
     /// Every activation of `k` over a dense sweep and at the limits against
     /// `backprop-core`'s scalar function: the largest error in units of `T`'s
     /// epsilon relative to `max(|expected|, tiny)`; and NaN stays NaN.
