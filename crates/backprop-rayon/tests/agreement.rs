@@ -1,0 +1,227 @@
+//! The batch-parallel backend against its inner backend run on the whole batch: every partitioning, the split first layer, the SGD step.
+//!
+//! The workspace's conformance tests hold this backend to exact oracles;
+//! these need only the crate and its inner backends, so that a change to the
+//! partitioning and combination is judged by rebuilding this crate alone.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use backprop_core::{Activation, Architecture, Backend, Batch, Loss, Network, Params};
+use backprop_faer::FaerBackend;
+use backprop_naive::NaiveBackend;
+use backprop_rayon::{Partitions, RayonBackend};
+use rayon::{ThreadPool, ThreadPoolBuilder};
+
+fn pool(threads: usize) -> Arc<ThreadPool> {
+    Arc::new(
+        ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap(),
+    )
+}
+
+/// A network, a batch of `rows` and the inner backend's loss and gradient on all of it.
+struct Case {
+    network: Network<f64>,
+    inputs: Vec<f64>,
+    targets: Vec<f64>,
+    rows: usize,
+}
+
+impl Case {
+    fn new(architecture: Architecture, rows: usize) -> Self {
+        let network = Network::<f64>::init(architecture.clone(), 3);
+        let (n, m) = (architecture.input_width(), architecture.output_width());
+        let inputs = (0..rows * n)
+            .map(|i| ((i * 13 + 5) % 17) as f64 / 8.5 - 1.0)
+            .collect();
+        let targets = (0..rows * m)
+            .map(|i| match architecture.loss() {
+                Loss::Mse => ((i * 5 + 3) % 7) as f64 / 7.0,
+                Loss::SoftmaxCrossEntropy => f64::from(i % m == (i / m) % m),
+            })
+            .collect();
+        Case {
+            network,
+            inputs,
+            targets,
+            rows,
+        }
+    }
+
+    fn batch(&self) -> Batch<'_, f64> {
+        Batch::from_slices(
+            self.network.architecture(),
+            self.rows,
+            &self.inputs,
+            &self.targets,
+        )
+        .unwrap()
+    }
+
+    fn gradient(&self, backend: &mut dyn Backend<f64>) -> (f64, Params<f64>) {
+        let mut gradient = self.network.zero_gradient();
+        let loss = backend
+            .loss_and_gradient(&self.network, &self.batch(), &mut gradient)
+            .unwrap();
+        (loss, gradient)
+    }
+}
+
+fn cases() -> Vec<Case> {
+    use Activation::*;
+    let sigmoid = Architecture::seed(5, 7, 3).unwrap();
+    let softmax = Architecture::new(
+        &[4, 6, 5, 3],
+        &[Tanh, Relu, Identity],
+        Loss::SoftmaxCrossEntropy,
+    )
+    .unwrap();
+    let narrow = Architecture::new(&[3, 1, 4, 2], &[Sigmoid, Tanh, Sigmoid], Loss::Mse).unwrap();
+    [1, 3, 17]
+        .into_iter()
+        .flat_map(|rows| {
+            [
+                Case::new(sigmoid.clone(), rows),
+                Case::new(softmax.clone(), rows),
+                Case::new(narrow.clone(), rows),
+            ]
+        })
+        .collect()
+}
+
+/// Within `1e-13` of the reference, relative to the larger of 1 and the value.
+fn assert_close(
+    what: &str,
+    (loss, gradient): (f64, &Params<f64>),
+    (want_loss, want): (f64, &Params<f64>),
+) {
+    assert!(
+        (loss - want_loss).abs() <= 1e-13 * want_loss.abs().max(1.0),
+        "{what}: loss {loss} vs {want_loss}"
+    );
+    for (i, (g, w)) in gradient.as_slice().iter().zip(want.as_slice()).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-13 * w.abs().max(1.0),
+            "{what}: component {i}: {g} vs {w}"
+        );
+    }
+}
+
+/// Forks for every batch, on `threads` threads, with `partitions`.
+fn forking<B: Backend<f64>>(
+    backend: RayonBackend<f64, B>,
+    threads: usize,
+    partitions: Partitions,
+) -> RayonBackend<f64, B> {
+    backend
+        .with_pool(pool(threads))
+        .with_partitions(partitions)
+        .with_parallel_threshold(0.0)
+        .with_min_rows_per_partition(1)
+}
+
+#[test]
+fn every_partitioning_gives_the_whole_batch_gradient() {
+    for case in cases() {
+        let reference = case.gradient(&mut NaiveBackend::new());
+        let mut partitionings: Vec<Partitions> = (1..=5)
+            .map(|k| Partitions::Fixed(NonZeroUsize::new(k).unwrap()))
+            .collect();
+        partitionings.push(Partitions::PerThread);
+        for partitions in partitionings {
+            let mut backend = forking(
+                RayonBackend::new("naive", NaiveBackend::<f64>::new),
+                3,
+                partitions,
+            );
+            let (loss, gradient) = case.gradient(&mut backend);
+            let what = format!(
+                "{} rows {} {partitions:?}",
+                case.network.architecture(),
+                case.rows
+            );
+            assert_close(&what, (loss, &gradient), (reference.0, &reference.1));
+        }
+    }
+}
+
+#[test]
+fn the_split_first_layer_gives_the_whole_batch_gradient() {
+    for case in cases() {
+        let reference = case.gradient(&mut FaerBackend::<f64>::sequential());
+        for threads in [2, 3] {
+            let split = RayonBackend::splitting_first_layer("faer", FaerBackend::<f64>::sequential);
+            let mut backend = forking(split, threads, Partitions::PerThread);
+            let (loss, gradient) = case.gradient(&mut backend);
+            let what = format!(
+                "{} rows {} split on {threads}",
+                case.network.architecture(),
+                case.rows
+            );
+            assert_close(&what, (loss, &gradient), (reference.0, &reference.1));
+        }
+    }
+}
+
+#[test]
+fn a_step_is_the_gradient_then_the_update() {
+    for case in cases() {
+        let (_, gradient) = case.gradient(&mut NaiveBackend::new());
+        let rate = 0.25;
+        let split = RayonBackend::splitting_first_layer("faer", FaerBackend::<f64>::sequential);
+        let backends: Vec<Box<dyn Backend<f64>>> = vec![
+            Box::new(forking(
+                RayonBackend::new("naive", NaiveBackend::<f64>::new),
+                2,
+                Partitions::PerThread,
+            )),
+            Box::new(forking(split, 2, Partitions::PerThread)),
+        ];
+        for mut backend in backends {
+            let mut network = case.network.clone();
+            let mut step_gradient = network.zero_gradient();
+            backend
+                .sgd_step(&mut network, &case.batch(), &mut step_gradient, rate)
+                .unwrap();
+            for (i, ((after, before), g)) in network
+                .params()
+                .as_slice()
+                .iter()
+                .zip(case.network.params().as_slice())
+                .zip(gradient.as_slice())
+                .enumerate()
+            {
+                let want = before - rate * g;
+                assert!(
+                    (after - want).abs() <= 1e-13 * want.abs().max(1.0),
+                    "{} component {i}: {after} vs {want}",
+                    backend.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn partitions_that_fix_their_count_give_the_same_bits_on_every_pool() {
+    for case in cases() {
+        let fixed = Partitions::Fixed(NonZeroUsize::new(3).unwrap());
+        let results: Vec<(f64, Params<f64>)> = [1, 2, 4]
+            .into_iter()
+            .map(|threads| {
+                case.gradient(&mut forking(
+                    RayonBackend::new("naive", NaiveBackend::<f64>::new),
+                    threads,
+                    fixed,
+                ))
+            })
+            .collect();
+        for (loss, gradient) in &results[1..] {
+            assert_eq!(loss.to_bits(), results[0].0.to_bits());
+            assert_eq!(gradient.as_slice(), results[0].1.as_slice());
+        }
+    }
+}
