@@ -6,8 +6,12 @@
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
-use backprop_core::{Activation, Architecture, Backend, Batch, Loss, Network, Params};
+use backprop_core::{
+    Activation, Architecture, Backend, Batch, Inputs, Loss, MatrixRef, Network, Params, RowSplit,
+    vector,
+};
 use backprop_faer::FaerBackend;
 use backprop_naive::NaiveBackend;
 use backprop_rayon::{Partitions, RayonBackend};
@@ -80,6 +84,9 @@ fn cases() -> Vec<Case> {
     )
     .unwrap();
     let narrow = Architecture::new(&[3, 1, 4, 2], &[Sigmoid, Tanh, Sigmoid], Loss::Mse).unwrap();
+    // Wide enough (39330 parameters) that the combination and the update
+    // run in ranges of parameters on several threads.
+    let wide = Architecture::seed(100, 300, 30).unwrap();
     [1, 3, 17]
         .into_iter()
         .flat_map(|rows| {
@@ -89,6 +96,7 @@ fn cases() -> Vec<Case> {
                 Case::new(narrow.clone(), rows),
             ]
         })
+        .chain([Case::new(wide, 5)])
         .collect()
 }
 
@@ -224,4 +232,105 @@ fn partitions_that_fix_their_count_give_the_same_bits_on_every_pool() {
             assert_eq!(gradient.as_slice(), results[0].1.as_slice());
         }
     }
+}
+
+/// The documented scheme, step by step: the inner backend's mean loss and
+/// gradient on each of `count` row parts, combined in part order, each
+/// weighted by its share of the rows.
+fn combined_by_hand(case: &Case, count: usize) -> (f64, Vec<f64>) {
+    let split = RowSplit::new(case.rows, count);
+    let architecture = case.network.architecture();
+    let (n, m) = (architecture.input_width(), architecture.output_width());
+    let (mut loss, mut combined) = (0.0, vec![0.0; architecture.param_count()]);
+    for c in 0..split.count() {
+        let rows = split.range(c);
+        let part = Case {
+            network: case.network.clone(),
+            inputs: case.inputs[rows.start * n..rows.end * n].to_vec(),
+            targets: case.targets[rows.start * m..rows.end * m].to_vec(),
+            rows: rows.len(),
+        };
+        let (part_loss, gradient) = part.gradient(&mut NaiveBackend::new());
+        let share = split.share::<f64>(c);
+        loss += share * part_loss;
+        if c == 0 {
+            vector::scale_into(&mut combined, share, gradient.as_slice());
+        } else {
+            vector::axpy(&mut combined, share, gradient.as_slice());
+        }
+    }
+    (loss, combined)
+}
+
+#[test]
+fn the_partitions_are_combined_exactly_as_documented() {
+    for case in cases().iter().filter(|case| case.rows >= 3) {
+        for (partitions, count) in [
+            (Partitions::Fixed(NonZeroUsize::new(3).unwrap()), 3),
+            (Partitions::PerThread, 3),
+        ] {
+            let naive = RayonBackend::new("naive", NaiveBackend::<f64>::new);
+            let (loss, gradient) = case.gradient(&mut forking(naive, 3, partitions));
+            let (want_loss, want) = combined_by_hand(case, count);
+            let what = format!(
+                "{} rows {} {partitions:?}",
+                case.network.architecture(),
+                case.rows
+            );
+            assert_eq!(loss.to_bits(), want_loss.to_bits(), "{what}: loss");
+            assert_eq!(gradient.as_slice(), &want[..], "{what}: gradient");
+        }
+    }
+}
+
+#[test]
+fn the_forward_outputs_are_the_inner_backend_s() {
+    for case in cases() {
+        let architecture = case.network.architecture();
+        let (n, m) = (architecture.input_width(), architecture.output_width());
+        let inputs = Inputs::new(MatrixRef::new(&case.inputs, case.rows, n).unwrap()).unwrap();
+        let mut want = vec![f64::NAN; case.rows * m];
+        NaiveBackend::new()
+            .forward(&case.network, &inputs, &mut want)
+            .unwrap();
+        let naive = RayonBackend::new("rayon-naive", NaiveBackend::<f64>::new);
+        let mut backend = forking(naive, 3, Partitions::PerThread);
+        assert_eq!(backend.name(), "rayon-naive");
+        let mut outputs = vec![f64::NAN; case.rows * m];
+        backend
+            .forward(&case.network, &inputs, &mut outputs)
+            .unwrap();
+        assert_eq!(outputs, want, "{architecture} rows {}", case.rows);
+    }
+}
+
+#[test]
+fn partitions_keep_their_minimum_rows_and_small_steps_stay_whole() {
+    for case in cases().iter().filter(|case| case.rows >= 5) {
+        let what = format!("{} rows {}", case.network.architecture(), case.rows);
+        // At least 2 rows a partition: 5 rows on 3 threads make 2 partitions.
+        let naive = RayonBackend::new("naive", NaiveBackend::<f64>::new);
+        let mut backend = forking(naive, 3, Partitions::PerThread).with_min_rows_per_partition(2);
+        let (loss, gradient) = case.gradient(&mut backend);
+        let (want_loss, want) = combined_by_hand(case, (case.rows / 2).min(3));
+        assert_eq!(loss.to_bits(), want_loss.to_bits(), "{what}: loss");
+        assert_eq!(gradient.as_slice(), &want[..], "{what}: gradient");
+        // Below the flop threshold, one partition: the inner backend's own bits.
+        let naive = RayonBackend::new("naive", NaiveBackend::<f64>::new);
+        let mut backend =
+            forking(naive, 3, Partitions::PerThread).with_parallel_threshold(f64::INFINITY);
+        let (loss, gradient) = case.gradient(&mut backend);
+        let (want_loss, want) = case.gradient(&mut NaiveBackend::new());
+        assert_eq!(loss.to_bits(), want_loss.to_bits(), "{what}: loss");
+        assert_eq!(gradient.as_slice(), want.as_slice(), "{what}: gradient");
+    }
+}
+
+#[test]
+fn the_linger_is_kept_as_set() {
+    let naive = RayonBackend::new("naive", NaiveBackend::<f64>::new);
+    assert_eq!(
+        naive.with_linger(Duration::from_millis(3)).linger(),
+        Duration::from_millis(3)
+    );
 }
