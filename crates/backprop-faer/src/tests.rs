@@ -56,10 +56,12 @@ fn data(architecture: &Architecture, rows: usize, seed: u64) -> (Vec<f64>, Vec<f
 fn relative_difference<T: FaerScalar>(a: &[T], b: &[T]) -> f64 {
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs()));
-    let diff = a
-        .iter()
-        .zip(b)
-        .fold(0.0f64, |m, (a, b)| m.max((a.to_f64() - b.to_f64()).abs()));
+    // A NaN anywhere (an unwritten output, say) makes the difference NaN,
+    // which no tolerance accepts; `f64::max` would skip it.
+    let diff = a.iter().zip(b).fold(0.0f64, |m, (a, b)| {
+        let d = (a.to_f64() - b.to_f64()).abs();
+        if d > m || d.is_nan() { d } else { m }
+    });
     if scale == 0.0 { diff } else { diff / scale }
 }
 
@@ -406,4 +408,18 @@ fn first_layer_blocks_of_every_size_in_a_row_on_one_backend() {
             );
         }
     }
+}
+
+#[test]
+fn a_sequential_backend_is_configured_never_to_fork() {
+    // The rayon backend's workers rely on it: each runs its inner backend
+    // on its own thread (see `backprop-rayon`'s docs).
+    assert_eq!(
+        FaerBackend::<f64>::sequential().parallelism(),
+        Parallelism::Sequential
+    );
+    assert_eq!(
+        FaerBackend::<f32>::sequential().parallelism(),
+        Parallelism::Sequential
+    );
 }
