@@ -423,3 +423,27 @@ fn a_sequential_backend_is_configured_never_to_fork() {
         Parallelism::Sequential
     );
 }
+
+#[test]
+fn a_forward_pass_alone_on_a_fresh_backend_agrees_with_naive() {
+    // No gradient call first, so the scratch holds nothing a wrong forward
+    // pass could borrow from an earlier step.
+    for architecture in architectures() {
+        let network = network(architecture.clone(), 11);
+        let rows = 9;
+        let (x, _) = data(&architecture, rows, 12);
+        let inputs =
+            Inputs::new(MatrixRef::new(&x, rows, architecture.input_width()).unwrap()).unwrap();
+        let outputs = rows * architecture.output_width();
+        let mut expected = vec![0.0; outputs];
+        NaiveBackend::new()
+            .forward(&network, &inputs, &mut expected)
+            .unwrap();
+        let mut out = vec![f64::NAN; outputs];
+        FaerBackend::<f64>::new()
+            .forward(&network, &inputs, &mut out)
+            .unwrap();
+        let error = relative_difference(&out, &expected);
+        assert!(error <= 1e-12, "{architecture}: forward {error:e}");
+    }
+}
