@@ -43,8 +43,8 @@ pub trait Backend<T: Scalar>: Send {
     /// The default computes the gradient with [`Backend::run_loss_and_gradient`]
     /// and then finishes with [`SgdTask::apply_update`], which checks the
     /// gradient, the loss and the updated parameters before it writes one.
-    /// A backend may fuse the two (see [`SgdTask::into_update`] for what that
-    /// makes its job).
+    /// A backend may fuse the two with [`SgdTask::run_fused`], which lends
+    /// it a buffer for the updated parameters and checks them the same way.
     fn run_sgd_step(&mut self, mut task: SgdTask<'_, T>) -> Result<T, Error> {
         let loss = self.run_loss_and_gradient(task.gradient_task())?;
         task.apply_update(loss)
@@ -101,11 +101,7 @@ pub trait Backend<T: Scalar>: Send {
         gradient: &mut Params<T>,
         learning_rate: T,
     ) -> Result<T, Error> {
-        let loss = self.run_sgd_step(SgdTask::new(network, *batch, gradient, learning_rate)?);
-        // A kernel that fused the update (`SgdTask::into_update`) wrote the
-        // parameters itself: look at them now.
-        network.settle()?;
-        let loss = loss?;
+        let loss = self.run_sgd_step(SgdTask::new(network, *batch, gradient, learning_rate)?)?;
         if !loss.is_finite() {
             return Err(Error::NonFiniteLoss {
                 value: loss.to_f64(),
@@ -189,7 +185,7 @@ pub struct SplitGradientTask<'a, T> {
 impl<'a, T: Scalar> SplitGradientTask<'a, T> {
     /// Checks that `first_delta` holds `B x d_1` values for the task's batch.
     pub fn new(task: GradientTask<'a, T>, first_delta: &'a mut [T]) -> Result<Self, Error> {
-        let hidden = task.layers().get(0).shape.outputs;
+        let hidden = task.layers().layer(0).shape.outputs;
         let expected = task.batch().rows().checked_mul(hidden);
         split_size(
             "first delta length",

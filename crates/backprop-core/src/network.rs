@@ -13,30 +13,32 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use crate::params::first_non_finite;
-use crate::{Activation, Architecture, Error, Params, Scalar};
+use crate::{Activation, Architecture, Error, Params, Scalar, vector};
 
 /// An architecture together with finite parameters laid out for it.
 ///
-/// After its first SGD step a network also holds a spare buffer as large as
-/// its parameters, which each step writes the updated values into before it
-/// makes them the parameters: that is how a refused step leaves the
-/// parameters untouched without a pass of its own.
+/// A step updates the parameters in place once one read of the gradient has
+/// proved every updated value finite (see [`Network::update`]). A step that
+/// cannot be proved so, or a kernel that fuses the update into its gradient
+/// (`SgdTask::run_fused`), writes the updated values into a spare buffer as
+/// large as the parameters, allocated then, and they become the parameters
+/// only once checked: either way a refused step leaves them untouched.
 #[derive(Debug)]
 pub struct Network<T> {
     architecture: Architecture,
     params: Params<T>,
     /// For each weight layer, an upper bound of its largest `|parameter|`,
-    /// weights and biases: exact after a check or a step of the core's own
-    /// update. Lets a forward pass rule out overflow without reading the
-    /// parameters.
+    /// weights and biases: exact after a check or a staged update, grown by
+    /// each in-place update's `eta max |g|`. Lets a forward pass rule out
+    /// overflow without reading the parameters.
     bounds: Vec<f64>,
     /// Room for the bounds after a step, so that a step allocates nothing.
     next_bounds: Vec<f64>,
     /// The first non-finite parameter left by [`Network::param_values_mut`]
     /// (its flat index and value), reported at the network's next use.
     fault: Option<(usize, f64)>,
-    /// Where a step writes the updated parameters before they become the
-    /// parameters (empty until the first step).
+    /// Where a staged update writes the updated parameters before they
+    /// become the parameters (empty until the first staged update).
     spare: Vec<T>,
 }
 
@@ -241,7 +243,7 @@ impl<T: Scalar> Network<T> {
         check_learning_rate(learning_rate)?;
         gradient.check_layout(&self.architecture)?;
         self.check_finite()?;
-        self.apply_update(gradient.as_slice(), learning_rate)
+        self.update(gradient.as_slice(), learning_rate, None, None)
     }
 
     /// Recomputes the bounds and the fault from the values.
@@ -284,13 +286,62 @@ impl<T: Scalar> Network<T> {
         }
     }
 
-    /// The checked update `theta += (-eta) g` behind every SGD step: the
-    /// gradient must be finite and so must every updated parameter, or the
-    /// network is left as it was (see [`Network::stage_update`]).
-    pub(crate) fn apply_update(&mut self, gradient: &[T], learning_rate: T) -> Result<(), Error> {
-        self.stage_update(gradient, learning_rate, None)?;
+    /// The checked update `theta <- theta - eta g` behind every SGD step,
+    /// with the step's loss, if any, checked here too (after the gradient,
+    /// before anything is written): on any error the network is left as it
+    /// was. `apply`, if given, writes the update in
+    /// place instead of [`vector::axpy`] (see `SgdTask::apply_update_with`).
+    ///
+    /// One read of the gradient takes each layer's largest `|g|`, `G`; with
+    /// the bound `B` of the layer's `|theta|`, `(B + eta G (1 + 4u)) (1 + 4u)`
+    /// below the type's largest value proves every updated value finite
+    /// (`u` the unit roundoff), and the update is then written in place,
+    /// that sum the layer's new bound. Otherwise (a non-finite gradient, or
+    /// a layer that might overflow) it is staged and checked value by value
+    /// ([`Network::stage_update`]), which names the error if there is one.
+    pub(crate) fn update(
+        &mut self,
+        gradient: &[T],
+        learning_rate: T,
+        loss: Option<T>,
+        apply: Option<&mut InPlaceWriter<'_, T>>,
+    ) -> Result<(), Error> {
+        if self.bound_update(gradient, learning_rate) {
+            loss.map(check_loss).transpose()?;
+            let params = self.params.as_mut_slice();
+            match apply {
+                Some(apply) => apply(params, gradient, -learning_rate),
+                None => vector::axpy(params, -learning_rate, gradient),
+            }
+            std::mem::swap(&mut self.bounds, &mut self.next_bounds);
+            return Ok(());
+        }
+        self.stage_update(gradient, learning_rate, UpdateSource::Core)?;
+        loss.map(check_loss).transpose()?;
         self.commit_update();
         Ok(())
+    }
+
+    /// Whether the update `theta - eta g` provably keeps every parameter
+    /// finite (see [`Network::update`]), leaving the layers' bounds after it
+    /// in `next_bounds` if so.
+    fn bound_update(&mut self, gradient: &[T], learning_rate: T) -> bool {
+        let margin = 1.0 + 4.0 * T::UNIT_ROUNDOFF;
+        let eta = learning_rate.to_f64();
+        let layers = self.architecture.layers();
+        for ((next, &bound), shape) in self.next_bounds.iter_mut().zip(&self.bounds).zip(layers) {
+            let range = shape.offset..shape.offset + shape.param_count();
+            let Some(g) = gradient.get(range) else {
+                return false;
+            };
+            let reach = (bound + eta * T::largest_magnitude(g).to_f64() * margin) * margin;
+            // NaN for a NaN `|g|`, infinite for an infinite one.
+            if reach.is_nan() || reach >= T::LARGEST {
+                return false;
+            }
+            *next = reach;
+        }
+        true
     }
 
     /// Writes the updated parameters `theta - eta g` into the network's
@@ -301,38 +352,32 @@ impl<T: Scalar> Network<T> {
     /// [`Network::commit_update`] then swaps the buffers, so the check costs
     /// no pass of its own and a refused update has touched nothing.
     ///
-    /// `apply`, if given, writes the update instead (a kernel's own way, on
-    /// several threads, say) as `apply(out, params, gradient, -eta)`,
-    /// returning the largest magnitude it wrote, as [`Scalar::step_into`] does.
-    /// The spare buffer is allocated on the first update ([`Error::TooLarge`]
-    /// if it cannot be) and reused after.
+    /// `source` says who writes the update: the core, or a kernel that
+    /// already wrote it into the buffer [`Network::take_spare`] lent while it
+    /// formed the gradient.
     pub(crate) fn stage_update(
         &mut self,
         gradient: &[T],
         learning_rate: T,
-        apply: Option<&mut UpdateWriter<'_, T>>,
+        source: UpdateSource,
     ) -> Result<(), Error> {
-        let count = self.params.len();
-        if self.spare.len() != count {
-            self.spare.clear();
-            self.spare
-                .try_reserve_exact(count)
-                .map_err(|_| Error::TooLarge {
-                    what: "the spare parameters of an update",
-                    rows: count,
-                    cols: 1,
-                })?;
-            self.spare.resize(count, T::ZERO);
-        }
+        self.fit_spare()?;
         let step = -learning_rate;
         let params = self.params.as_slice();
-        let finite = match apply {
-            Some(apply) => {
-                let largest = apply(&mut self.spare, params, gradient, step).to_f64();
-                self.next_bounds.fill(largest);
-                largest.is_finite()
+        let finite = match source {
+            UpdateSource::Written => {
+                let mut finite = true;
+                for (bound, shape) in self.next_bounds.iter_mut().zip(self.architecture.layers()) {
+                    let range = shape.offset..shape.offset + shape.param_count();
+                    // The kernel's gradient is read too: it is the
+                    // caller's, and a non-finite one must not pass.
+                    *bound = T::largest_magnitude(&self.spare[range.clone()]).to_f64();
+                    finite &=
+                        bound.is_finite() && T::largest_magnitude(&gradient[range]).is_finite();
+                }
+                finite
             }
-            None => {
+            UpdateSource::Core => {
                 let mut finite = true;
                 for (bound, shape) in self.next_bounds.iter_mut().zip(self.architecture.layers()) {
                     let range = shape.offset..shape.offset + shape.param_count();
@@ -360,15 +405,8 @@ impl<T: Scalar> Network<T> {
                 value: value.to_f64(),
             });
         }
-        let index = params
-            .iter()
-            .zip(gradient)
-            .position(|(&theta, &g)| {
-                let mut value = theta;
-                value += step * g;
-                !value.is_finite()
-            })
-            .unwrap_or_default();
+        let spare = &self.spare;
+        let index = first_non_finite(spare).map_or(0, |(index, _)| index);
         Err(match located(index) {
             Some(location) => Error::NonFiniteUpdate {
                 location,
@@ -386,28 +424,62 @@ impl<T: Scalar> Network<T> {
         std::mem::swap(&mut self.bounds, &mut self.next_bounds);
     }
 
-    /// The parameters, for a kernel that updates them itself (see
-    /// [`crate::SgdTask::into_update`]); the bounds are recomputed on the
-    /// network's next check.
-    pub(crate) fn values_for_fused_update(&mut self) -> &mut [T] {
-        self.bounds.fill(f64::INFINITY);
-        self.params.as_mut_slice()
+    /// Sizes the spare buffer as the parameters, allocating it on the first
+    /// update ([`Error::TooLarge`] if it cannot be) and reusing it after.
+    fn fit_spare(&mut self) -> Result<(), Error> {
+        let count = self.params.len();
+        if self.spare.len() != count {
+            self.spare.clear();
+            self.spare
+                .try_reserve_exact(count)
+                .map_err(|_| Error::TooLarge {
+                    what: "the spare parameters of an update",
+                    rows: count,
+                    cols: 1,
+                })?;
+            self.spare.resize(count, T::ZERO);
+        }
+        Ok(())
     }
 
-    /// After a step: if a fused kernel wrote the parameters itself (see
-    /// [`crate::SgdTask::into_update`]), recomputes the bounds and reports a
-    /// non-finite parameter it left.
-    pub(crate) fn settle(&mut self) -> Result<(), Error> {
-        if self.bounds.iter().any(|bound| bound.is_infinite()) {
-            self.refresh();
-        }
-        self.check_finite()
+    /// Lends the spare buffer, sized as the parameters, to a kernel that
+    /// writes the update while it forms the gradient; it comes back with
+    /// [`Network::restore_spare`]. A kernel that panics meanwhile drops it,
+    /// which costs only its reallocation on the next step.
+    pub(crate) fn take_spare(&mut self) -> Result<Vec<T>, Error> {
+        self.fit_spare()?;
+        Ok(std::mem::take(&mut self.spare))
+    }
+
+    /// Takes back the buffer [`Network::take_spare`] lent.
+    pub(crate) fn restore_spare(&mut self, spare: Vec<T>) {
+        self.spare = spare;
     }
 }
 
-/// A kernel's way of writing an update: `(out, params, gradient, step)`,
-/// returning the largest magnitude written (see `SgdTask::apply_update_with`).
-pub(crate) type UpdateWriter<'a, T> = dyn FnMut(&mut [T], &[T], &[T], T) -> T + 'a;
+/// Who writes a step's updated parameters into the spare buffer (see
+/// [`Network::stage_update`]).
+pub(crate) enum UpdateSource {
+    /// The core, with [`Scalar::step_into`] per layer.
+    Core,
+    /// A kernel that already wrote them (see `SgdTask::run_fused`).
+    Written,
+}
+
+/// Returns `loss` unless it is not finite ([`Error::NonFiniteLoss`]).
+pub(crate) fn check_loss<T: Scalar>(loss: T) -> Result<T, Error> {
+    if loss.is_finite() {
+        Ok(loss)
+    } else {
+        Err(Error::NonFiniteLoss {
+            value: loss.to_f64(),
+        })
+    }
+}
+
+/// A kernel's way of writing an update in place, `(params, gradient, step)`
+/// (see `SgdTask::apply_update_with`).
+pub(crate) type InPlaceWriter<'a, T> = dyn FnMut(&mut [T], &[T], T) + 'a;
 
 /// The parameter values of a network, lent mutably by
 /// [`Network::param_values_mut`]; when dropped it checks them, and a
@@ -480,7 +552,7 @@ mod tests {
         let mut gradient =
             Params::from_values(network.architecture(), vec![1e18, 0.0]).expect("two values");
         network
-            .apply_update(gradient.as_slice(), 0.5)
+            .update(gradient.as_slice(), 0.5, None, None)
             .expect("finite values");
         assert_eq!(network.params().as_slice(), &[5e17, 0.0]);
         assert_eq!(
@@ -490,11 +562,171 @@ mod tests {
         );
         // Values too large for the bound stay refused.
         gradient.as_mut_slice()[0] = -3e38;
-        let error = network.apply_update(gradient.as_slice(), 2.0).unwrap_err();
+        let error = network
+            .update(gradient.as_slice(), 2.0, None, None)
+            .unwrap_err();
         assert!(
             matches!(error, Error::NonFiniteUpdate { parameter, .. } if parameter == f64::from(5e17f32)),
             "{error:?}"
         );
         assert_eq!(network.params().as_slice(), &[5e17, 0.0]);
+    }
+
+    /// A 1-1 identity network with weight `w`, a batch of one sample and a
+    /// gradient buffer.
+    fn one_step(w: f32) -> (Network<f32>, Params<f32>) {
+        let network = identity(w);
+        let gradient = network.zero_gradient();
+        (network, gradient)
+    }
+
+    #[test]
+    fn a_provably_finite_update_is_written_in_place_with_a_grown_bound() {
+        let (mut network, _) = one_step(3.0);
+        let before = network.params().as_slice().as_ptr();
+        let gradient =
+            Params::from_values(network.architecture(), vec![2.0f32, -4.0]).expect("two");
+        network
+            .update(gradient.as_slice(), 0.25, Some(1.0), None)
+            .expect("finite");
+        assert_eq!(network.params().as_slice(), &[2.5, 1.0]);
+        assert_eq!(network.params().as_slice().as_ptr(), before, "in place");
+        assert!(network.spare.is_empty(), "no spare buffer was needed");
+        // The bound is |theta|'s old bound plus eta max |g|, with the margin.
+        let margin = 1.0 + 4.0 * f64::from(f32::EPSILON) / 2.0;
+        assert_eq!(network.bounds[0], (3.0 + 0.25 * 4.0 * margin) * margin);
+        assert!(network.bounds[0] >= 2.5);
+    }
+
+    #[test]
+    fn an_in_place_update_checks_the_loss_before_it_writes() {
+        let (mut network, _) = one_step(3.0);
+        let gradient = Params::from_values(network.architecture(), vec![2.0f32, 0.0]).expect("two");
+        let error = network
+            .update(gradient.as_slice(), 0.25, Some(f32::NAN), None)
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::NonFiniteLoss { value } if value.is_nan()),
+            "{error:?}"
+        );
+        assert_eq!(network.params().as_slice(), &[3.0, 0.0]);
+        assert_eq!(network.bounds[0], 3.0);
+    }
+
+    #[test]
+    fn a_kernel_writer_is_called_only_for_a_provably_finite_update() {
+        let (mut network, _) = one_step(3.0);
+        let mut calls = 0;
+        let mut writer = |params: &mut [f32], gradient: &[f32], step: f32| {
+            calls += 1;
+            crate::vector::axpy(params, step, gradient);
+        };
+        let gradient = Params::from_values(network.architecture(), vec![2.0f32, 0.0]).expect("two");
+        network
+            .update(gradient.as_slice(), 0.5, Some(0.0), Some(&mut writer))
+            .expect("finite");
+        assert_eq!(network.params().as_slice(), &[2.0, 0.0]);
+        let gradient =
+            Params::from_values(network.architecture(), vec![f32::INFINITY, 0.0]).expect("two");
+        let error = network
+            .update(gradient.as_slice(), 0.5, Some(0.0), Some(&mut writer))
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::NonFiniteGradient { .. }),
+            "{error:?}"
+        );
+        assert_eq!(calls, 1, "the refused step never reached the writer");
+        assert_eq!(network.params().as_slice(), &[2.0, 0.0]);
+    }
+
+    /// What a fused kernel writes: the updated values, the gradient, the loss.
+    type Written = ([f32; 2], [f32; 2], f32);
+
+    /// Whether an error is the one expected.
+    type Expected = fn(&Error) -> bool;
+
+    /// A fused step of the 1-1 network on the sample `(1, 0)` whose kernel
+    /// writes `values`.
+    fn fused_step(
+        network: &mut Network<f32>,
+        gradient: &mut Params<f32>,
+        values: Written,
+    ) -> Result<f32, Error> {
+        let (x, y) = ([1.0f32], [0.0f32]);
+        let batch = Batch::from_slices(network.architecture(), 1, &x, &y).expect("a batch");
+        let task = SgdTask::new(network, batch, gradient, 0.5).expect("a valid step");
+        task.run_fused(|task, updated, step| {
+            assert_eq!(step, -0.5);
+            assert_eq!(updated.len(), 2);
+            let (update, grad, loss) = values;
+            let (_, _, mut gradient) = task.into_parts();
+            gradient.as_mut_slice().copy_from_slice(&grad);
+            updated.copy_from_slice(&update);
+            Ok(loss)
+        })
+    }
+
+    #[test]
+    fn a_fused_step_commits_what_its_kernel_wrote_once_checked() {
+        let (mut network, mut gradient) = one_step(3.0);
+        let loss = fused_step(&mut network, &mut gradient, ([2.0, -1.0], [2.0, 2.0], 4.5));
+        assert_eq!(loss.expect("finite"), 4.5);
+        assert_eq!(network.params().as_slice(), &[2.0, -1.0]);
+        assert_eq!(gradient.as_slice(), &[2.0, 2.0]);
+        assert_eq!(network.bounds[0], 2.0, "exact, read from the values");
+    }
+
+    #[test]
+    fn a_fused_step_that_fails_leaves_the_network_as_it_was() {
+        let cases: [(Written, Expected); 4] = [
+            (([f32::NAN, 0.0], [2.0, 0.0], 4.5), |e| {
+                matches!(e, Error::NonFiniteUpdate { .. })
+            }),
+            (([2.0, 0.0], [f32::NAN, 0.0], 4.5), |e| {
+                matches!(e, Error::NonFiniteGradient { .. })
+            }),
+            (([2.0, 0.0], [2.0, f32::INFINITY], 4.5), |e| {
+                matches!(e, Error::NonFiniteGradient { .. })
+            }),
+            (([2.0, 0.0], [2.0, 0.0], f32::INFINITY), |e| {
+                matches!(e, Error::NonFiniteLoss { .. })
+            }),
+        ];
+        for (values, expected) in cases {
+            let (mut network, mut gradient) = one_step(3.0);
+            let error = fused_step(&mut network, &mut gradient, values).unwrap_err();
+            assert!(expected(&error), "{values:?}: {error:?}");
+            assert_eq!(network.params().as_slice(), &[3.0, 0.0], "{values:?}");
+            assert_eq!(network.bounds[0], 3.0, "{values:?}");
+        }
+        // A kernel's own error, and a kernel's panic.
+        let (mut network, mut gradient) = one_step(3.0);
+        let (x, y) = ([1.0f32], [0.0f32]);
+        let batch = Batch::from_slices(network.architecture(), 1, &x, &y).expect("a batch");
+        let task = SgdTask::new(&mut network, batch, &mut gradient, 0.5).expect("a valid step");
+        let error = task
+            .run_fused(|_, updated, _| {
+                updated.fill(7.0);
+                Err(Error::InvalidLearningRate { value: 7.0 })
+            })
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::InvalidLearningRate { value: 7.0 }),
+            "{error:?}"
+        );
+        assert_eq!(network.params().as_slice(), &[3.0, 0.0]);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let task = SgdTask::new(&mut network, batch, &mut gradient, 0.5).expect("valid");
+            task.run_fused(|_, updated, _| {
+                updated.fill(7.0);
+                panic!("a kernel's bug")
+            })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(network.params().as_slice(), &[3.0, 0.0]);
+        // The next step lends a spare buffer again.
+        let loss = fused_step(&mut network, &mut gradient, ([2.0, 0.0], [2.0, 0.0], 4.5));
+        assert_eq!(loss.expect("finite"), 4.5);
+        assert_eq!(network.params().as_slice(), &[2.0, 0.0]);
     }
 }

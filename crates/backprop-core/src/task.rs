@@ -10,7 +10,8 @@ use std::ops::Range;
 
 use crate::{
     Activation, Architecture, Batch, Error, Inputs, LayerParamsMut, LayerShape, Network, Params,
-    Scalar, network::check_learning_rate,
+    Scalar,
+    network::{UpdateSource, check_learning_rate, check_loss},
 };
 
 /// The largest pre-activation bound a forward pass accepts: a sixteenth of
@@ -113,9 +114,18 @@ impl<'a, T: Scalar> Layers<'a, T> {
         self.architecture().layer_count()
     }
 
-    /// Layer `l` (0-based). As with slice indexing, `l` must be below
-    /// [`Layers::count`]; a kernel's loop over the layers never passes more.
-    pub fn get(&self, l: usize) -> Layer<'a, T> {
+    /// Layer `l` (0-based), or `None` past the last layer.
+    pub fn get(&self, l: usize) -> Option<Layer<'a, T>> {
+        (l < self.count()).then(|| self.layer(l))
+    }
+
+    /// Layer `l` (0-based), as a kernel's loop over the layers reads it.
+    ///
+    /// # Panics
+    ///
+    /// If `l` is not below [`Layers::count`], as slice indexing does;
+    /// [`Layers::get`] is the checked form.
+    pub fn layer(&self, l: usize) -> Layer<'a, T> {
         let architecture = self.architecture();
         let shape = architecture.layers()[l];
         let values = self.network.params().as_slice();
@@ -130,7 +140,7 @@ impl<'a, T: Scalar> Layers<'a, T> {
     /// Every layer, input side first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = Layer<'a, T>> + ExactSizeIterator {
         let layers = *self;
-        (0..self.count()).map(move |l| layers.get(l))
+        (0..self.count()).map(move |l| layers.layer(l))
     }
 }
 
@@ -141,8 +151,18 @@ pub struct GradientLayers<'a, T> {
 }
 
 impl<T: Scalar> GradientLayers<'_, T> {
-    /// Layer `l`'s slices of the buffer (`l` below the layer count, as with indexing).
-    pub fn get_mut(&mut self, l: usize) -> LayerParamsMut<'_, T> {
+    /// Layer `l`'s slices of the buffer, or `None` past the last layer.
+    pub fn get_mut(&mut self, l: usize) -> Option<LayerParamsMut<'_, T>> {
+        (l < self.params.layer_shapes().len()).then(|| self.layer_mut(l))
+    }
+
+    /// Layer `l`'s slices of the buffer, as a kernel's loop over the layers writes them.
+    ///
+    /// # Panics
+    ///
+    /// If `l` is not below the layer count, as slice indexing does;
+    /// [`GradientLayers::get_mut`] is the checked form.
+    pub fn layer_mut(&mut self, l: usize) -> LayerParamsMut<'_, T> {
         let shape = self.params.layer_shapes()[l];
         let (weights, bias) = self.params.as_mut_slice()
             [shape.offset..shape.offset + shape.param_count()]
@@ -193,9 +213,16 @@ impl RowSplit {
         self.rows
     }
 
-    /// The rows of part `c` (`c` below [`RowSplit::count`]).
+    /// The rows of part `c`: `c B / count .. (c + 1) B / count`, computed
+    /// without overflow for any `B`; empty at `B` for `c` at or past
+    /// [`RowSplit::count`].
     pub fn range(&self, c: usize) -> Range<usize> {
-        c * self.rows / self.count..(c + 1) * self.rows / self.count
+        let c = c.min(self.count);
+        let boundary = |c: usize| {
+            // At most `rows`, so the conversion back is exact.
+            (c as u128 * self.rows as u128 / self.count as u128) as usize
+        };
+        boundary(c)..boundary((c + 1).min(self.count))
     }
 
     /// Part `c`'s share `B_c / B` of the rows: its weight in a batch mean.
@@ -448,7 +475,7 @@ impl<'a, T: Scalar> SgdTask<'a, T> {
         learning_rate: T,
     ) -> Result<Self, Error> {
         check_learning_rate(learning_rate)?;
-        network.settle()?;
+        network.check_finite()?;
         // Bounds grown over many steps may be too loose for this batch: make
         // those exact once, rather than read the parameters at every step.
         network.tighten_loose_bounds(batch.inputs().largest_magnitude());
@@ -498,11 +525,14 @@ impl<'a, T: Scalar> SgdTask<'a, T> {
     /// [`Error::NonFiniteUpdate`], or [`Error::TooLarge`] for the spare
     /// buffer below) the network is left as it was.
     ///
-    /// The updated values are written into a spare buffer the network keeps
-    /// (as large as its parameters, allocated on its first step), with their
-    /// largest magnitude per layer taken in the same pass, and become the
-    /// parameters only when all are finite: the check costs no pass of its
-    /// own, and a refused step has written nothing.
+    /// One read of the gradient gives each layer's largest `|g|`, which with
+    /// a bound the network keeps of its parameters proves the update finite
+    /// in the common case; it is then written in place, as an unchecked
+    /// update would be. When that cannot be proved (a non-finite gradient, or
+    /// parameters or steps near the type's largest value), the updated
+    /// values are written into a spare buffer (as large as the parameters,
+    /// allocated then) and checked one by one, and become the parameters
+    /// only if all are finite.
     pub fn apply_update(self, loss: T) -> Result<T, Error> {
         let SgdTask {
             network,
@@ -510,22 +540,23 @@ impl<'a, T: Scalar> SgdTask<'a, T> {
             learning_rate,
             ..
         } = self;
-        network.stage_update(gradient.as_slice(), learning_rate, None)?;
-        finish(network, loss)
+        network.update(gradient.as_slice(), learning_rate, Some(loss), None)?;
+        Ok(loss)
     }
 
     /// [`SgdTask::apply_update`] with the kernel's own way of writing the
-    /// update, such as in parallel: `apply(out, params, gradient, step)`
-    /// must set `out[i] = params[i] + step * gradient[i]` for every `i` (in
-    /// any order, on any threads, exactly as [`Scalar::step_into`] computes
-    /// it, which it may call on pieces) and return the largest `|out[i]|`
-    /// with the NaN and infinity of [`Scalar::largest_magnitude`]. `out` is
-    /// the network's spare buffer, which becomes the parameters only if
-    /// every value is finite.
+    /// update in place, such as in parallel: `apply(params, gradient, step)`
+    /// must set `params[i] += step * gradient[i]` for every `i` (in any
+    /// order, on any threads, as [`crate::vector::axpy`] computes it, which
+    /// it may call on pieces). It is called only once the update is proved
+    /// to keep every parameter finite, so a step it writes cannot fail
+    /// afterwards; it must not panic, since it writes the parameters
+    /// themselves. (A step that cannot be proved finite is checked value by
+    /// value and written by the core instead.)
     pub fn apply_update_with(
         self,
         loss: T,
-        mut apply: impl FnMut(&mut [T], &[T], &[T], T) -> T,
+        mut apply: impl FnMut(&mut [T], &[T], T),
     ) -> Result<T, Error> {
         let SgdTask {
             network,
@@ -533,38 +564,84 @@ impl<'a, T: Scalar> SgdTask<'a, T> {
             learning_rate,
             ..
         } = self;
-        network.stage_update(gradient.as_slice(), learning_rate, Some(&mut apply))?;
-        finish(network, loss)
+        network.update(
+            gradient.as_slice(),
+            learning_rate,
+            Some(loss),
+            Some(&mut apply),
+        )?;
+        Ok(loss)
     }
 
-    /// The network's parameter values and the gradient buffer, both in the
-    /// flat layout, with the update's factor `-eta`, for a kernel that fuses
-    /// the update into the gradient's last pass: it must leave the gradient
-    /// in the buffer and apply `theta += (-eta) * gradient` to every parameter.
+    /// A step whose kernel writes the update while it forms the gradient
+    /// (in the epilogue of the weight-gradient products, say). `kernel`
+    /// gets the step's [`GradientTask`], a buffer as long as the parameters
+    /// and `step = -eta`; it must leave `dJ/dtheta` in the task's gradient
+    /// buffer, as [`Backend::run_loss_and_gradient`] does, write
+    /// `params[i] + step * gradient[i]` (with or without a fused
+    /// multiply-add) into every `updated[i]`, in the flat layout, and return
+    /// the loss.
     ///
-    /// Unlike [`SgdTask::apply_update`], nothing checks the gradient before
-    /// the kernel writes the parameters: such a kernel must itself check the
-    /// gradient (for one that is not finite, return
-    /// [`Error::NonFiniteGradient`] without writing a parameter) to keep the
-    /// promise that a failed step changes nothing. The provided
-    /// [`crate::Backend::sgd_step`] checks the parameters and the loss
-    /// afterwards, so a non-finite value still never passes silently.
-    pub fn into_update(self) -> (&'a mut [T], &'a mut [T], T) {
-        (
-            self.network.values_for_fused_update(),
-            self.gradient.as_mut_slice(),
-            -self.learning_rate,
-        )
+    /// `updated` is the network's spare buffer, never its parameters: it
+    /// becomes the parameters only when the kernel returned `Ok`, the loss is
+    /// finite and every updated value and gradient component is (checked in
+    /// one read of `updated` and the gradient).
+    /// Otherwise the error is returned as [`SgdTask::apply_update`] names
+    /// it, and on any error or panic the network is left as it was.
+    ///
+    /// [`Backend::run_loss_and_gradient`]: crate::Backend::run_loss_and_gradient
+    pub fn run_fused(
+        self,
+        kernel: impl FnOnce(GradientTask<'_, T>, &mut [T], T) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let SgdTask {
+            network,
+            batch,
+            gradient,
+            learning_rate,
+        } = self;
+        let mut updated = network.take_spare()?;
+        let task = GradientTask {
+            layers: Layers::of(network),
+            batch,
+            gradient: &mut *gradient,
+        };
+        let loss = kernel(task, &mut updated, -learning_rate);
+        network.restore_spare(updated);
+        let loss = loss?;
+        network.stage_update(gradient.as_slice(), learning_rate, UpdateSource::Written)?;
+        check_loss(loss)?;
+        network.commit_update();
+        Ok(loss)
     }
 }
 
-/// Commits a staged update unless the loss is not finite.
-fn finish<T: Scalar>(network: &mut Network<T>, loss: T) -> Result<T, Error> {
-    if !loss.is_finite() {
-        return Err(Error::NonFiniteLoss {
-            value: loss.to_f64(),
-        });
+#[cfg(test)]
+mod tests {
+    use super::RowSplit;
+
+    #[test]
+    fn a_row_split_cuts_parts_whose_sizes_differ_by_at_most_one() {
+        let split = RowSplit::new(10, 4);
+        let parts: Vec<_> = (0..split.count()).map(|c| split.range(c)).collect();
+        assert_eq!(parts, [0..2, 2..5, 5..7, 7..10]);
+        assert_eq!(split.share::<f64>(1), 0.3);
+        // Clamped counts: never more parts than rows, never none.
+        assert_eq!(RowSplit::new(3, 8).count(), 3);
+        assert_eq!(RowSplit::new(3, 0).count(), 1);
+        assert_eq!(RowSplit::new(0, 4).range(0), 0..0);
     }
-    network.commit_update();
-    Ok(loss)
+
+    #[test]
+    fn a_row_split_of_any_size_neither_overflows_nor_runs_past_its_rows() {
+        let split = RowSplit::new(usize::MAX, 3);
+        let third = usize::MAX / 3;
+        assert_eq!(split.range(0), 0..third);
+        assert_eq!(split.range(1), third..2 * third);
+        assert_eq!(split.range(2), 2 * third..usize::MAX);
+        // Past the last part: empty, at the end.
+        assert_eq!(split.range(3), usize::MAX..usize::MAX);
+        assert_eq!(split.range(usize::MAX), usize::MAX..usize::MAX);
+        assert_eq!(RowSplit::new(10, 4).range(9), 10..10);
+    }
 }

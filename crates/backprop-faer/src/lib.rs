@@ -264,8 +264,8 @@ impl<T: FaerScalar> FaerBackend<T> {
 
         let (mut delta, mut delta_below) = (&mut s.delta, &mut s.delta_below);
         for l in (0..=last).rev() {
-            let weights = layers.get(l).weights;
-            let grad = gradient.get_mut(l);
+            let weights = layers.layer(l).weights;
+            let grad = gradient.layer_mut(l);
             let (inputs, outputs) = (grad.shape.inputs, grad.shape.outputs);
             let delta_here = &delta[..rows * outputs];
             let input: &[T] = if l == 0 { x } else { &s.a[l - 1] };

@@ -120,13 +120,13 @@ impl<T: Scalar> Backend<T> for NaiveBackend<T> {
 
             for l in (0..=last).rev() {
                 let input: &[T] = if l == 0 { x } else { &s.a[l - 1] };
-                let weights = layers.get(l).weights;
+                let weights = layers.layer(l).weights;
                 let (delta_before, delta_here) = s.delta.split_at_mut(l);
                 let delta = &delta_here[0];
                 let inputs = input.len();
 
                 // dJ/dW^l += delta^l a^{l-1}^T and dJ/db^l += delta^l.
-                let grad = gradient.get_mut(l);
+                let grad = gradient.layer_mut(l);
                 for (j, &d) in delta.iter().enumerate() {
                     for k in 0..inputs {
                         grad.weights[j * inputs + k] += d * input[k];

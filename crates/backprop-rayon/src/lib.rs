@@ -431,12 +431,14 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
 
     /// One SGD step: the gradient as [`Backend::run_loss_and_gradient`]
     /// forms it, then the core's checked update
-    /// ([`SgdTask::apply_update_with`]), written on the pool in ranges of
-    /// parameters when it passes.
+    /// ([`SgdTask::apply_update_with`]), written in place on the pool in
+    /// ranges of parameters once the core has proved it finite.
     /// No parameter is written before every partition, every block of the
     /// split first layer and the whole combination have finished and the
     /// gradient, the loss and the updated values are known to be finite, so
-    /// an error or a panic on any worker leaves the network as it was.
+    /// an error or a panic on any worker leaves the network as it was (the
+    /// update's own items are `vector::axpy` on pieces of equal length,
+    /// which cannot panic).
     ///
     /// A step of one partition is the inner backend's own step.
     fn run_sgd_step(&mut self, mut task: SgdTask<'_, T>) -> Result<T, Error> {
@@ -447,19 +449,16 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
         let loss = self.run_loss_and_gradient(task.gradient_task())?;
         let threads = self.threads();
         let crew = &mut self.crew;
-        task.apply_update_with(loss, |out, params, gradient, step| {
+        task.apply_update_with(loss, |params, gradient, step| {
             // One contiguous range of parameters per thread, as the combination cuts them.
             let range = params.len().div_ceil(threads).max(COMBINE_BLOCK);
             if !plan.forks() || range >= params.len() {
-                return T::step_into(out, params, step, gradient);
+                return vector::axpy(params, step, gradient);
             }
-            let mut largest = vec![T::ZERO; params.len().div_ceil(range)];
-            let pieces = out.chunks_mut(range).zip(params.chunks(range));
-            let items = pieces.zip(gradient.chunks(range)).zip(&mut largest);
-            crew.spread(items, &|(((out, params), gradient), largest)| {
-                *largest = T::step_into(out, params, step, gradient);
+            let items = params.chunks_mut(range).zip(gradient.chunks(range));
+            crew.spread(items, &|(params, gradient)| {
+                vector::axpy(params, step, gradient)
             });
-            T::largest_magnitude(&largest)
         })
     }
 }

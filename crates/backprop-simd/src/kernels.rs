@@ -245,13 +245,14 @@ unsafe fn scale_rows<V: Lanes>(
     }
 }
 
-/// `params += step * grad` on `rows` rows of `width` values (any width).
+/// `out = params + step * grad` on `rows` rows of `width` values (any width).
 ///
 /// # Safety
-/// The rows must be valid at both pointers.
+/// The rows must be valid at all three pointers.
 #[inline(always)]
 unsafe fn update_rows<V: Lanes>(
-    params: *mut V::T,
+    out: *mut V::T,
+    params: *const V::T,
     grad: *const V::T,
     stride: usize,
     rows: usize,
@@ -266,16 +267,16 @@ unsafe fn update_rows<V: Lanes>(
             let mut offset = r * stride;
             let end = offset + width;
             while offset + l <= end {
-                let p = params.add(offset);
-                V::load(grad.add(offset)).mul_add(step, V::load(p)).store(p);
+                V::load(grad.add(offset))
+                    .mul_add(step, V::load(params.add(offset)))
+                    .store(out.add(offset));
                 offset += l;
             }
             if offset < end {
                 let count = end - offset;
-                let p = params.add(offset);
                 V::load_first(grad.add(offset), count)
-                    .mul_add(step, V::load_first(p, count))
-                    .store_first(p, count);
+                    .mul_add(step, V::load_first(params.add(offset), count))
+                    .store_first(out.add(offset), count);
             }
         }
     }
@@ -508,10 +509,11 @@ pub(crate) trait Kernels<T: Math>: Copy {
         rows: Range<usize>,
         cols: Range<usize>,
     );
-    /// `params += step * grad` over a region.
+    /// `out = params + step * grad` over a region.
     fn update(
         self,
-        params: &mut [T],
+        out: &mut [T],
+        params: &[T],
         grad: &[T],
         stride: usize,
         region: (Range<usize>, Range<usize>),
@@ -641,26 +643,34 @@ macro_rules! kernels {
 
             fn update(
                 self,
-                params: &mut [$t],
+                out: &mut [$t],
+                params: &[$t],
                 grad: &[$t],
                 stride: usize,
                 (rows, cols): (Range<usize>, Range<usize>),
                 step: $t,
             ) {
+                check_region(out.len(), stride, &rows, &cols);
                 check_region(params.len(), stride, &rows, &cols);
                 check_region(grad.len(), stride, &rows, &cols);
                 if rows.is_empty() || cols.is_empty() {
                     return;
                 }
                 $(#[$features])*
-                unsafe fn run(params: *mut $t, grad: *const $t, stride: usize, rows: usize, width: usize, step: $t) {
+                unsafe fn run(
+                    out: *mut $t, params: *const $t, grad: *const $t,
+                    stride: usize, rows: usize, width: usize, step: $t,
+                ) {
                     // SAFETY: checked by the caller; features enabled on this function.
-                    unsafe { update_rows::<$lanes>(params, grad, stride, rows, width, step) }
+                    unsafe { update_rows::<$lanes>(out, params, grad, stride, rows, width, step) }
                 }
                 let start = rows.start * stride + cols.start;
                 // SAFETY: the region was checked just above; `self` proves the features.
                 unsafe {
-                    run(params[start..].as_mut_ptr(), grad[start..].as_ptr(), stride, rows.len(), cols.len(), step)
+                    run(
+                        out[start..].as_mut_ptr(), params[start..].as_ptr(), grad[start..].as_ptr(),
+                        stride, rows.len(), cols.len(), step,
+                    )
                 }
             }
 

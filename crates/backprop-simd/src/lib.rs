@@ -37,11 +37,14 @@
 //! `delta` buffers and the transposes of the layer inputs, each
 //! `S x` a layer's width; sized on the first call and reused.
 //!
-//! The SGD step is the core's checked one: this gradient, then the update
-//! once the gradient, the loss and the updated parameters are known to be
-//! finite. (The kernels can also apply the update in the weight-gradient
-//! tiles' epilogue, but that writes parameters before a non-finite step
-//! could be refused, so a failed step would not leave the network as it was.)
+//! The SGD step can fuse the update into the weight-gradient tiles'
+//! epilogue ([`SimdBackend::with_fused_update`]): as each tile of `dJ/dW^l`
+//! (and each `dJ/db^l`) is complete, it writes `theta - eta dJ/dtheta` into
+//! the buffer `SgdTask::run_fused` lends (the network's spare), never over
+//! the parameters; the core checks those values, the gradient and the loss
+//! before they become the parameters, so a failed step leaves the network
+//! as it was. By default the update follows the gradient, checked and
+//! written in place by the core, which measured faster.
 //!
 //! # Micro-kernels
 //!
@@ -81,7 +84,7 @@ use std::fmt;
 
 use backprop_core::{
     Backend, Error, FirstLayerSplit, FirstWeightRowsTask, ForwardTask, GradientTask, Scalar,
-    SplitGradientTask,
+    SgdTask, SplitGradientTask,
 };
 
 use kernels::{Kernels, PortableKernels};
@@ -248,6 +251,7 @@ fn lanes_of<T: SimdScalar>(path: Path) -> usize {
 pub struct SimdBackend<T> {
     path: Path,
     scratch: Scratch<T>,
+    fused_update: bool,
 }
 
 impl<T: SimdScalar> Default for SimdBackend<T> {
@@ -262,6 +266,7 @@ impl<T: SimdScalar> SimdBackend<T> {
         SimdBackend {
             path: Path::widest(),
             scratch: Scratch::default(),
+            fused_update: false,
         }
     }
 
@@ -273,12 +278,36 @@ impl<T: SimdScalar> SimdBackend<T> {
         Ok(SimdBackend {
             path,
             scratch: Scratch::default(),
+            fused_update: false,
         })
+    }
+
+    /// The same backend with the SGD update fused into the weight-gradient
+    /// tiles (`true`) or applied after the gradient (`false`, the default).
+    ///
+    /// Fused, each tile of `dJ/dW^l` writes `theta - eta dJ/dtheta` into the
+    /// buffer [`SgdTask::run_fused`] lends, and the core then reads those
+    /// values and the gradient to check them. Unfused, the core proves the
+    /// update finite from one read of the gradient and writes it in place
+    /// ([`SgdTask::apply_update`]). Unfused was the faster on the machine
+    /// the defaults were measured on (`cargo run --release --example
+    /// check_cost -- S M f64`, fused against unfused: about 10% more per
+    /// step on M and on S in `f64`); both give the same parameters up to
+    /// the rounding of one multiply-add.
+    pub fn with_fused_update(mut self, fused: bool) -> Self {
+        self.fused_update = fused;
+        self
     }
 
     /// The path the backend runs.
     pub fn path(&self) -> Path {
         self.path
+    }
+
+    /// Whether the SGD update is fused into the gradient (see
+    /// [`SimdBackend::with_fused_update`]).
+    pub fn fuses_update(&self) -> bool {
+        self.fused_update
     }
 }
 
@@ -396,25 +425,44 @@ impl<T: SimdScalar> Backend<T> for SimdBackend<T> {
     }
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
-        self.gradient(task, None)
+        self.gradient(task, None, None)
+    }
+
+    fn run_sgd_step(&mut self, mut task: SgdTask<'_, T>) -> Result<T, Error> {
+        if !self.fused_update {
+            let loss = self.run_loss_and_gradient(task.gradient_task())?;
+            return task.apply_update(loss);
+        }
+        task.run_fused(|task, updated, step| self.gradient(task, Some((updated, step)), None))
     }
 }
 
 impl<T: SimdScalar> SimdBackend<T> {
-    /// The loss and gradient of `task`; with `first_delta`, the first
-    /// layer's weight gradient is left out and `delta^1` written there instead.
+    /// The loss and gradient of `task`; with `update`, the SGD update
+    /// `theta + step * gradient` written into `updated` too; with
+    /// `first_delta`, the first layer's weight gradient is left out and
+    /// `delta^1` written there instead.
     fn gradient(
         &mut self,
         task: GradientTask<'_, T>,
+        update: Option<(&mut [T], T)>,
         first_delta: Option<&mut [T]>,
     ) -> Result<T, Error> {
         let (layers, batch, mut gradient) = task.into_parts();
         let lanes = lanes_of::<T>(self.path);
         self.scratch
             .fit(layers.architecture(), batch.rows(), lanes)?;
+        let params = layers.network().params().as_slice();
         let job = GradientJob {
             scratch: &mut self.scratch,
-            weights: Weights::Read(layers.network().params().as_slice()),
+            weights: match update {
+                None => Weights::Read(params),
+                Some((updated, step)) => Weights::Update {
+                    params,
+                    updated,
+                    step,
+                },
+            },
             x: batch.inputs().matrix().as_slice(),
             y: batch.targets().as_slice(),
             grad: gradient.as_mut_slice(),
@@ -433,7 +481,7 @@ impl<T: SimdScalar> FirstLayerSplit<T> for SimdBackend<T> {
         task: SplitGradientTask<'_, T>,
     ) -> Result<T, Error> {
         let (task, first_delta) = task.into_parts();
-        self.gradient(task, Some(first_delta))
+        self.gradient(task, None, Some(first_delta))
     }
 
     fn run_first_weight_rows(&mut self, task: &mut FirstWeightRowsTask<'_, T>) {

@@ -95,21 +95,21 @@ pub(crate) fn broadcast_product<T: Math, K: Kernels<T>>(
     }
 }
 
-/// The parameters as a step sees them: read only, or updated as the
-/// gradient of each layer is complete (`theta += step * gradient`).
+/// The parameters as a step sees them: read only, or read with the SGD
+/// update `theta + step * gradient` written into another buffer as the
+/// gradient of each layer is complete.
 #[derive(Debug)]
 pub(crate) enum Weights<'a, T> {
     /// The gradient only.
     Read(&'a [T]),
-    /// A fused SGD step with `step = -eta`. Not taken at present: it writes
-    /// parameters before the core's checks of the step can refuse a
-    /// non-finite gradient or update, which would break the promise that a
-    /// failed step changes nothing, so the backend's SGD step is the core's
-    /// checked one (gradient, then update).
-    #[allow(dead_code)]
+    /// A fused SGD step with `step = -eta`, the updated values written into
+    /// `updated` (the network's spare buffer, lent by `SgdTask::run_fused`,
+    /// which checks them before they become the parameters).
     Update {
         /// Every parameter, in the flat layout.
-        params: &'a mut [T],
+        params: &'a [T],
+        /// Room for every updated parameter, in the same layout.
+        updated: &'a mut [T],
         /// `-eta`.
         step: T,
     },
@@ -119,12 +119,11 @@ impl<T: Math> Weights<'_, T> {
     /// The current values.
     fn values(&self) -> &[T] {
         match self {
-            Weights::Read(values) => values,
-            Weights::Update { params, .. } => params,
+            Weights::Read(values) | Weights::Update { params: values, .. } => values,
         }
     }
 
-    /// Applies `theta += step * grad` to a region of the parameters starting
+    /// Writes `theta + step * grad` for a region of the parameters starting
     /// at `offset` (rows `stride` apart), when this is an SGD step.
     fn update<K: Kernels<T>>(
         &mut self,
@@ -133,8 +132,20 @@ impl<T: Math> Weights<'_, T> {
         grad: &[T],
         region: (Range<usize>, Range<usize>),
     ) {
-        if let Weights::Update { params, step } = self {
-            k.update(&mut params[offset..], grad, stride, region, *step);
+        if let Weights::Update {
+            params,
+            updated,
+            step,
+        } = self
+        {
+            k.update(
+                &mut updated[offset..],
+                &params[offset..],
+                grad,
+                stride,
+                region,
+                *step,
+            );
         }
     }
 }
@@ -238,7 +249,7 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
         let (n_in, n_out) = (shape.inputs, shape.outputs);
         let d = &delta[..n_out * stride];
 
-        // delta^{l-1} = (W^l^T delta^l) (.) act'_{l-1}, before W^l changes;
+        // delta^{l-1} = (W^l^T delta^l) (.) act'_{l-1};
         // a column of W broadcast, samples in the vectors. Never for l = 0.
         if l > 0 {
             let slopes = &buffers.slopes[l - 1][..];

@@ -4,8 +4,8 @@
 
 use backprop_core::{Activation, Architecture, Loss};
 use backprop_simd::{Path, SimdBackend};
-use backprop_verify::Case;
 use backprop_verify::suite::{all_passed, check_f32, check_f64};
+use backprop_verify::{Case, Conformance};
 
 /// Seeded cases: widths on both sides of the 4, 8 and 16 lanes, every
 /// activation and loss, one to four layers, batches from 1 to 33.
@@ -54,5 +54,72 @@ fn every_available_path_passes_every_check() {
                 "{path} f32 {architecture}: {reports:#?}"
             );
         }
+    }
+}
+
+#[test]
+fn the_fused_update_passes_the_conformance_kit_on_every_path() {
+    for path in Path::available() {
+        let fused = move || {
+            SimdBackend::<f64>::with_path(path)
+                .unwrap()
+                .with_fused_update(true)
+        };
+        assert!(fused().fuses_update());
+        let report = Conformance::<f64>::new("simd-fused", fused)
+            .quick()
+            .without_controls()
+            .run()
+            .unwrap();
+        assert!(report.passed(), "{path} f64: {report}");
+        let fused = move || {
+            SimdBackend::<f32>::with_path(path)
+                .unwrap()
+                .with_fused_update(true)
+        };
+        let report = Conformance::<f32>::new("simd-fused", fused)
+            .quick()
+            .without_controls()
+            .run()
+            .unwrap();
+        assert!(report.passed(), "{path} f32: {report}");
+    }
+}
+
+#[test]
+fn a_fused_step_that_overflows_leaves_the_network_as_it_was() {
+    use backprop_core::{Backend, Batch, Error, Network};
+    let architecture = Architecture::new(
+        &[3, 4, 2],
+        &[Activation::Tanh, Activation::Identity],
+        Loss::Mse,
+    )
+    .unwrap();
+    for path in Path::available() {
+        let mut network = Network::<f32>::init(architecture.clone(), 5);
+        let before = network.params().as_slice().to_vec();
+        let (x, y) = (
+            [1.0f32, -2.0, 3.0, 0.5, 0.25, -1.0],
+            [1e30f32, -1e30, 0.0, 1e30],
+        );
+        let batch = Batch::from_slices(&architecture, 2, &x, &y).unwrap();
+        let mut gradient = network.zero_gradient();
+        let mut backend = SimdBackend::<f32>::with_path(path)
+            .unwrap()
+            .with_fused_update(true);
+        let error = backend
+            .sgd_step(&mut network, &batch, &mut gradient, 1e10)
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::NonFiniteUpdate { .. }),
+            "{path}: {error:?}"
+        );
+        assert_eq!(network.params().as_slice(), &before[..], "{path}");
+        // A good step after it commits.
+        let batch = Batch::from_slices(&architecture, 2, &x, &[0.5, -0.5, 0.0, 1.0]).unwrap();
+        backend
+            .sgd_step(&mut network, &batch, &mut gradient, 0.1)
+            .unwrap();
+        assert_ne!(network.params().as_slice(), &before[..], "{path}");
     }
 }

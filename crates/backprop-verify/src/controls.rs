@@ -166,7 +166,7 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for Flawed<B> {
                 loss
             }
             OutputFlaw::BiasGradientDropped => {
-                gradient.get_mut(count - 1).bias.fill(T::ZERO);
+                gradient.layer_mut(count - 1).bias.fill(T::ZERO);
                 loss
             }
             OutputFlaw::ForwardRowsPermuted => loss,
@@ -259,7 +259,7 @@ impl<T: Scalar> Backend<T> for ControlBackend<T> {
             Flaw::TransposedWeightGradient => {
                 let (loss, mut gradient) = right_answer(naive, task)?;
                 for l in 0..layers.count() {
-                    let layer = gradient.get_mut(l);
+                    let layer = gradient.layer_mut(l);
                     let right = layer.weights.to_vec();
                     let (outputs, inputs) = (layer.shape.outputs, layer.shape.inputs);
                     for (index, weight) in layer.weights.iter_mut().enumerate() {
@@ -283,7 +283,7 @@ impl<T: Scalar> Backend<T> for ControlBackend<T> {
                 let inverse_batch = T::ONE / T::from_usize(batch.rows());
                 for (l, shape) in layers.architecture().layers().iter().enumerate() {
                     let bias = &sample.as_slice()[shape.bias_range()];
-                    for (flawed, &b) in gradient.get_mut(l).bias.iter_mut().zip(bias) {
+                    for (flawed, &b) in gradient.layer_mut(l).bias.iter_mut().zip(bias) {
                         *flawed = b * inverse_batch;
                     }
                 }
@@ -375,10 +375,10 @@ fn flawed_backprop<T: Scalar>(
         }
     }
     for l in (0..=last).rev() {
-        let layer = layers.get(l);
+        let layer = layers.layer(l);
         let (fan_in, fan_out) = (layer.shape.inputs, layer.shape.outputs);
         let input = &outs[l];
-        let grad = gradient.get_mut(l);
+        let grad = gradient.layer_mut(l);
         for j in 0..fan_out {
             grad.bias[j] = (0..rows).map(|b| delta[b * fan_out + j]).sum();
             for k in 0..fan_in {

@@ -151,7 +151,7 @@ impl<T: Scalar> Backend<T> for LoopKernel<T> {
                     for j in 0..m {
                         let error = ab[j] - yb[j];
                         loss += error * error * half_over_m;
-                        let slope = layers.get(last).activation.slope(zb[j]);
+                        let slope = layers.layer(last).activation.slope(zb[j]);
                         db[j] = error * T::from_f64(2.0) * half_over_m * inverse_rows * slope;
                     }
                 }
@@ -173,12 +173,12 @@ impl<T: Scalar> Backend<T> for LoopKernel<T> {
         }
 
         for l in (0..=last).rev() {
-            let layer = layers.get(l);
+            let layer = layers.layer(l);
             let (inputs, outputs) = (layer.shape.inputs, layer.shape.outputs);
             let input: &[T] = if l == 0 { x } else { &self.a[l - 1] };
             let (below, here) = self.delta.split_at_mut(l);
             let delta = &here[0];
-            let grad = gradient.get_mut(l);
+            let grad = gradient.layer_mut(l);
             // dJ/dW^l = delta^T A^{l-1}, the input loop unrolled by BLOCK.
             let full = inputs - inputs % BLOCK;
             for j in 0..outputs {
@@ -206,7 +206,7 @@ impl<T: Scalar> Backend<T> for LoopKernel<T> {
             if l > 0 {
                 let below = &mut below[l - 1];
                 below.resize(rows * inputs, T::ZERO);
-                let activation = layers.get(l - 1).activation;
+                let activation = layers.layer(l - 1).activation;
                 for b in 0..rows {
                     for k in 0..inputs {
                         let back = (0..outputs).fold(T::ZERO, |s, j| {
