@@ -618,7 +618,164 @@ impl<'a, T: Scalar> SgdTask<'a, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::RowSplit;
+    use super::{ForwardTask, GradientTask, RowSplit};
+    use crate::{Activation, Architecture, Batch, Error, Inputs, Loss, MatrixRef, Network, Params};
+
+    /// A network of `widths` and `activations` (MSE) whose every parameter is `value`.
+    fn constant(widths: &[usize], activations: &[Activation], value: f32) -> Network<f32> {
+        let architecture = Architecture::new(widths, activations, Loss::Mse).expect("valid");
+        let params = Params::from_values(&architecture, vec![value; architecture.param_count()])
+            .expect("the right length");
+        Network::new(architecture, params).expect("finite")
+    }
+
+    /// The bound of `|z|` the tasks derive, written out independently:
+    /// `(n a + 1) w (1 + (n + 2) 2u)` with `u` the `f32` unit roundoff.
+    fn expected_reach(n: usize, a: f64, w: f64) -> f64 {
+        let u = f64::from(f32::EPSILON) / 2.0;
+        (n as f64 * a + 1.0) * w * (1.0 + (n as f64 + 2.0) * 2.0 * u)
+    }
+
+    /// The error of a forward task of `network` on one sample of `x`.
+    fn forward_error(network: &Network<f32>, x: &[f32]) -> Option<Error> {
+        let inputs = Inputs::new(MatrixRef::new(x, 1, x.len()).expect("1 row")).expect("finite");
+        let mut out = vec![0.0; network.architecture().output_width()];
+        ForwardTask::new(network, inputs, &mut out).err()
+    }
+
+    #[test]
+    fn a_layer_that_could_overflow_is_named_with_its_bound_and_the_limit() {
+        let limit = f64::from(f32::MAX) / 16.0;
+        // One identity layer of 2 inputs: |z| <= (2 * 4 + 1) w (1 + 8u).
+        let w = 3e36f32;
+        let network = constant(&[2, 1], &[Activation::Identity], w);
+        let error = forward_error(&network, &[4.0, -1.0]).expect("past the limit");
+        let bound = expected_reach(2, 4.0, f64::from(w));
+        assert!(bound > limit);
+        assert!(
+            matches!(error, Error::MayOverflow { layer: 0, bound: b, limit: l } if b == bound && l == limit),
+            "{error:?}"
+        );
+        // Inputs a tenth as large stay below it.
+        assert!(forward_error(&network, &[0.4, -0.1]).is_none());
+    }
+
+    #[test]
+    fn a_squashing_layer_bounds_the_next_layers_inputs_by_one_and_a_linear_one_does_not() {
+        let limit = f64::from(f32::MAX) / 16.0;
+        let w = 1e19f32;
+        for (activation, layer) in [
+            (Activation::Sigmoid, None),
+            (Activation::Tanh, None),
+            (Activation::Relu, Some(1)),
+            (Activation::Identity, Some(1)),
+        ] {
+            let network = constant(&[3, 2, 1], &[activation, Activation::Identity], w);
+            let first = expected_reach(3, 1.0, f64::from(w));
+            let second = match activation {
+                Activation::Sigmoid | Activation::Tanh => expected_reach(2, 1.0, f64::from(w)),
+                _ => expected_reach(2, first, f64::from(w)),
+            };
+            let error = forward_error(&network, &[1.0, -1.0, 0.5]);
+            match layer {
+                None => assert!(error.is_none(), "{activation}: {error:?}"),
+                Some(l) => assert!(
+                    matches!(error, Some(Error::MayOverflow { layer, bound, limit: lim }) if layer == l && bound == second && lim == limit),
+                    "{activation}: {error:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn a_forward_task_checks_the_output_buffer_against_b_x_m() {
+        let network = constant(&[2, 3], &[Activation::Sigmoid], 0.5);
+        let x = [1.0f32, 2.0, 3.0, 4.0];
+        let inputs = Inputs::new(MatrixRef::new(&x, 2, 2).expect("2 x 2")).expect("finite");
+        let mut out = vec![0.0; 5];
+        let error = ForwardTask::new(&network, inputs, &mut out).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::MatrixLength {
+                    rows: 2,
+                    cols: 3,
+                    found: 5
+                }
+            ),
+            "{error:?}"
+        );
+        let mut out = vec![0.0; 6];
+        assert!(ForwardTask::new(&network, inputs, &mut out).is_ok());
+    }
+
+    #[test]
+    fn row_parts_cover_the_batch_in_order_with_their_shares() {
+        let network = constant(&[1, 1], &[Activation::Identity], 0.5);
+        let x: Vec<f32> = (0..7).map(|i| i as f32).collect();
+        let y = vec![0.0f32; 7];
+        let batch = Batch::from_slices(network.architecture(), 7, &x, &y).expect("a batch");
+        let mut gradient = network.zero_gradient();
+        let task = GradientTask::new(&network, batch, &mut gradient).expect("valid");
+        let parts: Vec<_> = task.row_parts(3).collect();
+        assert_eq!(parts.len(), 3);
+        for (c, part) in parts.iter().enumerate() {
+            assert_eq!(part.index(), c);
+            let rows = part.rows();
+            assert_eq!(rows, RowSplit::new(7, 3).range(c));
+            assert_eq!(part.batch().rows(), rows.len());
+            let first = part.batch().inputs().matrix().as_slice()[0];
+            assert_eq!(first, rows.start as f32, "part {c} starts at its first row");
+            assert_eq!(part.share(), rows.len() as f32 / 7.0);
+        }
+        // More parts than rows: one row each.
+        assert_eq!(task.row_parts(100).len(), 7);
+    }
+
+    #[test]
+    fn pieces_follow_the_parts_and_come_out_short_past_the_values() {
+        let split = RowSplit::new(5, 2);
+        let mut values: Vec<u32> = (0..10).collect();
+        let pieces: Vec<Vec<u32>> = split.pieces(&mut values, 2).map(|p| p.to_vec()).collect();
+        assert_eq!(pieces, [vec![0, 1, 2, 3], vec![4, 5, 6, 7, 8, 9]]);
+        let mut short: Vec<u32> = (0..5).collect();
+        let pieces: Vec<Vec<u32>> = split.pieces(&mut short, 2).map(|p| p.to_vec()).collect();
+        assert_eq!(pieces, [vec![0, 1, 2, 3], vec![4]]);
+        let mut none: Vec<u32> = Vec::new();
+        assert!(split.pieces(&mut none, 2).all(|p| p.is_empty()));
+    }
+
+    #[test]
+    fn layers_and_gradient_layers_have_checked_and_indexing_forms() {
+        let network = constant(&[2, 3, 1], &[Activation::Tanh, Activation::Identity], 0.25);
+        let layers = super::Layers::of(&network);
+        assert_eq!(layers.count(), 2);
+        assert!(layers.get(2).is_none());
+        let second = layers.get(1).expect("two layers");
+        assert_eq!((second.shape.inputs, second.shape.outputs), (3, 1));
+        assert_eq!(second.weights.len(), 3);
+        assert_eq!(second.bias.len(), 1);
+        assert_eq!(second.activation, Activation::Identity);
+        assert_eq!(layers.layer(0).weights.len(), 6);
+        assert_eq!(layers.iter().len(), 2);
+        let mut gradient = network.zero_gradient();
+        let x = [1.0f32, 1.0];
+        let batch = Batch::from_slices(network.architecture(), 1, &x, &[0.0]).expect("a batch");
+        let task = GradientTask::new(&network, batch, &mut gradient).expect("valid");
+        let (_, _, mut grads) = task.into_parts();
+        assert!(grads.get_mut(2).is_none());
+        grads.get_mut(1).expect("two layers").bias[0] = 7.0;
+        grads.layer_mut(0).weights[5] = 5.0;
+        let values = grads.as_mut_slice();
+        assert_eq!(
+            values[9 + 3],
+            7.0,
+            "the second layer's bias follows its 3 weights"
+        );
+        assert_eq!(values[5], 5.0);
+        grads.fill_zero();
+        assert!(grads.as_mut_slice().iter().all(|&v| v == 0.0));
+    }
 
     #[test]
     fn a_row_split_cuts_parts_whose_sizes_differ_by_at_most_one() {
