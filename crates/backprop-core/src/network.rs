@@ -523,7 +523,7 @@ pub fn check_learning_rate<T: Scalar>(learning_rate: T) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use crate::{Activation, Architecture, Batch, ForwardTask, Inputs, Loss, MatrixRef, Params};
-    use crate::{Error, Network, SgdTask};
+    use crate::{Error, Network, ParamLocation, SgdTask};
 
     /// A 1-1 identity network with weight `w`, bias 0.
     fn identity(w: f32) -> Network<f32> {
@@ -728,5 +728,103 @@ mod tests {
         let loss = fused_step(&mut network, &mut gradient, ([2.0, 0.0], [2.0, 0.0], 4.5));
         assert_eq!(loss.expect("finite"), 4.5);
         assert_eq!(network.params().as_slice(), &[2.0, 0.0]);
+    }
+
+    #[test]
+    fn networks_are_equal_when_architecture_and_parameters_are() {
+        let (a, b) = (identity(2.0), identity(2.0));
+        assert_eq!(a, b);
+        assert_ne!(a, identity(3.0));
+        // Same parameters, another activation.
+        let architecture =
+            Architecture::new(&[1, 1], &[Activation::Tanh], Loss::Mse).expect("valid");
+        let params = Params::from_values(&architecture, vec![2.0, 0.0]).expect("two values");
+        assert_ne!(a, Network::new(architecture, params).expect("finite"));
+    }
+
+    #[test]
+    fn initial_weights_fill_the_glorot_or_he_range_and_biases_start_at_zero() {
+        let architecture = Architecture::new(
+            &[200, 100, 50],
+            &[Activation::Sigmoid, Activation::Relu],
+            Loss::Mse,
+        )
+        .expect("valid");
+        let network = Network::<f64>::init(architecture, 7);
+        let layers = crate::Layers::of(&network);
+        // Glorot for the sigmoid layer, He for the ReLU one.
+        let ranges = [(6.0f64 / 300.0).sqrt(), (6.0f64 / 100.0).sqrt()];
+        for (layer, range) in layers.iter().zip(ranges) {
+            let largest = layer.weights.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+            assert!(largest < range, "{largest} within {range}");
+            assert!(largest > 0.98 * range, "{largest} fills {range}");
+            assert!(layer.bias.iter().all(|&b| b == 0.0));
+        }
+        assert_eq!(
+            network,
+            Network::<f64>::init(network.architecture().clone(), 7)
+        );
+    }
+
+    #[test]
+    fn a_non_finite_value_left_through_the_guard_is_reported_where_it_is() {
+        let mut network = identity(2.0);
+        assert!(network.check_finite().is_ok());
+        network.param_values_mut()[1] = f32::INFINITY;
+        let error = network.check_finite().unwrap_err();
+        assert!(
+            matches!(error, Error::NonFiniteParameter { location: ParamLocation::Bias { layer: 0, index: 0 }, value } if value == f64::INFINITY),
+            "{error:?}"
+        );
+        network.param_values_mut()[1] = 0.5;
+        assert!(network.check_finite().is_ok());
+        assert_eq!(
+            network.bounds[0], 2.0,
+            "recomputed when the guard was dropped"
+        );
+    }
+
+    #[test]
+    fn set_params_takes_finite_values_of_the_same_layout_only() {
+        let mut network = identity(2.0);
+        let architecture = network.architecture().clone();
+        let good = Params::from_values(&architecture, vec![-5.0, 1.0]).expect("two values");
+        network.set_params(good).expect("finite");
+        assert_eq!(network.params().as_slice(), &[-5.0, 1.0]);
+        assert_eq!(network.bounds[0], 5.0);
+        let bad = Params::from_values(&architecture, vec![f32::NAN, 1.0]).expect("two values");
+        let error = network.set_params(bad).unwrap_err();
+        assert!(
+            matches!(error, Error::NonFiniteParameter { .. }),
+            "{error:?}"
+        );
+        let other = Architecture::new(&[2, 1], &[Activation::Identity], Loss::Mse).expect("valid");
+        let error = network.set_params(Params::zeros(&other)).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::ParameterLayout { .. } | Error::ParameterLength { .. }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(network.params().as_slice(), &[-5.0, 1.0]);
+    }
+
+    #[test]
+    fn apply_sgd_updates_by_minus_eta_times_the_gradient_and_checks_the_rate() {
+        let mut network = identity(2.0);
+        let gradient =
+            Params::from_values(network.architecture(), vec![4.0f32, -2.0]).expect("two");
+        network.apply_sgd(&gradient, 0.25).expect("finite");
+        assert_eq!(network.params().as_slice(), &[1.0, 0.5]);
+        for rate in [-0.5, f32::NAN, f32::INFINITY] {
+            let error = network.apply_sgd(&gradient, rate).unwrap_err();
+            assert!(
+                matches!(error, Error::InvalidLearningRate { .. }),
+                "{rate}: {error:?}"
+            );
+        }
+        assert!(super::check_learning_rate(0.0f32).is_ok());
+        assert_eq!(network.params().as_slice(), &[1.0, 0.5]);
     }
 }

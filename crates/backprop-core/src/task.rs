@@ -780,6 +780,7 @@ mod tests {
     #[test]
     fn a_row_split_cuts_parts_whose_sizes_differ_by_at_most_one() {
         let split = RowSplit::new(10, 4);
+        assert_eq!(split.rows(), 10);
         let parts: Vec<_> = (0..split.count()).map(|c| split.range(c)).collect();
         assert_eq!(parts, [0..2, 2..5, 5..7, 7..10]);
         assert_eq!(split.share::<f64>(1), 0.3);

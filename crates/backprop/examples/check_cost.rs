@@ -1,7 +1,7 @@
 //! What the step's finiteness checks cost: a checked SGD step against the same step unchecked, interleaved.
 //!
 //! ```sh
-//! cargo run --release --example check_cost            # S, M and L in f32 on faer, rayon-faer and simd
+//! cargo run --release --example check_cost            # S, M and L in f32 on faer, rayon-faer, simd and simd-fused
 //! cargo run --release --example check_cost -- S M     # some shapes only
 //! cargo run --release --example check_cost -- f64     # f64 too
 //! ```
@@ -28,10 +28,17 @@
 //! same values in the same rounds, and gives their difference as a share of
 //! the unchecked step. On a shared machine the paired ratio swings with the
 //! load; the difference of the updates is the steadier figure.
+//!
+//! `simd-fused` is the SIMD backend with the update fused into its
+//! weight-gradient tiles (`SimdBackend::with_fused_update(true)`): its
+//! checked step is the fused one, its unchecked step the same as `simd`'s,
+//! so its paired ratio is what fusing the update costs or saves.
 
 use std::time::{Duration, Instant};
 
-use backprop::{Architecture, Backend, BackendKind, Batch, GradientTask, Network, Precision};
+use backprop::{
+    Architecture, Backend, BackendKind, Batch, GradientTask, Network, Precision, SimdBackend,
+};
 use backprop_core::vector;
 
 /// One protocol shape: its name, widths, batch size, steps per run and rounds.
@@ -72,7 +79,30 @@ fn median(values: &mut [Duration]) -> Duration {
     values[values.len() / 2]
 }
 
-fn measure<T: Precision>(kind: BackendKind, shape: &Shape) -> Result<(), backprop::Error> {
+/// A contender: a registered kind, or the SIMD backend with its update fused.
+#[derive(Clone, Copy)]
+enum Contender {
+    Kind(BackendKind),
+    SimdFused,
+}
+
+impl Contender {
+    fn name(self) -> &'static str {
+        match self {
+            Contender::Kind(kind) => kind.name(),
+            Contender::SimdFused => "simd-fused",
+        }
+    }
+
+    fn create<T: Precision>(self) -> Box<dyn Backend<T>> {
+        match self {
+            Contender::Kind(kind) => kind.create::<T>(),
+            Contender::SimdFused => Box::new(SimdBackend::<T>::new().with_fused_update(true)),
+        }
+    }
+}
+
+fn measure<T: Precision>(kind: Contender, shape: &Shape) -> Result<(), backprop::Error> {
     let architecture = Architecture::seed(shape.widths[0], shape.widths[1], shape.widths[2])?;
     let mut network = Network::<T>::try_init(architecture.clone(), 1)?;
     let (n, m) = (architecture.input_width(), architecture.output_width());
@@ -176,7 +206,13 @@ fn main() -> Result<(), backprop::Error> {
     for shape in SHAPES.iter().filter(|shape| {
         !wanted.iter().any(|w| w.len() == 1) || wanted.iter().any(|w| w == shape.name)
     }) {
-        for kind in [BackendKind::Faer, BackendKind::RayonFaer, BackendKind::Simd] {
+        let contenders = [
+            Contender::Kind(BackendKind::Faer),
+            Contender::Kind(BackendKind::RayonFaer),
+            Contender::Kind(BackendKind::Simd),
+            Contender::SimdFused,
+        ];
+        for kind in contenders {
             measure::<f32>(kind, shape)?;
             if f64_too {
                 measure::<f64>(kind, shape)?;
