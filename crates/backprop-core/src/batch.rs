@@ -278,3 +278,168 @@ pub fn resize_matrix<T: Scalar>(
     buffer.resize(length, T::ZERO);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Batch, Inputs, MatrixRef, resize_matrix};
+    use crate::{Activation, Architecture, Error, Loss, MatrixRole};
+
+    /// A 3-2 architecture: `n = 3`, `m = 2`.
+    fn three_two() -> Architecture {
+        Architecture::new(&[3, 2], &[Activation::Identity], Loss::Mse).expect("valid")
+    }
+
+    #[test]
+    fn a_matrix_view_has_its_shape_and_its_rows() {
+        let values: Vec<u8> = (0..12).collect();
+        let matrix = MatrixRef::new(&values, 4, 3).expect("4 x 3");
+        assert_eq!((matrix.rows(), matrix.cols()), (4, 3));
+        assert_eq!(matrix.row(0), Some(&[0, 1, 2][..]));
+        assert_eq!(matrix.row(2), Some(&[6, 7, 8][..]));
+        assert_eq!(matrix.row(3), Some(&[9, 10, 11][..]));
+        assert_eq!(matrix.row(4), None);
+        assert_eq!(matrix.row(usize::MAX), None);
+        let middle = matrix.row_range(1..3);
+        assert_eq!((middle.rows(), middle.cols()), (2, 3));
+        assert_eq!(middle.as_slice(), &[3, 4, 5, 6, 7, 8]);
+        let error = MatrixRef::new(&values, 5, 3).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::MatrixLength {
+                    rows: 5,
+                    cols: 3,
+                    found: 12
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_non_finite_value_is_named_by_row_and_column() {
+        let mut values = vec![0.5f32; 12];
+        values[7] = f32::NEG_INFINITY;
+        let matrix = MatrixRef::new(&values, 4, 3).expect("4 x 3");
+        let error = Inputs::new(matrix).unwrap_err();
+        assert!(
+            matches!(error, Error::NonFiniteValue { role: MatrixRole::Inputs, row: 2, col: 1, value } if value == f64::NEG_INFINITY),
+            "{error:?}"
+        );
+        let none: [f32; 0] = [];
+        let error = Inputs::new(MatrixRef::new(&none, 0, 3).expect("0 x 3")).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::EmptyBatch {
+                    role: MatrixRole::Inputs
+                }
+            ),
+            "{error:?}"
+        );
+        let finite = [1.0f32, -4.0, 2.0];
+        let inputs = Inputs::new(MatrixRef::new(&finite, 1, 3).expect("1 x 3")).expect("finite");
+        assert_eq!(inputs.largest_magnitude(), 4.0);
+    }
+
+    #[test]
+    fn widths_are_checked_against_the_architecture() {
+        let architecture = three_two();
+        let x = [0.0f32; 8];
+        let inputs = Inputs::new(MatrixRef::new(&x, 2, 4).expect("2 x 4")).expect("finite");
+        let error = inputs.check_width(&architecture).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::WidthMismatch {
+                    role: MatrixRole::Inputs,
+                    expected: 3,
+                    found: 4
+                }
+            ),
+            "{error:?}"
+        );
+        let (x, y) = ([0.0f32; 6], [0.0f32; 6]);
+        let error = Batch::new(
+            &architecture,
+            MatrixRef::new(&x, 2, 3).expect("2 x 3"),
+            MatrixRef::new(&y, 2, 3).expect("2 x 3"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::WidthMismatch {
+                    role: MatrixRole::Targets,
+                    expected: 2,
+                    found: 3
+                }
+            ),
+            "{error:?}"
+        );
+        let error = Batch::new(
+            &architecture,
+            MatrixRef::new(&x, 2, 3).expect("2 x 3"),
+            MatrixRef::new(&y[..2], 1, 2).expect("1 x 2"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::RowCountMismatch {
+                    input_rows: 2,
+                    target_rows: 1
+                }
+            ),
+            "{error:?}"
+        );
+        let other = Architecture::new(&[4, 2], &[Activation::Identity], Loss::Mse).expect("valid");
+        let batch = Batch::from_slices(&architecture, 2, &x, &y[..4]).expect("valid");
+        assert!(batch.check_widths(&architecture).is_ok());
+        assert!(batch.check_widths(&other).is_err());
+    }
+
+    #[test]
+    fn sub_batches_and_sub_inputs_take_non_empty_ranges_within_the_rows() {
+        let architecture = three_two();
+        let x: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let y = [0.5f32, -3.0, 1.0, 1.0, 0.0, 0.0, 2.0, 2.0];
+        let batch = Batch::from_slices(&architecture, 4, &x, &y).expect("valid");
+        assert_eq!(batch.target_magnitude(), 3.0);
+        assert_eq!(batch.inputs().largest_magnitude(), 11.0);
+        let part = batch.sub_batch(1..3).expect("within");
+        assert_eq!(part.rows(), 2);
+        assert_eq!(part.inputs().matrix().as_slice(), &x[3..9]);
+        assert_eq!(part.targets().as_slice(), &y[2..6]);
+        assert!(batch.sub_batch(3..4).is_some());
+        for range in [2..2, 3..5, 4..5, 0..5] {
+            assert!(batch.sub_batch(range.clone()).is_none(), "{range:?}");
+        }
+        let inputs = batch.inputs();
+        assert_eq!(inputs.sub_inputs(0..4).expect("all").rows(), 4);
+        assert_eq!(
+            inputs.sub_inputs(3..4).expect("last").matrix().as_slice(),
+            &x[9..12]
+        );
+        for range in [1..1, 2..5, 4..5] {
+            assert!(inputs.sub_inputs(range.clone()).is_none(), "{range:?}");
+        }
+    }
+
+    #[test]
+    fn resize_matrix_sizes_a_buffer_or_names_what_does_not_fit() {
+        let mut buffer = vec![1.0f32; 3];
+        resize_matrix(&mut buffer, "a test matrix", 2, 4).expect("8 values fit");
+        assert_eq!(buffer, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        resize_matrix(&mut buffer, "a test matrix", 1, 2).expect("shrinks");
+        assert_eq!(buffer, [1.0, 1.0]);
+        for (rows, cols) in [(usize::MAX, 2), (1 << 62, 1)] {
+            let error = resize_matrix(&mut buffer, "a test matrix", rows, cols).unwrap_err();
+            assert!(
+                matches!(error, Error::TooLarge { what: "a test matrix", rows: r, cols: c } if r == rows && c == cols),
+                "{error:?}"
+            );
+        }
+        assert_eq!(buffer, [1.0, 1.0], "left as it was");
+    }
+}

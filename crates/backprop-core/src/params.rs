@@ -243,3 +243,66 @@ pub(crate) fn first_non_finite<T: Scalar>(values: &[T]) -> Option<(usize, T)> {
         .position(|value| !value.is_finite())
         .map(|index| (index, values[index]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Params;
+    use crate::{Activation, Architecture, Error, Loss};
+
+    fn architecture(widths: &[usize]) -> Architecture {
+        let activations = vec![Activation::Sigmoid; widths.len() - 1];
+        Architecture::new(widths, &activations, Loss::Mse).expect("valid")
+    }
+
+    #[test]
+    fn a_buffer_knows_its_layout_and_its_layers() {
+        let a = architecture(&[2, 3, 1]);
+        let mut params =
+            Params::from_values(&a, (0..13).map(|i| i as f32).collect()).expect("13 values");
+        assert_eq!((params.len(), params.is_empty()), (13, false));
+        assert_eq!(params.widths(), &[2, 3, 1]);
+        let second = params.layer(1).expect("two layers");
+        assert_eq!(second.weights, &[9.0, 10.0, 11.0]);
+        assert_eq!(second.bias, &[12.0]);
+        assert!(params.layer(2).is_none());
+        params.layer_mut(0).expect("two layers").bias[2] = -1.0;
+        assert_eq!(params.as_slice()[8], -1.0);
+        assert!(params.layer_mut(2).is_none());
+        assert_eq!(params.clone().into_values().len(), 13);
+        assert_eq!(params.into_values()[12], 12.0);
+    }
+
+    #[test]
+    fn layouts_are_compared_and_refitted_by_widths() {
+        let (a, b) = (architecture(&[2, 3, 1]), architecture(&[1, 4, 1]));
+        assert_eq!(a.param_count(), b.param_count());
+        let mut params = Params::<f32>::zeros(&a);
+        params.as_mut_slice().fill(1.0);
+        assert!(params.same_layout(&Params::<f64>::zeros(&a)));
+        assert!(!params.same_layout(&Params::<f32>::zeros(&b)));
+        // The same layout keeps its values; another is laid out anew, zeroed.
+        params.fit_layout(&a);
+        assert!(params.as_slice().iter().all(|&v| v == 1.0));
+        params.fit_layout(&b);
+        assert_eq!(params.widths(), &[1, 4, 1]);
+        assert!(params.as_slice().iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn axpy_and_scale_follow_their_formulas_on_one_layout_only() {
+        let a = architecture(&[1, 1]);
+        let mut y = Params::from_values(&a, vec![1.0f64, -2.0]).expect("two values");
+        let x = Params::from_values(&a, vec![4.0, 8.0]).expect("two values");
+        y.axpy(0.5, &x).expect("one layout");
+        assert_eq!(y.as_slice(), &[3.0, 2.0]);
+        y.scale(-3.0);
+        assert_eq!(y.as_slice(), &[-9.0, -6.0]);
+        let other = Params::zeros(&architecture(&[2, 1]));
+        let error = y.axpy(1.0, &other).unwrap_err();
+        assert!(
+            matches!(error, Error::ParameterLayout { ref expected, ref found } if expected == &[1, 1] && found == &[2, 1]),
+            "{error:?}"
+        );
+        assert_eq!(y.as_slice(), &[-9.0, -6.0]);
+    }
+}
