@@ -21,25 +21,32 @@ pub const AUTO_SIMD_MIN_BATCH: usize = 16;
 
 /// Steps with a product `B d_(l-1) d_l` (multiply-adds) of at least this
 /// size go to the faer kernels, whose packed GEMM keeps large products in
-/// cache better than the SIMD tiles do: `2^28`, 1024 x 1024 x 256.
+/// cache better than the SIMD tiles do: `2^27`, 1024 x 1024 x 128.
 ///
-/// Measured as above: faer's kernels won both runs on 1024-1024-1024 at
-/// batches 256 and 1024, 512-512-512 at batch 1024 and 784-256-10 at batch
-/// 4096 (largest products of `2^28` and more); the SIMD kernels won both runs
-/// on 1024-1024-1024 at batch 64 (`2^26`; 5.9 ms against faer's 13.8 ms in the
-/// quick run) and on 784-256-10 up to batch 1024 (`2^27.6`).
-pub const AUTO_SIMD_MAX_PRODUCT: usize = 1 << 28;
+/// Measured with `cargo run --release -p backprop --example auto_thresholds`
+/// (`docs/auto-thresholds.txt`): faer's kernels won 1024-1024-1024 at
+/// batches 256 and 1024, 512-512-512 at batch 1024 and 784-256-10 at
+/// batches 1024 (`2^27.6`; rayon-faer 4.87 ms against rayon-simd's 5.79 ms
+/// over 15 interleaved rounds at load average 0.3) and 4096; the SIMD
+/// kernels won 784-256-10 up to batch 256 (`2^25.6`) and, within a few
+/// percent either way, the products of `2^26`. (An earlier run under a load
+/// average of 8 to 10, which slows the parallel kernels most, had the
+/// single-thread SIMD kernel ahead at 784-256-10 batch 1024.)
+pub const AUTO_SIMD_MAX_PRODUCT: usize = 1 << 27;
 
 /// Steps of at least this many flops (by the conventional count
 /// `6 B sum d_(l-1) d_l`) go to the batch-parallel kernels, which then fork
 /// by their own rules (a `PerThread` partition gets at least 16 rows, and
 /// a step below 1.5 Mflop runs on the calling thread).
 ///
-/// Measured as above, on a machine whose second core was mostly taken by
-/// other work, which favours the sequential kernels: on 784-256-10
-/// rayon-simd won batch 32 (39 Mflop) in both runs, and the sequential
-/// kernels batch 16 (19.5 Mflop) and below.
-pub const AUTO_PARALLEL_MIN_FLOPS: f64 = 2e7;
+/// Measured as above, 15 interleaved rounds at load average 0.3: on
+/// 64-32-10, simd won batch 128 (1.8 Mflop; 13.3 us against rayon-simd's
+/// 17.9 us) and rayon-simd batch 256 (3.6 Mflop; 31.7 us against 37.2 us)
+/// and 1024 (110 us against 167 us); on 64-128-128-128-10 rayon-simd won
+/// batch 16 (4.1 Mflop; 38.8 us against 42.7 us). Between 3.6 and 20
+/// Mflop (784-256-10 at batches 8 and 16, 64-128-128-128-10 at 64) the
+/// parallel and the sequential kernels were within 3% of each other.
+pub const AUTO_PARALLEL_MIN_FLOPS: f64 = 3e6;
 
 /// The kernel `auto` runs a step of `rows` samples of `architecture` with.
 pub fn choose(architecture: &Architecture, rows: usize) -> BackendKind {
