@@ -325,3 +325,119 @@ fn extreme_pre_activations_stay_finite() {
         let _ = Batch::from_slices(&architecture, 2, &case.inputs, &case.targets).unwrap();
     }
 }
+
+#[test]
+fn an_instance_refits_when_only_the_widths_the_activations_or_the_loss_change() {
+    use Activation::*;
+    // Pairs that share everything the scratch is keyed on but one thing,
+    // with the same batch size, one after the other on one instance.
+    let pairs = [
+        (
+            Architecture::with_hidden_and_output(&[6, 5, 3], Tanh, Sigmoid, Loss::Mse),
+            Architecture::with_hidden_and_output(&[6, 9, 3], Tanh, Sigmoid, Loss::Mse),
+        ),
+        (
+            Architecture::with_hidden_and_output(&[6, 5, 3], Tanh, Sigmoid, Loss::Mse),
+            Architecture::with_hidden_and_output(&[6, 5, 3], Relu, Sigmoid, Loss::Mse),
+        ),
+        (
+            Architecture::with_hidden_and_output(&[6, 5, 3], Tanh, Identity, Loss::Mse),
+            Architecture::with_hidden_and_output(
+                &[6, 5, 3],
+                Tanh,
+                Identity,
+                Loss::SoftmaxCrossEntropy,
+            ),
+        ),
+    ];
+    for path in Path::available() {
+        for (first, second) in &pairs {
+            let (first, second) = (first.as_ref().unwrap(), second.as_ref().unwrap());
+            let mut simd = SimdBackend::<f64>::with_path(path).unwrap();
+            check_case(
+                &mut simd,
+                &case::<f64>(first, 12, 1),
+                &format!("{first} {path}"),
+            );
+            check_case(
+                &mut simd,
+                &case::<f64>(second, 12, 2),
+                &format!("{second} after {first} {path}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn the_default_step_updates_with_the_plain_loops_bits_after_the_gradient() {
+    // Unfused by default: the parameters become theta + (-eta) g exactly as
+    // the plain loop rounds it, g being the gradient the step leaves.
+    let architecture = Architecture::seed(33, 17, 9).unwrap();
+    let case = case::<f32>(&architecture, 37, 5);
+    let rate = 0.37f32;
+    for path in Path::available() {
+        let mut simd = SimdBackend::<f32>::with_path(path).unwrap();
+        assert!(!simd.fuses_update());
+        let mut network = case.network.clone();
+        let mut gradient = network.zero_gradient();
+        simd.sgd_step(&mut network, &case.batch().unwrap(), &mut gradient, rate)
+            .unwrap();
+        let expected: Vec<f32> = case
+            .network
+            .params()
+            .as_slice()
+            .iter()
+            .zip(gradient.as_slice())
+            .map(|(&theta, &g)| theta + -rate * g)
+            .collect();
+        let same = network
+            .params()
+            .as_slice()
+            .iter()
+            .zip(&expected)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{path}: the default step is not gradient-then-update");
+        let fused = SimdBackend::<f32>::with_path(path)
+            .unwrap()
+            .with_fused_update(true);
+        assert!(fused.fuses_update());
+        assert!(!fused.with_fused_update(false).fuses_update());
+    }
+}
+
+#[test]
+fn paths_are_named_and_say_what_they_need() {
+    let names: Vec<String> = Path::ALL.iter().map(Path::to_string).collect();
+    assert_eq!(names, ["avx512", "avx2", "portable"]);
+    assert_eq!(Path::Avx512.features(), "x86-64 with avx512f, avx2 and fma");
+    assert_eq!(Path::Avx2.features(), "x86-64 with avx2 and fma");
+    assert_eq!(Path::Portable.features(), "nothing");
+    let error = backprop_simd::UnsupportedPath { path: Path::Avx2 }.to_string();
+    assert!(
+        error.starts_with("the avx2 path needs x86-64 with avx2 and fma"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_fma_peak_counts_two_flops_per_lane_of_sixteen_chains_a_round() {
+    // Lanes per path as documented: 16 f32 or 8 f64 on AVX-512, 8 or 4 on
+    // AVX2, arrays of four values on the portable path.
+    for (path, lanes32, lanes64) in [
+        (Path::Avx512, 16, 8),
+        (Path::Avx2, 8, 4),
+        (Path::Portable, 4, 4),
+    ] {
+        if !path.is_available() {
+            continue;
+        }
+        assert_eq!(
+            backprop_simd::fma_peak_flops::<f32>(path, 10),
+            (10 * 16 * lanes32 * 2) as f64
+        );
+        assert_eq!(
+            backprop_simd::fma_peak_flops::<f64>(path, 3),
+            (3 * 16 * lanes64 * 2) as f64
+        );
+    }
+}
