@@ -441,3 +441,21 @@ fn the_fma_peak_counts_two_flops_per_lane_of_sixteen_chains_a_round() {
         );
     }
 }
+
+#[test]
+fn a_delta_product_deeper_than_one_depth_block_agrees_with_naive() {
+    // The delta of layer 1 sums over the 300 units above it: more steps
+    // than one depth block of a tile holds, so later blocks start inside
+    // the rows of W.
+    for (widths, rows) in [([4, 8, 300, 3], 64), ([3, 5, 257, 2], 17)] {
+        let architecture = Architecture::with_hidden_and_output(
+            &widths,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Loss::Mse,
+        )
+        .unwrap();
+        check_all_paths::<f64>(&architecture, rows, 3);
+        check_all_paths::<f32>(&architecture, rows, 3);
+    }
+}
