@@ -253,3 +253,30 @@ impl fmt::Display for ParamLocation {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Activation, Architecture, Loss, ParamLocation};
+
+    #[test]
+    fn flops_and_locations_follow_the_flat_layout() {
+        let architecture = Architecture::new(
+            &[3, 4, 2],
+            &[Activation::Tanh, Activation::Identity],
+            Loss::Mse,
+        )
+        .expect("valid");
+        // 6 B (3 x 4 + 4 x 2).
+        assert_eq!(architecture.step_flops(5), 600.0);
+        let weight = |layer, row, col| Some(ParamLocation::Weight { layer, row, col });
+        let bias = |layer, index| Some(ParamLocation::Bias { layer, index });
+        assert_eq!(architecture.locate(0), weight(0, 0, 0));
+        assert_eq!(architecture.locate(7), weight(0, 2, 1));
+        assert_eq!(architecture.locate(12), bias(0, 0));
+        assert_eq!(architecture.locate(15), bias(0, 3));
+        assert_eq!(architecture.locate(16), weight(1, 0, 0));
+        assert_eq!(architecture.locate(23), weight(1, 1, 3));
+        assert_eq!(architecture.locate(25), bias(1, 1));
+        assert_eq!(architecture.locate(26), None);
+    }
+}

@@ -279,3 +279,46 @@ fn mismatch(what: &'static str, expected: usize, found: usize) -> Error {
         found,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FirstWeightRowsTask;
+    use crate::{Error, MatrixRef};
+
+    #[test]
+    fn the_pieces_of_a_block_of_first_weight_rows_must_fit() {
+        let (delta, inputs) = ([0.0f32; 6], [0.0f32; 8]);
+        // delta: B x d_1 = 2 x 3; inputs: B x n = 2 x 4.
+        let delta = MatrixRef::new(&delta, 2, 3).expect("2 x 3");
+        let inputs = MatrixRef::new(&inputs, 2, 4).expect("2 x 4");
+        let mut out = [0.0f32; 8];
+        assert!(FirstWeightRowsTask::new(delta, inputs, 1..3, &mut out).is_ok());
+        let mut short = [0.0f32; 7];
+        let error = FirstWeightRowsTask::new(delta, inputs, 1..3, &mut short).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::SplitMismatch {
+                    what: "output length",
+                    expected: 8,
+                    found: 7
+                }
+            ),
+            "{error:?}"
+        );
+        let other = [0.0f32; 12];
+        let three_rows = MatrixRef::new(&other, 3, 4).expect("3 x 4");
+        let error = FirstWeightRowsTask::new(delta, three_rows, 1..3, &mut out).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::SplitMismatch {
+                    what: "delta rows",
+                    expected: 3,
+                    found: 2
+                }
+            ),
+            "{error:?}"
+        );
+    }
+}

@@ -75,4 +75,24 @@ fn seed_network_gradient_matches_the_chain_rule_written_out() {
     // The errata's summed error would be (a2_1 - y1 + a2_2 - y2) / 2 for both outputs.
     let errata_d2_1 = (a2_1 - y1 + a2_2 - y2) / 2.0 * a2_1 * (1.0 - a2_1);
     assert!((gradient.as_slice()[10] - errata_d2_1).abs() > 1e-3);
+
+    // One SGD step returns the loss before it and moves every parameter by
+    // -eta times that gradient.
+    let mut stepped = network.clone();
+    let mut step_gradient = network.zero_gradient();
+    let eta = 0.5;
+    let returned = NaiveBackend::new()
+        .sgd_step(&mut stepped, &batch, &mut step_gradient, eta)
+        .unwrap();
+    assert_eq!(returned, computed);
+    for (i, ((after, before), g)) in stepped
+        .params()
+        .as_slice()
+        .iter()
+        .zip(network.params().as_slice())
+        .zip(gradient.as_slice())
+        .enumerate()
+    {
+        assert_eq!(*after, before - eta * g, "parameter {i}");
+    }
 }
