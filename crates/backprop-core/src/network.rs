@@ -572,8 +572,7 @@ mod tests {
         assert_eq!(network.params().as_slice(), &[5e17, 0.0]);
     }
 
-    /// A 1-1 identity network with weight `w`, a batch of one sample and a
-    /// gradient buffer.
+    /// A 1-1 identity network with weight `w` and a gradient buffer for it.
     fn one_step(w: f32) -> (Network<f32>, Params<f32>) {
         let network = identity(w);
         let gradient = network.zero_gradient();
@@ -582,7 +581,7 @@ mod tests {
 
     #[test]
     fn a_provably_finite_update_is_written_in_place_with_a_grown_bound() {
-        let (mut network, _) = one_step(3.0);
+        let mut network = identity(3.0);
         let before = network.params().as_slice().as_ptr();
         let gradient =
             Params::from_values(network.architecture(), vec![2.0f32, -4.0]).expect("two");
@@ -600,7 +599,7 @@ mod tests {
 
     #[test]
     fn an_in_place_update_checks_the_loss_before_it_writes() {
-        let (mut network, _) = one_step(3.0);
+        let mut network = identity(3.0);
         let gradient = Params::from_values(network.architecture(), vec![2.0f32, 0.0]).expect("two");
         let error = network
             .update(gradient.as_slice(), 0.25, Some(f32::NAN), None)
@@ -615,7 +614,7 @@ mod tests {
 
     #[test]
     fn a_kernel_writer_is_called_only_for_a_provably_finite_update() {
-        let (mut network, _) = one_step(3.0);
+        let mut network = identity(3.0);
         let mut calls = 0;
         let mut writer = |params: &mut [f32], gradient: &[f32], step: f32| {
             calls += 1;

@@ -44,8 +44,8 @@
 //! the parameters; the core checks those values, the gradient and the loss
 //! before they become the parameters, so a failed step leaves the network
 //! as it was. By default the update follows the gradient, checked and
-//! written in place by the core, which measured as fast or faster on all
-//! but the smallest `f64` shapes.
+//! written in place by the core: fusing showed no consistent gain (see
+//! [`SimdBackend::with_fused_update`]).
 //!
 //! # Micro-kernels
 //!
@@ -292,10 +292,11 @@ impl<T: SimdScalar> SimdBackend<T> {
     /// update finite from one read of the gradient and writes it in place
     /// ([`SgdTask::apply_update`]). On the machine the defaults were
     /// measured on (`cargo run --release --example check_cost -- S M f64`,
-    /// fused against unfused in one run), fused was 7.5% slower on S in
-    /// `f32`, 5% faster on S in `f64` and 6.5-7.3% slower on M, so it is
-    /// off by default. Both give the same parameters up to the rounding of
-    /// one multiply-add.
+    /// both against the same unchecked step in one run), fused was about
+    /// 7.7 points slower than unfused on S in `f32`, 7.3 points faster on S
+    /// in `f64` and within 2 points on M: no consistent gain, so it is off
+    /// by default. Both give the same parameters up to the rounding of one
+    /// multiply-add.
     pub fn with_fused_update(mut self, fused: bool) -> Self {
         self.fused_update = fused;
         self
