@@ -16,6 +16,7 @@
 //! ```
 
 mod activation;
+mod aligned;
 mod architecture;
 mod backend;
 mod batch;
@@ -29,6 +30,7 @@ mod task;
 pub mod vector;
 
 pub use activation::Activation;
+pub use aligned::{AlignedBuffer, CACHE_LINE};
 pub use architecture::{Architecture, LayerShape, ParamLocation};
 pub use backend::{Backend, FirstLayerSplit, FirstWeightRowsTask, SplitGradientTask};
 pub use batch::{Batch, Inputs, MatrixRef, resize_matrix};

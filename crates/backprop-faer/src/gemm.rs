@@ -52,7 +52,9 @@
 //! A transposed copy of a weight matrix would not help any product: the
 //! weights are only ever the right operand.
 
-use backprop_core::{Scalar, widest_vectors};
+use std::ops::Range;
+
+use backprop_core::{RowSplit, Scalar, widest_vectors};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -113,27 +115,39 @@ pub enum ProductPlan {
     RowBlocks(usize),
 }
 
-/// `dst = lhs * rhs` as `blocks` sequential products over blocks of rows, forked in halves.
+/// `dst = lhs * rhs` as sequential products over the blocks of
+/// `RowSplit::new(rows, blocks)`, forked in halves (no allocation).
 fn row_blocks<T: FaerScalar>(
     dst: MatMut<'_, T>,
     lhs: MatRef<'_, T>,
     rhs: MatRef<'_, T>,
     blocks: usize,
 ) {
-    let rows = dst.nrows();
-    let blocks = blocks.min(rows);
-    if blocks <= 1 {
+    let split = RowSplit::new(dst.nrows(), blocks);
+    fork_row_blocks(dst, lhs, rhs, &split, 0..split.count());
+}
+
+/// The parts `parts` of `split`, whose rows `dst` and `lhs` hold, each a
+/// sequential product: two halves of the parts at once until one is left.
+fn fork_row_blocks<T: FaerScalar>(
+    dst: MatMut<'_, T>,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    split: &RowSplit,
+    parts: Range<usize>,
+) {
+    if parts.len() <= 1 {
         matmul(dst, Accum::Replace, lhs, rhs, T::ONE, Par::Seq);
         clear_upper_state();
         return;
     }
-    let first = blocks / 2;
-    let split = rows * first / blocks;
-    let (top, bottom) = dst.split_at_row_mut(split);
-    let (lhs_top, lhs_bottom) = lhs.split_at_row(split);
+    let middle = parts.start + parts.len() / 2;
+    let at = split.range(middle).start - split.range(parts.start).start;
+    let (top, bottom) = dst.split_at_row_mut(at);
+    let (lhs_top, lhs_bottom) = lhs.split_at_row(at);
     rayon::join(
-        || row_blocks(top, lhs_top, rhs, first),
-        || row_blocks(bottom, lhs_bottom, rhs, blocks - first),
+        || fork_row_blocks(top, lhs_top, rhs, split, parts.start..middle),
+        || fork_row_blocks(bottom, lhs_bottom, rhs, split, middle..parts.end),
     );
 }
 
@@ -264,11 +278,16 @@ mod tests {
     #[test]
     fn transpose_of_a_column_block_in_any_number_of_blocks() {
         // Sizes on both sides of the 16-value tile, and a block of columns.
-        for (rows, stride, first, cols) in
-            [(1, 1, 0, 1), (5, 7, 2, 4), (33, 40, 3, 35), (17, 16, 0, 16)]
-        {
+        // No columns at all, and no blocks (taken as one), are fine too.
+        for (rows, stride, first, cols) in [
+            (1, 1, 0, 1),
+            (5, 7, 2, 4),
+            (33, 40, 3, 35),
+            (17, 16, 0, 16),
+            (6, 5, 5, 0),
+        ] {
             let src: Vec<f64> = (0..rows * stride).map(|i| i as f64).collect();
-            for blocks in [1, 2, 3, 64] {
+            for blocks in [0, 1, 2, 3, 64] {
                 let ld = transposed_stride(rows);
                 let mut dst = vec![f64::NAN; cols * ld + 3];
                 transpose(&mut dst, &src, (rows, stride), (first, cols), blocks);
@@ -282,5 +301,59 @@ mod tests {
                 assert_eq!((view.nrows(), view.ncols()), (cols, rows));
             }
         }
+    }
+
+    #[test]
+    fn transposed_rows_are_padded_a_little_off_powers_of_two() {
+        // The padding moves rows of power-of-two lengths out of one cache
+        // set (a stride that is a multiple of 64 values is not), for at most
+        // 16 values a row.
+        for rows in [1, 64, 256, 1024, 4096] {
+            let ld = transposed_stride(rows);
+            assert!(ld > rows && ld <= rows + 16, "{rows}: {ld}");
+            assert_ne!(ld % 64, 0, "{rows}: {ld}");
+        }
+    }
+
+    #[test]
+    fn row_blocks_compute_the_product_in_any_number_of_blocks() {
+        // Blocks from none to more than the rows, on pools of 1 to 3
+        // threads; every value against the one sequential product.
+        let (m, k, n) = (23, 19, 13);
+        let lhs: Vec<f64> = (0..m * k).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
+        let rhs: Vec<f64> = (0..k * n).map(|i| ((i * 5) % 13) as f64 / 8.0).collect();
+        let mut expected = vec![0.0; m * n];
+        product(
+            view_mut(&mut expected, m, n),
+            view(&lhs, m, k),
+            view(&rhs, k, n),
+            Parallelism::Sequential,
+        );
+        for threads in 1..=3 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for blocks in [0, 1, 2, 3, 5, 8, m, m + 4] {
+                let mut dst = vec![f64::NAN; m * n];
+                pool.install(|| {
+                    row_blocks(
+                        view_mut(&mut dst, m, n),
+                        view(&lhs, m, k),
+                        view(&rhs, k, n),
+                        blocks,
+                    );
+                });
+                // Small integers and eighths: every sum is exact.
+                assert_eq!(dst, expected, "{blocks} blocks on {threads} threads");
+            }
+        }
+        let mut empty: Vec<f64> = Vec::new();
+        row_blocks(
+            view_mut(&mut empty, 0, n),
+            view(&lhs[..0], 0, k),
+            view(&rhs, k, n),
+            4,
+        );
     }
 }

@@ -54,7 +54,7 @@ pub use parallelism::{AUTO_CROSSOVER_MNK, Parallelism};
 
 use backprop_core::{
     Backend, Batch, Error, FirstLayerSplit, FirstWeightRowsTask, ForwardTask, GradientLayers,
-    GradientTask, Inputs, Layers, Scalar, SplitGradientTask, resize_matrix,
+    GradientTask, Inputs, Layers, Scalar, SplitGradientTask,
 };
 use gemm::{product, transpose, transposed_stride, transposed_view, view, view_mut};
 use parallelism::PassCost;
@@ -159,13 +159,13 @@ impl<T: FaerScalar> FirstLayerSplit<T> for FaerBackend<T> {
         let block_t = &mut self.scratch.block_t;
         if rows >= gemm::TRANSPOSE_MIN_INNER
             && (block_t.len() >= values
-                || resize_matrix(
-                    block_t,
-                    "faer scratch block delta^T",
-                    units.len(),
-                    transposed_stride(rows),
-                )
-                .is_ok())
+                || block_t
+                    .resize(
+                        "faer scratch block delta^T",
+                        units.len(),
+                        transposed_stride(rows),
+                    )
+                    .is_ok())
         {
             let block_t = &mut block_t[..values];
             let columns = (units.start, units.len());

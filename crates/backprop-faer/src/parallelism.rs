@@ -232,4 +232,50 @@ mod tests {
         );
         assert_eq!(Parallelism::default(), Parallelism::Auto);
     }
+
+    #[test]
+    fn thresholds_are_inclusive_at_their_values() {
+        // On a pool of two threads, so that splitting is possible.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let seq = ProductPlan::Faer(Par::Seq);
+            let split = ProductPlan::RowBlocks(2);
+            // `m n k` exactly at the crossover splits; one less does not.
+            assert_eq!(
+                Parallelism::Auto.for_product(1 << 11, 1 << 6, 1 << 6),
+                split
+            );
+            assert_eq!(
+                Parallelism::Auto.for_product(1 << 11, 1 << 6, (1 << 6) - 1),
+                seq
+            );
+            // Two rows are enough to split; one is not.
+            assert_eq!(
+                Parallelism::RowBlocks.for_product(2, 1 << 11, 1 << 11),
+                split
+            );
+            assert_eq!(Parallelism::RowBlocks.for_product(1, 1 << 12, 1 << 12), seq);
+            // A pass of exactly the minimum number of values splits.
+            let expensive = PassCost::Expensive;
+            let half = EXPENSIVE_PASS_MIN_VALUES / 2;
+            assert_eq!(Parallelism::Auto.pass_blocks(2, half, expensive), 2);
+            assert_eq!(Parallelism::Auto.pass_blocks(2, half - 1, expensive), 1);
+            let half = CHEAP_PASS_MIN_VALUES / 2;
+            assert_eq!(Parallelism::Auto.pass_blocks(2, half, PassCost::Cheap), 2);
+            assert_eq!(
+                Parallelism::Auto.pass_blocks(2, half - 1, PassCost::Cheap),
+                1
+            );
+            // Small products but one wide layer: its activation pass forks.
+            let wide = EXPENSIVE_PASS_MIN_VALUES / 2;
+            assert!(Parallelism::Auto.may_fork(&[1, wide, 1], 2));
+            assert!(!Parallelism::Auto.may_fork(&[1, wide - 1, 1], 2));
+            // A product at the crossover forks with narrow passes.
+            assert!(Parallelism::RowBlocks.may_fork(&[1 << 10, 1 << 3], 1 << 10));
+            assert!(!Parallelism::RowBlocks.may_fork(&[(1 << 10) - 1, 1 << 3], 1 << 10));
+        });
+    }
 }

@@ -106,13 +106,15 @@ impl Shared {
     /// A helper's life: runs items whenever some are posted, and leaves once
     /// `linger` has passed since the last ones.
     fn help(&self, linger: Duration) {
-        let mut seen = None;
+        // A helper is spawned for posted work, so it starts by running items.
+        let mut seen = self.posts.load(Ordering::Acquire);
+        self.run_items();
         let mut deadline = Instant::now() + linger;
         let mut spins = 0u32;
         loop {
             let posts = self.posts.load(Ordering::Acquire);
-            if seen != Some(posts) {
-                seen = Some(posts);
+            if seen != posts {
+                seen = posts;
                 self.run_items();
                 deadline = Instant::now() + linger;
             }
@@ -438,6 +440,21 @@ mod tests {
             3,
             "a fork after they left spawns new ones"
         );
+    }
+
+    #[test]
+    fn helpers_that_ran_items_wait_for_the_next_fork() {
+        // Three items that wait for one another run on three threads, so
+        // both helpers have started and run one; with a linger of a second
+        // they are still there well after the fork.
+        let mut crew = crew(3, super::MAX_LINGER);
+        let arrived = AtomicUsize::new(0);
+        crew.spread(0..3usize, &|_| {
+            arrived.fetch_add(1, Ordering::SeqCst);
+            assert!(eventually(|| arrived.load(Ordering::SeqCst) == 3));
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(crew.helpers(), 2);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The backend's reusable state: the plan of the architecture it last saw, and
 //! the buffers of one step, samples in columns, sized once per shape.
 
-use backprop_core::{Activation, Architecture, Error, LayerShape, Loss, Scalar, resize_matrix};
+use backprop_core::{Activation, AlignedBuffer, Architecture, Error, LayerShape, Loss, Scalar};
 
 /// What a step needs to know of the architecture, copied so that a fused SGD
 /// step can hold the parameters mutably while it runs.
@@ -28,21 +28,21 @@ pub(crate) struct Buffers<T> {
     /// Columns per row: `rows` rounded up to whole vectors.
     pub(crate) stride: usize,
     /// The inputs `X^T`, `n x stride`.
-    pub(crate) xt: Vec<T>,
+    pub(crate) xt: AlignedBuffer<T>,
     /// The targets `Y^T`, `m x stride`.
-    pub(crate) yt: Vec<T>,
+    pub(crate) yt: AlignedBuffer<T>,
     /// `a[l]`: the activations of weight layer `l`, `d_{l+1} x stride`
     /// (pre-activations while their product is summed).
-    pub(crate) a: Vec<Vec<T>>,
+    pub(crate) a: Vec<AlignedBuffer<T>>,
     /// `slopes[l]`: `act'` of weight layer `l`, the same shape.
-    pub(crate) slopes: Vec<Vec<T>>,
+    pub(crate) slopes: Vec<AlignedBuffer<T>>,
     /// `delta` of the current layer, `widest x stride`.
-    pub(crate) delta: Vec<T>,
+    pub(crate) delta: AlignedBuffer<T>,
     /// `delta` of the layer below; the two swap roles per layer.
-    pub(crate) below: Vec<T>,
+    pub(crate) below: AlignedBuffer<T>,
     /// The activations of a hidden layer transposed back to one sample per
     /// row (`rows x d_l`), for the weight gradient of the layer after it.
-    pub(crate) by_sample: Vec<T>,
+    pub(crate) by_sample: AlignedBuffer<T>,
 }
 
 /// The plan and the buffers, for the last shape seen.
@@ -106,32 +106,62 @@ impl<T: Scalar> Scratch<T> {
             .ok_or_else(too_large)?;
         let widths = architecture.widths();
         let layers = &widths[1..];
-        resize_matrix(&mut b.xt, "simd scratch X^T", widths[0], stride)?;
-        resize_matrix(
-            &mut b.yt,
-            "simd scratch Y^T",
-            architecture.output_width(),
-            stride,
-        )?;
-        b.a.resize_with(layers.len(), Vec::new);
-        b.slopes.resize_with(layers.len(), Vec::new);
+        b.xt.resize("simd scratch X^T", widths[0], stride)?;
+        b.yt.resize("simd scratch Y^T", architecture.output_width(), stride)?;
+        b.a.resize_with(layers.len(), AlignedBuffer::default);
+        b.slopes.resize_with(layers.len(), AlignedBuffer::default);
         for ((a, slopes), &width) in b.a.iter_mut().zip(&mut b.slopes).zip(layers) {
-            resize_matrix(a, "simd scratch A", width, stride)?;
-            resize_matrix(slopes, "simd scratch slopes", width, stride)?;
+            a.resize("simd scratch A", width, stride)?;
+            slopes.resize("simd scratch slopes", width, stride)?;
         }
         let widest = layers.iter().copied().max().unwrap_or(1);
-        resize_matrix(&mut b.delta, "simd scratch delta", widest, stride)?;
-        resize_matrix(&mut b.below, "simd scratch delta", widest, stride)?;
+        b.delta.resize("simd scratch delta", widest, stride)?;
+        b.below.resize("simd scratch delta", widest, stride)?;
         let widest_hidden = layers[..layers.len() - 1]
             .iter()
             .copied()
             .max()
             .unwrap_or(0);
-        resize_matrix(&mut b.by_sample, "simd scratch A", rows, widest_hidden)?;
+        b.by_sample.resize("simd scratch A", rows, widest_hidden)?;
         b.stride = stride;
         b.rows = rows;
         self.lanes = lanes;
         plan.widths.extend_from_slice(widths);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use backprop_core::{Activation, Architecture, CACHE_LINE, Loss};
+
+    use super::Scratch;
+
+    #[test]
+    fn every_buffer_starts_on_a_cache_line_for_every_shape() {
+        let mut scratch = Scratch::<f64>::default();
+        for (widths, rows, lanes) in [
+            (&[64, 32, 10][..], 64, 8),
+            (&[3, 5, 7, 2], 9, 8),
+            (&[17, 1], 1, 4),
+            (&[64, 32, 10], 100, 16),
+        ] {
+            let activations = vec![Activation::Sigmoid; widths.len() - 1];
+            let architecture = Architecture::new(widths, &activations, Loss::Mse).expect("valid");
+            scratch.fit(&architecture, rows, lanes).expect("fits");
+            let b = &scratch.buffers;
+            let stride = rows.next_multiple_of(lanes);
+            assert_eq!(b.stride, stride);
+            assert_eq!(b.xt.len(), widths[0] * stride);
+            let mut all = vec![&b.xt[..], &b.yt, &b.delta, &b.below, &b.by_sample];
+            all.extend(b.a.iter().chain(&b.slopes).map(|m| &m[..]));
+            for matrix in all {
+                assert_eq!(
+                    matrix.as_ptr() as usize % CACHE_LINE,
+                    0,
+                    "{widths:?} {rows}"
+                );
+            }
+        }
     }
 }
