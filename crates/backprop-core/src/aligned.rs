@@ -15,8 +15,9 @@ pub const CACHE_LINE: usize = 64;
 /// its buffer falls changes from one allocation to the next. A kernel whose
 /// scratch rows are a whole number of 64-byte vectors then runs at one speed
 /// or another by chance: the SIMD backend's S step (64-32-10, batch 64,
-/// `f64`) took 16.7 us with `Vec`s and 13.7 us with these (medians of 5
-/// interleaved runs of 500,000 steps).
+/// `f64`) took 13.7, 13.7 and 15.5 us with `Vec`s and 13.2, 13.2 and 11.7 us
+/// with these, in three alternated runs of `cargo run --release -p
+/// backprop-simd --example compare` (`docs/simd-speed.md`).
 ///
 /// Dereferences to the slice of its values; sized only by
 /// [`AlignedBuffer::resize`], which reuses the allocation when it can, so that
@@ -75,6 +76,9 @@ mod tests {
             buffer.resize("test", rows, cols).expect("fits");
             assert_eq!(buffer.len(), rows * cols);
             assert_eq!(buffer.as_ptr() as usize % CACHE_LINE, 0, "{rows} x {cols}");
+            // At most a line's worth of values more than the matrix.
+            let spare = CACHE_LINE / std::mem::size_of::<T>();
+            assert_eq!(buffer.values.len(), rows * cols + spare);
             buffer.fill(T::ONE);
             assert!(buffer.iter().all(|&v| v == T::ONE));
         }
