@@ -295,30 +295,15 @@ mod tests {
         assert!(FirstWeightRowsTask::new(delta, inputs, 1..3, &mut out).is_ok());
         let mut short = [0.0f32; 7];
         let error = FirstWeightRowsTask::new(delta, inputs, 1..3, &mut short).unwrap_err();
-        assert!(
-            matches!(
-                error,
-                Error::SplitMismatch {
-                    what: "output length",
-                    expected: 8,
-                    found: 7
-                }
-            ),
-            "{error:?}"
-        );
+        let split = |what, expected, found| Error::SplitMismatch {
+            what,
+            expected,
+            found,
+        };
+        assert_eq!(error, split("output length", 8, 7));
         let other = [0.0f32; 12];
         let three_rows = MatrixRef::new(&other, 3, 4).expect("3 x 4");
         let error = FirstWeightRowsTask::new(delta, three_rows, 1..3, &mut out).unwrap_err();
-        assert!(
-            matches!(
-                error,
-                Error::SplitMismatch {
-                    what: "delta rows",
-                    expected: 3,
-                    found: 2
-                }
-            ),
-            "{error:?}"
-        );
+        assert_eq!(error, split("delta rows", 3, 2));
     }
 }
