@@ -25,6 +25,7 @@ mod exp;
 mod loss;
 mod network;
 mod params;
+mod pieces;
 mod scalar;
 mod task;
 pub mod vector;
@@ -38,6 +39,7 @@ pub use error::{Error, MatrixRole, parse_name};
 pub use loss::Loss;
 pub use network::{Network, ParamValuesMut, check_learning_rate};
 pub use params::{LayerParams, LayerParamsMut, Params};
+pub use pieces::{Fork, MAX_PIECES, MIN_PIECE_VALUES};
 pub use scalar::Scalar;
 pub use task::{
     ForwardTask, GradientLayers, GradientTask, Layer, Layers, RowPart, RowSplit, SgdTask,

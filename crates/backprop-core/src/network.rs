@@ -13,12 +13,13 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use crate::params::first_non_finite;
+use crate::pieces::{self, Fork, piece_count};
 use crate::{Activation, Architecture, Error, Params, Scalar, vector};
 
 /// An architecture together with finite parameters laid out for it.
 ///
 /// A step updates the parameters in place once one read of the gradient has
-/// proved every updated value finite (see [`Network::update`]). A step that
+/// proved every updated value finite (see `SgdTask::apply_update`). A step that
 /// cannot be proved so, or a kernel that fuses the update into its gradient
 /// (`SgdTask::run_fused`), writes the updated values into a spare buffer as
 /// large as the parameters, allocated then, and they become the parameters
@@ -289,8 +290,9 @@ impl<T: Scalar> Network<T> {
     /// The checked update `theta <- theta - eta g` behind every SGD step,
     /// with the step's loss, if any, checked here too (after the gradient,
     /// before anything is written): on any error the network is left as it
-    /// was. `apply`, if given, writes the update in
-    /// place instead of [`vector::axpy`] (see `SgdTask::apply_update_with`).
+    /// was. With `fork`, the read of the gradient and the write of the
+    /// update are cut into up to that many pieces for the fork's threads
+    /// (see `SgdTask::apply_update_on`).
     ///
     /// One read of the gradient takes each layer's largest `|g|`, `G`; with
     /// the bound `B` of the layer's `|theta|`, `(B + eta G (1 + 4u)) (1 + 4u)`
@@ -304,13 +306,18 @@ impl<T: Scalar> Network<T> {
         gradient: &[T],
         learning_rate: T,
         loss: Option<T>,
-        apply: Option<&mut InPlaceWriter<'_, T>>,
+        fork: Option<(usize, &mut Fork<'_>)>,
     ) -> Result<(), Error> {
-        if self.bound_update(gradient, learning_rate) {
+        let mut fork = fork
+            .map(|(pieces, fork)| (piece_count(gradient.len(), pieces), fork))
+            .filter(|&(pieces, _)| pieces > 1);
+        if self.bound_update(gradient, learning_rate, fork.as_mut()) {
             loss.map(check_loss).transpose()?;
             let params = self.params.as_mut_slice();
-            match apply {
-                Some(apply) => apply(params, gradient, -learning_rate),
+            match fork {
+                Some((pieces, fork)) => {
+                    pieces::axpy(params, -learning_rate, gradient, pieces, fork)
+                }
                 None => vector::axpy(params, -learning_rate, gradient),
             }
             std::mem::swap(&mut self.bounds, &mut self.next_bounds);
@@ -324,17 +331,38 @@ impl<T: Scalar> Network<T> {
 
     /// Whether the update `theta - eta g` provably keeps every parameter
     /// finite (see [`Network::update`]), leaving the layers' bounds after it
-    /// in `next_bounds` if so.
-    fn bound_update(&mut self, gradient: &[T], learning_rate: T) -> bool {
+    /// in `next_bounds` if so; the gradient read in pieces on `fork`'s
+    /// threads if there is one.
+    fn bound_update(
+        &mut self,
+        gradient: &[T],
+        learning_rate: T,
+        fork: Option<&mut (usize, &mut Fork<'_>)>,
+    ) -> bool {
+        let layers = self.architecture.layers();
+        // Each layer's largest |g| first, into `next_bounds`.
+        let read = fork.is_some_and(|(pieces, fork)| {
+            pieces::layer_maxima(
+                gradient,
+                layers,
+                *pieces,
+                &mut **fork,
+                &mut self.next_bounds,
+            )
+        });
+        if !read {
+            for (largest, shape) in self.next_bounds.iter_mut().zip(layers) {
+                let range = shape.offset..shape.offset + shape.param_count();
+                let Some(g) = gradient.get(range) else {
+                    return false;
+                };
+                *largest = T::largest_magnitude(g).to_f64();
+            }
+        }
         let margin = 1.0 + 4.0 * T::UNIT_ROUNDOFF;
         let eta = learning_rate.to_f64();
-        let layers = self.architecture.layers();
-        for ((next, &bound), shape) in self.next_bounds.iter_mut().zip(&self.bounds).zip(layers) {
-            let range = shape.offset..shape.offset + shape.param_count();
-            let Some(g) = gradient.get(range) else {
-                return false;
-            };
-            let reach = (bound + eta * T::largest_magnitude(g).to_f64() * margin) * margin;
+        for (next, &bound) in self.next_bounds.iter_mut().zip(&self.bounds) {
+            let reach = (bound + eta * *next * margin) * margin;
             // NaN for a NaN `|g|`, infinite for an infinite one.
             if reach.is_nan() || reach >= T::LARGEST {
                 return false;
@@ -477,10 +505,6 @@ pub(crate) fn check_loss<T: Scalar>(loss: T) -> Result<T, Error> {
     }
 }
 
-/// A kernel's way of writing an update in place, `(params, gradient, step)`
-/// (see `SgdTask::apply_update_with`).
-pub(crate) type InPlaceWriter<'a, T> = dyn FnMut(&mut [T], &[T], T) + 'a;
-
 /// The parameter values of a network, lent mutably by
 /// [`Network::param_values_mut`]; when dropped it checks them, and a
 /// non-finite value is reported by the network's next use.
@@ -613,29 +637,77 @@ mod tests {
     }
 
     #[test]
-    fn a_kernel_writer_is_called_only_for_a_provably_finite_update() {
-        let mut network = identity(3.0);
-        let mut calls = 0;
-        let mut writer = |params: &mut [f32], gradient: &[f32], step: f32| {
-            calls += 1;
-            crate::vector::axpy(params, step, gradient);
-        };
-        let gradient = Params::from_values(network.architecture(), vec![2.0f32, 0.0]).expect("two");
-        network
-            .update(gradient.as_slice(), 0.5, Some(0.0), Some(&mut writer))
+    fn an_update_in_pieces_is_the_update_and_writes_only_when_proved() {
+        // 200-200-1: 40,401 parameters, so two pieces of at least
+        // MIN_PIECE_VALUES when eight are asked for; every value and bound
+        // against the update without a fork, and a refused step that never
+        // reaches the write's items.
+        let activations = [Activation::Tanh, Activation::Identity];
+        let architecture =
+            Architecture::new(&[200, 200, 1], &activations, crate::Loss::Mse).expect("valid");
+        let count = architecture.param_count();
+        assert!(count > 2 * crate::MIN_PIECE_VALUES && count < 3 * crate::MIN_PIECE_VALUES);
+        let start = Network::<f64>::init(architecture.clone(), 3);
+        let values: Vec<f64> = (0..count).map(|i| ((i * 31) % 97) as f64 - 48.5).collect();
+        let gradient = Params::from_values(&architecture, values).expect("sized");
+        let mut alone = start.clone();
+        alone
+            .update(gradient.as_slice(), 0.01, Some(1.0), None)
             .expect("finite");
-        assert_eq!(network.params().as_slice(), &[2.0, 0.0]);
-        let gradient =
-            Params::from_values(network.architecture(), vec![f32::INFINITY, 0.0]).expect("two");
-        let error = network
-            .update(gradient.as_slice(), 0.5, Some(0.0), Some(&mut writer))
+        let mut forks = 0;
+        let mut items = Vec::new();
+        let mut fork = |count: usize, work: &(dyn Fn(usize) + Sync)| {
+            forks += 1;
+            items.push(count);
+            (0..count).rev().for_each(work);
+        };
+        let mut split = start.clone();
+        split
+            .update(gradient.as_slice(), 0.01, Some(1.0), Some((8, &mut fork)))
+            .expect("finite");
+        assert_eq!(forks, 2, "one fork to read, one to write");
+        assert_eq!(
+            items,
+            [3, 2],
+            "segments of two layers over two pieces, then two pieces"
+        );
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(split.params().as_slice()),
+            bits(alone.params().as_slice())
+        );
+        assert_eq!(bits(&split.bounds), bits(&alone.bounds));
+
+        let mut bad = gradient.clone();
+        bad.as_mut_slice()[count - 1] = f64::NAN;
+        forks = 0;
+        let mut refused = start.clone();
+        let mut fork = |count: usize, work: &(dyn Fn(usize) + Sync)| {
+            forks += 1;
+            (0..count).for_each(work);
+        };
+        let error = refused
+            .update(bad.as_slice(), 0.01, Some(1.0), Some((8, &mut fork)))
             .unwrap_err();
         assert!(
             matches!(error, Error::NonFiniteGradient { .. }),
             "{error:?}"
         );
-        assert_eq!(calls, 1, "the refused step never reached the writer");
-        assert_eq!(network.params().as_slice(), &[2.0, 0.0]);
+        assert_eq!(forks, 1, "the refused step never reached the write");
+        assert_eq!(
+            bits(refused.params().as_slice()),
+            bits(start.params().as_slice())
+        );
+        assert_eq!(bits(&refused.bounds), bits(&start.bounds));
+
+        // A network too small for two pieces never forks.
+        let mut small = identity(3.0);
+        let gradient = Params::from_values(small.architecture(), vec![2.0f32, 0.0]).expect("two");
+        let mut never = |_: usize, _: &(dyn Fn(usize) + Sync)| panic!("a fork for two values");
+        small
+            .update(gradient.as_slice(), 0.5, Some(0.0), Some((8, &mut never)))
+            .expect("finite");
+        assert_eq!(small.params().as_slice(), &[2.0, 0.0]);
     }
 
     /// What a fused kernel writes: the updated values, the gradient, the loss.

@@ -9,8 +9,8 @@
 use std::ops::Range;
 
 use crate::{
-    Activation, Architecture, Batch, Error, Inputs, LayerParamsMut, LayerShape, Network, Params,
-    Scalar,
+    Activation, Architecture, Batch, Error, Fork, Inputs, LayerParamsMut, LayerShape, Network,
+    Params, Scalar,
     network::{UpdateSource, check_learning_rate, check_loss},
 };
 
@@ -544,20 +544,22 @@ impl<'a, T: Scalar> SgdTask<'a, T> {
         Ok(loss)
     }
 
-    /// [`SgdTask::apply_update`] with the kernel's own way of writing the
-    /// update in place, such as in parallel: `apply(params, gradient, step)`
-    /// must set `params[i] += step * gradient[i]` for every `i` (in any
-    /// order, on any threads, as [`crate::vector::axpy`] computes it, which
-    /// it may call on pieces). It is called only once the update is proved
-    /// to keep every parameter finite, so a step it writes cannot fail
-    /// afterwards; it must not panic, since it writes the parameters
-    /// themselves. (A step that cannot be proved finite is checked value by
-    /// value and written by the core instead.)
-    pub fn apply_update_with(
-        self,
-        loss: T,
-        mut apply: impl FnMut(&mut [T], &[T], T),
-    ) -> Result<T, Error> {
+    /// [`SgdTask::apply_update`] with its two passes over the parameters,
+    /// the proof's read of the gradient and the write of the update, each
+    /// cut into up to `pieces` contiguous pieces (of at least
+    /// [`MIN_PIECE_VALUES`](crate::MIN_PIECE_VALUES) parameters, at most
+    /// [`MAX_PIECES`](crate::MAX_PIECES)) that `fork`
+    /// runs, say on the kernel's thread pool, so that each thread reads and
+    /// writes the parameters it last touched.
+    ///
+    /// The core computes every value, the same bits as
+    /// [`SgdTask::apply_update`]; the fork only chooses the threads. Items
+    /// the fork leaves out are run here after it returns, and each piece of
+    /// the write is handed out once, so a fork that skips or repeats items
+    /// changes nothing. The fork must not panic while it runs the write's
+    /// items, which change the parameters. (A step that cannot be proved
+    /// finite is checked value by value by the core, on this thread.)
+    pub fn apply_update_on(self, loss: T, pieces: usize, fork: &mut Fork<'_>) -> Result<T, Error> {
         let SgdTask {
             network,
             gradient,
@@ -568,7 +570,7 @@ impl<'a, T: Scalar> SgdTask<'a, T> {
             gradient.as_slice(),
             learning_rate,
             Some(loss),
-            Some(&mut apply),
+            Some((pieces, fork)),
         )?;
         Ok(loss)
     }

@@ -12,10 +12,17 @@
 //!                                          one pass per row
 //! backward  dW^l = delta^l^T A^{l-1}       one GEMM straight into the gradient,
 //!                                          from delta^l^T copied feature-major
-//!           db^l = column sums of delta^l  one pass
+//!           db^l = column sums of delta^l  summed as that copy is made
 //!           delta^{l-1} = (delta^l W^l) (.) act'(Z^{l-1})
-//!                                          one GEMM and one pass, skipped for l = 1
+//!                                          one GEMM and one pass, skipped for l = 1;
+//!                                          for delta^1, the product with the
+//!                                          slopes is taken in its copy instead
 //! ```
+//!
+//! Below [`TRANSPOSE_MIN_INNER`] rows, where `delta` is not copied, the
+//! column sums and the product with the slopes are passes of their own.
+//! Either way each value is computed by the same operations in the same
+//! order, so the bits do not depend on which path ran.
 //!
 //! The slopes are formed from `Z` (`Activation::value_and_slope`: `e q^2`
 //! for the sigmoid, `4 t q^2` for tanh), not as `a (1 - a)` or `1 - a^2`,
@@ -53,12 +60,16 @@ pub use gemm::{ProductPlan, TRANSPOSE_MIN_INNER};
 pub use parallelism::{AUTO_CROSSOVER_MNK, Parallelism};
 
 use backprop_core::{
-    Backend, Batch, Error, FirstLayerSplit, FirstWeightRowsTask, ForwardTask, GradientLayers,
-    GradientTask, Inputs, Layers, Scalar, SplitGradientTask,
+    Activation, Backend, Batch, Error, FirstLayerSplit, FirstWeightRowsTask, ForwardTask,
+    GradientLayers, GradientTask, Inputs, Layers, Scalar, SgdTask, SplitGradientTask,
 };
-use gemm::{product, transpose, transposed_stride, transposed_view, view, view_mut};
+use gemm::{OnTheWay, product, transpose, transposed_stride, transposed_view, view, view_mut};
 use parallelism::PassCost;
-use passes::{KeepSlopes, bias_and_activation, column_sums, loss_and_output_delta, times_slopes};
+use passes::{
+    KeepSlopes, bias_and_activation, column_sums, copy_and_column_sums, loss_and_output_delta,
+    times_slopes,
+};
+use rayon::prelude::*;
 use scratch::Scratch;
 
 /// A [`Scalar`] that faer can multiply: `f32` or `f64`.
@@ -126,6 +137,28 @@ impl<T: FaerScalar> Backend<T> for FaerBackend<T> {
             backend.gradient_here(layers, batch, gradient, None)
         })
     }
+
+    /// The gradient as [`Backend::run_loss_and_gradient`] forms it, then the
+    /// core's checked update; in a step that forks, the update's two passes
+    /// (the read of the gradient that proves it finite, and the write) run
+    /// on rayon's pool too, one piece of parameters per thread
+    /// ([`SgdTask::apply_update_on`]), in the same job as the gradient.
+    fn run_sgd_step(&mut self, mut task: SgdTask<'_, T>) -> Result<T, Error> {
+        let widths = task.layers().architecture().widths();
+        let rows = task.batch().rows();
+        if !self.parallelism.may_fork(widths, rows) {
+            let loss = self.run_loss_and_gradient(task.gradient_task())?;
+            return task.apply_update(loss);
+        }
+        self.on_pool(|backend| {
+            let (layers, batch, gradient) = task.gradient_task().into_parts();
+            let loss = backend.gradient_here(layers, batch, gradient, None)?;
+            let threads = rayon::current_num_threads();
+            task.apply_update_on(loss, threads, &mut |count, work| {
+                (0..count).into_par_iter().for_each(work);
+            })
+        })
+    }
 }
 
 /// The first layer's weight gradient left to the caller: the step stops its
@@ -169,7 +202,15 @@ impl<T: FaerScalar> FirstLayerSplit<T> for FaerBackend<T> {
         {
             let block_t = &mut block_t[..values];
             let columns = (units.start, units.len());
-            transpose(block_t, delta.as_slice(), (rows, hidden), columns, 1);
+            let on_the_way = OnTheWay::default();
+            transpose(
+                block_t,
+                delta.as_slice(),
+                (rows, hidden),
+                columns,
+                1,
+                on_the_way,
+            );
             let block_t = transposed_view(block_t, rows, units.len());
             product(output, block_t, inputs, sequential);
         } else {
@@ -198,6 +239,12 @@ impl<T: FaerScalar> FaerBackend<T> {
         if !self.parallelism.may_fork(widths, rows) {
             return work(self);
         }
+        self.on_pool(work)
+    }
+
+    /// Runs `work` as one job on rayon's global pool (on the calling thread
+    /// if it is one of the pool's), for a step that forks.
+    fn on_pool<R: Send>(&mut self, work: impl FnOnce(&mut Self) -> R + Send) -> R {
         let result = if rayon::current_thread_index().is_some() {
             work(self)
         } else {
@@ -263,22 +310,36 @@ impl<T: FaerScalar> FaerBackend<T> {
         );
 
         let (mut delta, mut delta_below) = (&mut s.delta, &mut s.delta_below);
+        // Where the first layer's `delta^1` is read only once (transposed
+        // for its weight gradient, or copied out for a split step), its
+        // product with the slopes is taken on the way instead of in a pass
+        // of its own.
+        let mut slopes_due: Option<&[T]> = None;
         for l in (0..=last).rev() {
             let weights = layers.layer(l).weights;
             let grad = gradient.layer_mut(l);
             let (inputs, outputs) = (grad.shape.inputs, grad.shape.outputs);
             let delta_here = &delta[..rows * outputs];
             let input: &[T] = if l == 0 { x } else { &s.a[l - 1] };
+            let transposes = rows >= gemm::TRANSPOSE_MIN_INNER;
 
             // dW^l = delta^l^T A^{l-1}, written over the gradient's own buffer,
             // from delta^l^T copied feature-major if the batch is large
-            // enough for the layout to matter (see `gemm.rs`).
+            // enough for the layout to matter (see `gemm.rs`); db^l = 1^T delta^l
+            // summed on the way where delta^l is read anyway.
             match first_delta.as_deref_mut() {
-                Some(first_delta) if l == 0 => first_delta.copy_from_slice(delta_here),
-                _ if rows >= gemm::TRANSPOSE_MIN_INNER => {
+                Some(first_delta) if l == 0 => {
+                    copy_and_column_sums(first_delta, delta_here, slopes_due, grad.bias);
+                }
+                _ if transposes => {
                     let delta_t = &mut s.delta_t;
                     let blocks = self.parallelism.pass_blocks(rows, outputs, PassCost::Cheap);
-                    transpose(delta_t, delta_here, (rows, outputs), (0, outputs), blocks);
+                    let on_the_way = OnTheWay {
+                        slopes: slopes_due,
+                        sums: Some(grad.bias),
+                    };
+                    let shape = (rows, outputs);
+                    transpose(delta_t, delta_here, shape, (0, outputs), blocks, on_the_way);
                     product(
                         view_mut(grad.weights, outputs, inputs),
                         transposed_view(delta_t, rows, outputs),
@@ -286,14 +347,16 @@ impl<T: FaerScalar> FaerBackend<T> {
                         self.parallelism,
                     );
                 }
-                _ => product(
-                    view_mut(grad.weights, outputs, inputs),
-                    view(delta_here, rows, outputs).transpose(),
-                    view(input, rows, inputs),
-                    self.parallelism,
-                ),
+                _ => {
+                    product(
+                        view_mut(grad.weights, outputs, inputs),
+                        view(delta_here, rows, outputs).transpose(),
+                        view(input, rows, inputs),
+                        self.parallelism,
+                    );
+                    column_sums(delta_here, grad.bias);
+                }
             }
-            column_sums(delta_here, grad.bias);
 
             // delta^{l-1} = (delta^l W^l) (.) act'_{l-1}; delta^0 is never needed.
             if l > 0 {
@@ -304,13 +367,14 @@ impl<T: FaerScalar> FaerBackend<T> {
                     view(weights, outputs, inputs),
                     self.parallelism,
                 );
-                times_slopes(
-                    below,
-                    &s.slopes[l - 1],
-                    activations[l - 1],
-                    inputs,
-                    self.parallelism.pass_blocks(rows, inputs, PassCost::Cheap),
-                );
+                let activation = activations[l - 1];
+                let read_once = l == 1 && (first_delta.is_some() || transposes);
+                if read_once && activation != Activation::Identity {
+                    slopes_due = Some(&s.slopes[0]);
+                } else {
+                    let blocks = self.parallelism.pass_blocks(rows, inputs, PassCost::Cheap);
+                    times_slopes(below, &s.slopes[l - 1], activation, inputs, blocks);
+                }
                 std::mem::swap(&mut delta, &mut delta_below);
             }
         }

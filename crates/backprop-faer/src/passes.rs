@@ -133,6 +133,34 @@ pub(crate) fn column_sums<T: Scalar>(delta: &[T], sums: &mut [T]) {
 }
 
 widest_vectors! {
+    /// `dst = src`, or `src (.) slopes` with slopes, and `sums = 1^T dst`
+    /// (summed row by row, as [`column_sums`] sums): a layer's `delta` taken
+    /// out of the scratch in one pass.
+    pub(crate) fn copy_and_column_sums<T: Scalar>(dst: &mut [T], src: &[T], slopes: Option<&[T]>, sums: &mut [T]) {
+        sums.fill(T::ZERO);
+        let width = sums.len();
+        let rows = dst.chunks_exact_mut(width).zip(src.chunks_exact(width)).enumerate();
+        for (r, (dst, src)) in rows {
+            match slopes {
+                Some(slopes) => {
+                    let slopes = &slopes[r * width..(r + 1) * width];
+                    for (((d, &v), &slope), sum) in dst.iter_mut().zip(src).zip(slopes).zip(&mut *sums) {
+                        *d = v * slope;
+                        *sum += *d;
+                    }
+                }
+                None => {
+                    for ((d, &v), sum) in dst.iter_mut().zip(src).zip(&mut *sums) {
+                        *d = v;
+                        *sum += v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+widest_vectors! {
     /// `A = act(Z + 1 b^T)` over whole rows, one loop per activation so that
     /// each sees a fixed function.
     fn add_bias_and_activate<T: Scalar>(z: &[T], a: &mut [T], bias: &[T], activation: Activation) {
@@ -218,7 +246,10 @@ widest_vectors! {
 mod tests {
     use backprop_core::{Activation, Architecture, Loss};
 
-    use super::{KeepSlopes, bias_and_activation, loss_and_output_delta, times_slopes};
+    use super::{
+        KeepSlopes, bias_and_activation, column_sums, copy_and_column_sums, loss_and_output_delta,
+        times_slopes,
+    };
 
     /// Values in `[-2, 2)` from a seeded sequence.
     fn values(count: usize, seed: usize) -> Vec<f64> {
@@ -276,6 +307,39 @@ mod tests {
                     split.4.to_bits(),
                     one.4.to_bits(),
                     "loss in {blocks} blocks"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_copy_with_its_sums_is_the_passes_it_replaces() {
+        // `copy_and_column_sums` against `times_slopes` and then
+        // `column_sums`, bit for bit, with and without slopes; widths on
+        // both sides of a vector, values that round differently in another order.
+        for (rows, width) in [(1, 1), (7, 3), (5, 17), (3, 40)] {
+            let src = values(rows * width, 4);
+            let slopes = values(rows * width, 5);
+            for with_slopes in [false, true] {
+                let mut expected = src.clone();
+                if with_slopes {
+                    times_slopes(&mut expected, &slopes, Activation::Sigmoid, width, 1);
+                }
+                let mut expected_sums = vec![f64::NAN; width];
+                column_sums(&expected, &mut expected_sums);
+                let (mut copy, mut sums) = (vec![f64::NAN; rows * width], vec![f64::NAN; width]);
+                let slopes = with_slopes.then_some(&slopes[..]);
+                copy_and_column_sums(&mut copy, &src, slopes, &mut sums);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&copy),
+                    bits(&expected),
+                    "{rows} x {width}, {with_slopes}"
+                );
+                assert_eq!(
+                    bits(&sums),
+                    bits(&expected_sums),
+                    "{rows} x {width}, {with_slopes}"
                 );
             }
         }

@@ -1,8 +1,8 @@
 //! Unit tests: the faer backend against the naive reference, in both precisions.
 
 use backprop_core::{
-    Activation, Architecture, Backend, Batch, FirstLayerSplit, FirstWeightRowsTask, GradientTask,
-    Inputs, Loss, MatrixRef, Network, SplitGradientTask,
+    Activation, Architecture, Backend, Batch, Error, FirstLayerSplit, FirstWeightRowsTask,
+    GradientTask, Inputs, Loss, MatrixRef, Network, SplitGradientTask,
 };
 use backprop_naive::NaiveBackend;
 
@@ -247,6 +247,58 @@ fn sgd_step_matches_naive_and_name_is_stable() {
 }
 
 #[test]
+fn a_step_that_forks_updates_on_the_pool_exactly_as_the_core_does() {
+    // 200-200-3 (40,803 parameters: two pieces of the update) on a pool of
+    // 2 and of 3 threads, with parallelism that forks: the parameters after
+    // the step are the ones before plus `-eta` times the gradient the step
+    // left, bit for bit, and a step refused after the gradient leaves the
+    // network as it was.
+    let architecture = Architecture::new(
+        &[200, 200, 3],
+        &[Activation::Tanh, Activation::Identity],
+        Loss::Mse,
+    )
+    .unwrap();
+    let start = network(architecture.clone(), 7);
+    let (x, y) = data(&architecture, 5, 70);
+    let batch = Batch::from_slices(&architecture, 5, &x, &y).unwrap();
+    for threads in [2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut faer = FaerBackend::<f64>::with_parallelism(Parallelism::Rayon(0));
+        let mut network = start.clone();
+        let mut gradient = network.zero_gradient();
+        pool.install(|| faer.sgd_step(&mut network, &batch, &mut gradient, 0.25))
+            .unwrap();
+        let mut expected = start.params().as_slice().to_vec();
+        backprop_core::vector::axpy(&mut expected, -0.25, gradient.as_slice());
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(network.params().as_slice()),
+            bits(&expected),
+            "{threads} threads"
+        );
+
+        // Targets so far off that the loss overflows while the gradient
+        // stays finite: refused after the proof has read the gradient.
+        let far = vec![1e200; y.len()];
+        let batch = Batch::from_slices(&architecture, 5, &x, &far).unwrap();
+        let mut network = start.clone();
+        let error = pool
+            .install(|| faer.sgd_step(&mut network, &batch, &mut gradient, 0.25))
+            .unwrap_err();
+        assert!(matches!(error, Error::NonFiniteLoss { .. }), "{error:?}");
+        let same = bits(network.params().as_slice()) == bits(start.params().as_slice());
+        assert!(
+            same,
+            "{threads} threads: a refused step changed the network"
+        );
+    }
+}
+
+#[test]
 fn the_first_layer_split_gives_the_steps_own_gradient() {
     let architecture = Architecture::new(
         &[9, 7, 5, 3],
@@ -386,9 +438,16 @@ fn first_layer_blocks_of_every_size_in_a_row_on_one_backend() {
         let task = GradientTask::new(&network, batch, &mut gradient).unwrap();
         faer.run_gradient_but_first_weights(SplitGradientTask::new(task, &mut delta).unwrap())
             .unwrap();
+        // Every other parameter's gradient, the first layer's bias (summed
+        // as delta^1 is copied out) included, has the whole step's bits.
+        let first_weights = architecture.layers()[0].weight_range();
+        assert_eq!(
+            gradient.as_slice()[first_weights.end..],
+            whole.as_slice()[first_weights.end..],
+            "{widths:?} rows {rows}"
+        );
         let delta = MatrixRef::new(&delta, rows, hidden).unwrap();
         let inputs = MatrixRef::new(&x, rows, n).unwrap();
-        let first_weights = architecture.layers()[0].weight_range();
         for cuts in [
             vec![0, hidden],
             vec![0, 1, hidden],

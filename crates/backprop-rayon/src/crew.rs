@@ -244,7 +244,7 @@ impl Crew {
     /// Calls `work(0)`, ..., `work(items - 1)` once each, on the calling
     /// thread and on up to `threads - 1` helpers, and returns when all are
     /// done. A panic in an item is resumed here once every item has finished.
-    fn run(&mut self, items: usize, work: &(dyn Fn(usize) + Sync)) {
+    pub(crate) fn run(&mut self, items: usize, work: &(dyn Fn(usize) + Sync)) {
         let shared = &self.shared;
         let wanted = items.min(self.threads()).saturating_sub(1);
         // SAFETY: only the lifetime is erased; see `PostedWork`. `&mut self`
