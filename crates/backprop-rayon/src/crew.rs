@@ -15,6 +15,7 @@
 //! when the pool is busy, has one thread, or is the pool the caller runs on.
 
 use std::any::Any;
+use std::convert::Infallible;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -31,6 +32,9 @@ pub const DEFAULT_LINGER: Duration = Duration::from_millis(2);
 /// The longest a helper spins for the next fork; a longer linger asked for is
 /// taken as this one (a helper keeps a core busy while it spins).
 pub const MAX_LINGER: Duration = Duration::from_secs(1);
+
+/// Items of a fork held on the stack; more go into a vector.
+const ITEMS_ON_STACK: usize = 16;
 
 /// Spins between two looks at the clock and at the pool's other work.
 const SPINS_PER_CHECK: u32 = 64;
@@ -207,17 +211,44 @@ impl Crew {
         items: impl Iterator<Item = I>,
         work: &(impl Fn(I) + Sync),
     ) {
-        let items: Vec<Mutex<Option<I>>> = items.map(|item| Mutex::new(Some(item))).collect();
-        self.run(items.len(), &|k| {
+        match self.try_spread(items.map(Ok::<I, Infallible>), work) {
+            Ok(()) => {}
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Crew::spread`] over items that may fail to be made: the first
+    /// error is returned before any item runs.
+    ///
+    /// The first [`ITEMS_ON_STACK`] items wait for their thread in slots on
+    /// the stack, so a fork of no more items allocates nothing.
+    pub(crate) fn try_spread<I: Send, E>(
+        &mut self,
+        items: impl Iterator<Item = Result<I, E>>,
+        work: &(impl Fn(I) + Sync),
+    ) -> Result<(), E> {
+        let mut items = items;
+        let slots: [Mutex<Option<I>>; ITEMS_ON_STACK] = std::array::from_fn(|_| Mutex::new(None));
+        let mut count = 0;
+        for slot in &slots {
+            let Some(item) = items.next() else { break };
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(item?);
+            count += 1;
+        }
+        // Empty, and so not allocated, unless there were more items.
+        let more = items
+            .map(|item| item.map(|item| Mutex::new(Some(item))))
+            .collect::<Result<Vec<_>, E>>()?;
+        self.run(count + more.len(), &|k| {
+            let slot = slots.get(k).or_else(|| more.get(k - ITEMS_ON_STACK));
             // The board hands out each item once, so the item is still there.
-            let item = items[k]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
+            let item =
+                slot.and_then(|slot| slot.lock().unwrap_or_else(PoisonError::into_inner).take());
             if let Some(item) = item {
                 work(item);
             }
         });
+        Ok(())
     }
 
     /// [`Crew::spread`] if `fork`; otherwise `work` on every item in turn on
@@ -299,7 +330,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
-    use super::Crew;
+    use super::{Crew, ITEMS_ON_STACK};
 
     fn crew(threads: usize, linger: Duration) -> Crew {
         let mut crew = Crew::new();
@@ -325,7 +356,8 @@ mod tests {
     fn every_item_runs_exactly_once_in_every_fork() {
         for threads in [1, 2, 3] {
             let mut crew = crew(threads, Duration::from_millis(5));
-            for items in [0, 1, 2, 3, 7, 32] {
+            // Up to ITEMS_ON_STACK items wait on the stack; more in a vector.
+            for items in [0, 1, 2, 3, 7, ITEMS_ON_STACK, ITEMS_ON_STACK + 1, 32] {
                 for _ in 0..20 {
                     let runs: Vec<AtomicUsize> = (0..items).map(|_| AtomicUsize::new(0)).collect();
                     crew.spread(runs.iter(), &|count: &AtomicUsize| {
@@ -335,6 +367,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_item_that_cannot_be_made_stops_the_fork_before_any_item_runs() {
+        // A failure among the items on the stack, among those past them,
+        // and as the last item.
+        let mut crew = crew(2, Duration::from_millis(5));
+        for (items, failing) in [(5, 3), (20, ITEMS_ON_STACK + 2), (20, 19)] {
+            let runs = AtomicUsize::new(0);
+            let made = (0..items).map(|k| if k == failing { Err(k) } else { Ok(k) });
+            let outcome = crew.try_spread(made, &|_: usize| {
+                runs.fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(outcome, Err(failing));
+            assert_eq!(
+                runs.load(Ordering::Relaxed),
+                0,
+                "{items} items, {failing} failing"
+            );
+        }
+        let runs = AtomicUsize::new(0);
+        let made = (0..20).map(Ok::<usize, ()>);
+        let outcome = crew.try_spread(made, &|_: usize| {
+            runs.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(outcome, Ok(()));
+        assert_eq!(runs.load(Ordering::Relaxed), 20);
     }
 
     #[test]

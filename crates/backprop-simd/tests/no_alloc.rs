@@ -3,61 +3,12 @@
 //!
 //! This is its own test binary so that the counting allocator affects no other test.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use backprop_core::{Activation, Architecture, Backend, Batch, Inputs, Loss, MatrixRef, Network};
 use backprop_simd::{Path, SimdBackend, SimdScalar};
-
-/// The system allocator, counting every allocation and reallocation per thread.
-struct Counting;
-
-thread_local! {
-    /// Allocations and reallocations made by this thread.
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Counts one allocation on the calling thread (none once its locals are gone).
-fn count() {
-    let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
-}
-
-// SAFETY: every method forwards to `System` with the caller's own arguments,
-// so `System`'s guarantees carry over unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: the caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use backprop_verify::{CountingAllocator, allocations_during};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Allocations made on this thread while `f` runs.
-fn allocations_during(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.with(Cell::get);
-    f();
-    ALLOCATIONS.with(Cell::get) - before
-}
+static COUNTING: CountingAllocator = CountingAllocator;
 
 fn check_steps_allocate_nothing<T: SimdScalar>(path: Path) {
     use Activation::*;
@@ -107,7 +58,12 @@ fn check_steps_allocate_nothing<T: SimdScalar>(path: Path) {
                     .unwrap();
             }
         });
-        assert_eq!(count, 0, "{architecture} rows {rows} {} {path}", T::NAME);
+        assert_eq!(
+            count.this_thread,
+            0,
+            "{architecture} rows {rows} {} {path}",
+            T::NAME
+        );
     }
 }
 

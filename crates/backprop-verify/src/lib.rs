@@ -39,6 +39,7 @@
 /// needs no dependency of its own on proptest.
 pub use proptest;
 
+pub mod allocations;
 pub mod case;
 pub mod checks;
 pub mod conformance;
@@ -53,6 +54,7 @@ pub mod strategies;
 pub mod suite;
 pub mod summary;
 
+pub use allocations::{Allocations, CountingAllocator, allocations_during};
 pub use case::Case;
 pub use checks::{Cancellation, Oracle};
 pub use conformance::{CheckPrecision, Conformance};
