@@ -41,9 +41,11 @@ type Segment = (usize, usize, usize);
 /// Writes each layer's largest `|g|` into `maxima`, NaN if one of its
 /// components is NaN, else infinity if one is infinite (as
 /// [`Scalar::largest_magnitude`] gives it), reading the gradient in
-/// `pieces` contiguous pieces of nearly equal length on `fork`'s threads. Returns `false`, having written
-/// nothing, when the pieces cut the layers into more than [`MAX_PIECES`]
-/// segments (many small layers): the caller then reads the gradient itself.
+/// `pieces` contiguous pieces of nearly equal length on `fork`'s threads.
+/// Returns `false`, having written nothing, when the gradient is shorter
+/// than the layers, or when the pieces cut the layers into more than
+/// [`MAX_PIECES`] segments (many small layers): the caller then reads the
+/// gradient itself.
 pub(crate) fn layer_maxima<T: Scalar>(
     gradient: &[T],
     layers: &[LayerShape],
@@ -51,6 +53,12 @@ pub(crate) fn layer_maxima<T: Scalar>(
     fork: &mut Fork<'_>,
     maxima: &mut [f64],
 ) -> bool {
+    let covered = layers
+        .last()
+        .map_or(0, |last| last.offset + last.param_count());
+    if gradient.len() < covered {
+        return false;
+    }
     let pieces = RowSplit::new(gradient.len(), pieces);
     let mut segments: [Segment; MAX_PIECES] = [(0, 0, 0); MAX_PIECES];
     let mut count = 0;
@@ -235,6 +243,17 @@ mod tests {
         assert!(layer_maxima(&gradient, &layers, 2, &mut fork, &mut maxima));
         assert_eq!(items, [2]);
         assert_eq!(maxima, [1.0, 5.0]);
+    }
+
+    #[test]
+    fn a_gradient_shorter_than_the_layers_is_left_to_the_caller() {
+        // Its last values are missing, so no maximum can be claimed for them.
+        let layers = layers(&[3, 3, 3]);
+        let gradient = vec![1.0f64; 23];
+        let mut maxima = [-1.0; 2];
+        let mut run = |count: usize, work: &(dyn Fn(usize) + Sync)| (0..count).for_each(work);
+        assert!(!layer_maxima(&gradient, &layers, 2, &mut run, &mut maxima));
+        assert_eq!(maxima, [-1.0, -1.0], "nothing written");
     }
 
     #[test]

@@ -178,7 +178,8 @@ pub(crate) struct OnTheWay<'a, T> {
 /// asks for (each way compiled apart: 1024 x 1024 took 0.77 ms alone, 0.71
 /// with the sums, 0.87 with the sums and the slopes in `f32`; 1.31, 1.44
 /// and 1.94 ms in `f64`, medians of 30 interleaved runs on one thread of
-/// the benchmark machine; the sums cost next to nothing, the slopes their
+/// the benchmark machine, in a throwaway probe; the sums cost next to
+/// nothing, the slopes their
 /// matrix's read, where the passes they replace read and wrote `delta`
 /// again); `dst` is `cols x rows`, row-major with rows of
 /// [`transposed_stride`]`(rows)` values. Split over `blocks` blocks of
