@@ -99,10 +99,8 @@ pub(crate) fn loss_and_output_delta<T: Scalar>(
     let rows = row_loss.len();
     let inverse_batch = T::ONE / T::from_usize(rows);
     let run = |a: &[T], slopes: &[T], y: &[T], row_loss: &mut [T], delta: &mut [T]| {
-        rows_loss_and_delta(a, y, row_loss, delta, loss, inverse_batch);
-        if activation != Activation::Identity {
-            multiply_by_slopes(delta, slopes);
-        }
+        let slopes = (activation != Activation::Identity).then_some(slopes);
+        rows_loss_and_delta(a, y, slopes, row_loss, delta, (loss, inverse_batch));
     };
     if blocks <= 1 {
         run(a, slopes, y, row_loss, delta);
@@ -219,25 +217,35 @@ widest_vectors! {
 }
 
 widest_vectors! {
-    /// Each row's share of the loss and its `dJ/dA^L`, row by row.
+    /// Each row's share of the loss and its `dJ/dA^L`, times the row's
+    /// slopes if there are slopes (then `dJ/dZ^L`), row by row: the row is
+    /// still in cache when it is multiplied.
     fn rows_loss_and_delta<T: Scalar>(
         a: &[T],
         y: &[T],
+        slopes: Option<&[T]>,
         row_loss: &mut [T],
         delta: &mut [T],
-        loss: Loss,
-        inverse_batch: T,
+        loss_and_scale: (Loss, T),
     ) {
+        let (loss, inverse_batch) = loss_and_scale;
         let width = delta.len() / row_loss.len().max(1);
-        for (((a, y), share), delta) in a
+        let rows = a
             .chunks_exact(width)
             .zip(y.chunks_exact(width))
             .zip(row_loss.iter_mut())
             .zip(delta.chunks_exact_mut(width))
-        {
+            .enumerate();
+        for (r, (((a, y), share), delta)) in rows {
             // The rows are whole chunks of one width, so the lengths agree.
             *share = loss.sample_value(a, y).unwrap_or(T::from_f64(f64::NAN));
             let _ = loss.output_gradient(a, y, inverse_batch, delta);
+            if let Some(slopes) = slopes {
+                let slopes = &slopes[r * width..(r + 1) * width];
+                for (d, &slope) in delta.iter_mut().zip(slopes) {
+                    *d *= slope;
+                }
+            }
         }
     }
 }
@@ -342,6 +350,53 @@ mod tests {
                     "{rows} x {width}, {with_slopes}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_output_delta_is_the_losss_gradient_times_the_slopes() {
+        // Against the core's own per-sample functions, row by row, bit for
+        // bit: the slopes applied for a squashing output layer, not for an
+        // identity one.
+        let (rows, width) = (7, 5);
+        for (output, loss) in [
+            (Activation::Sigmoid, Loss::Mse),
+            (Activation::Identity, Loss::SoftmaxCrossEntropy),
+            (Activation::Identity, Loss::Mse),
+        ] {
+            let architecture =
+                Architecture::with_hidden_and_output(&[3, width], output, output, loss)
+                    .expect("a valid architecture");
+            let (a, slopes, y) = (
+                values(rows * width, 6),
+                values(rows * width, 7),
+                values(rows * width, 8),
+            );
+            let (mut row_loss, mut delta) = (vec![0.0; rows], vec![f64::NAN; rows * width]);
+            let total =
+                loss_and_output_delta(&architecture, &a, &slopes, &y, &mut row_loss, &mut delta, 1);
+            let inverse_batch = 1.0 / rows as f64;
+            let mut expected = vec![0.0; rows * width];
+            let mut expected_total = 0.0;
+            for r in 0..rows {
+                let at = r * width..(r + 1) * width;
+                loss.output_gradient(
+                    &a[at.clone()],
+                    &y[at.clone()],
+                    inverse_batch,
+                    &mut expected[at.clone()],
+                )
+                .expect("rows of the output width");
+                if output != Activation::Identity {
+                    for (d, &s) in expected[at.clone()].iter_mut().zip(&slopes[at.clone()]) {
+                        *d *= s;
+                    }
+                }
+                expected_total += loss.sample_value(&a[at.clone()], &y[at]).expect("a row");
+            }
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&delta), bits(&expected), "{output} {loss}");
+            assert_eq!(total.to_bits(), expected_total.to_bits(), "{output} {loss}");
         }
     }
 }
