@@ -78,7 +78,8 @@ fn check_steps_allocate_nothing<T: backprop_faer::FaerScalar>() {
                     .unwrap();
                 faer.forward(&network, &inputs, &mut outputs).unwrap();
             }
-        });
+        })
+        .expect("the counting allocator is installed");
         assert_eq!(
             count.this_thread,
             0,

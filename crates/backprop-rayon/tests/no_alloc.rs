@@ -80,7 +80,12 @@ fn forking_steps_after_the_first_allocate_nothing() {
         // allocate nothing, within twenty rounds.
         let mut rounds = Vec::new();
         while rounds.len() < 20 && !rounds.ends_with(&[0, 0, 0]) {
-            rounds.push(allocations_during(|| steps(5)).all_threads);
+            let counted = allocations_during(|| steps(5));
+            rounds.push(
+                counted
+                    .expect("the counting allocator is installed")
+                    .all_threads,
+            );
         }
         assert!(
             rounds.ends_with(&[0, 0, 0]),

@@ -57,7 +57,8 @@ fn check_steps_allocate_nothing<T: SimdScalar>(path: Path) {
                 simd.sgd_step(&mut network, &batch, &mut gradient, rate)
                     .unwrap();
             }
-        });
+        })
+        .expect("the counting allocator is installed");
         assert_eq!(
             count.this_thread,
             0,

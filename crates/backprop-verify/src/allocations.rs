@@ -20,7 +20,8 @@
 //!         for _ in 0..5 {
 //!             my_kernel.sgd_step(&mut network, &batch, &mut gradient, 0.01).unwrap();
 //!         }
-//!     });
+//!     })
+//!     .expect("the counting allocator is installed");
 //!     assert_eq!(counted.all_threads, 0);
 //! }
 //! ```
@@ -32,6 +33,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The system allocator, counting every allocation and reallocation on the
@@ -90,37 +92,59 @@ pub struct Allocations {
     pub all_threads: usize,
 }
 
+/// What [`allocations_during`] refuses: counting in a binary whose global
+/// allocator is not [`CountingAllocator`], where every count would be 0
+/// whatever the code did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotInstalled;
+
+impl fmt::Display for NotInstalled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "backprop_verify::CountingAllocator is not this binary's global allocator, \
+             so no allocation would be counted",
+        )
+    }
+}
+
+impl std::error::Error for NotInstalled {}
+
 /// Runs `f` and counts the allocations made meanwhile.
 ///
-/// # Panics
-///
-/// If [`CountingAllocator`] is not the global allocator of the binary: the
-/// count would then be 0 whatever `f` does. (One allocation, made before `f`
-/// runs, tells.)
-pub fn allocations_during(f: impl FnOnce()) -> Allocations {
+/// [`NotInstalled`], without running `f`, if [`CountingAllocator`] is not
+/// the global allocator of the binary: the count would then be 0 whatever
+/// `f` does. (One allocation, made before `f` runs, tells.)
+pub fn allocations_during(f: impl FnOnce()) -> Result<Allocations, NotInstalled> {
     let probe = ALL_THREADS.load(Ordering::Relaxed);
     drop(std::hint::black_box(Box::new(0u64)));
-    assert!(
-        ALL_THREADS.load(Ordering::Relaxed) > probe,
-        "backprop_verify::CountingAllocator is not this binary's global allocator, \
-         so no allocation would be counted"
-    );
+    if ALL_THREADS.load(Ordering::Relaxed) == probe {
+        return Err(NotInstalled);
+    }
     let this_thread = THIS_THREAD.with(Cell::get);
     let all_threads = ALL_THREADS.load(Ordering::Relaxed);
     f();
-    Allocations {
+    Ok(Allocations {
         this_thread: THIS_THREAD.with(Cell::get) - this_thread,
         all_threads: ALL_THREADS.load(Ordering::Relaxed) - all_threads,
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::{NotInstalled, allocations_during};
+
     /// The library's own test binary keeps the system allocator, so the
-    /// counter must refuse to report rather than report 0.
+    /// counter must refuse to report, and not run the code, rather than
+    /// report 0.
     #[test]
-    #[should_panic(expected = "is not this binary's global allocator")]
     fn a_counter_that_is_not_installed_refuses_to_count() {
-        let _ = super::allocations_during(|| {});
+        let mut ran = false;
+        assert_eq!(allocations_during(|| ran = true), Err(NotInstalled));
+        assert!(!ran, "the code was not run");
+        assert!(
+            NotInstalled
+                .to_string()
+                .contains("is not this binary's global allocator")
+        );
     }
 }

@@ -54,7 +54,7 @@ pub mod strategies;
 pub mod suite;
 pub mod summary;
 
-pub use allocations::{Allocations, CountingAllocator, allocations_during};
+pub use allocations::{Allocations, CountingAllocator, NotInstalled, allocations_during};
 pub use case::Case;
 pub use checks::{Cancellation, Oracle};
 pub use conformance::{CheckPrecision, Conformance};

@@ -16,7 +16,8 @@ fn nothing_allocated_counts_nothing() {
         for v in &mut values {
             *v *= 2.0;
         }
-    });
+    })
+    .expect("installed");
     assert_eq!(counted.this_thread, 0);
     assert_eq!(values[99], 2.0);
 }
@@ -33,7 +34,8 @@ fn allocations_and_reallocations_on_the_calling_thread_are_counted() {
         for k in 0..3u64 {
             std::hint::black_box(Box::new(k));
         }
-    });
+    })
+    .expect("installed");
     // One allocation, at least one reallocation, three boxes; the other
     // tests of this binary may allocate meanwhile, but not by the thousand.
     assert!(
@@ -68,7 +70,8 @@ fn another_threads_allocations_count_for_all_threads_only() {
             while !done.load(Ordering::Acquire) {
                 std::hint::spin_loop();
             }
-        });
+        })
+        .expect("installed");
         assert_eq!(counted.this_thread, 0, "{counted:?}");
         assert!(counted.all_threads >= 1, "{counted:?}");
     });
