@@ -196,14 +196,8 @@ pub(crate) fn transpose<T: Scalar>(
     let dst = &mut dst[..cols * ld];
     let OnTheWay { slopes, sums } = on_the_way;
     let sums = sums.map(|sums| &mut sums[..cols]);
-    let source = Source {
-        values: src,
-        slopes,
-        rows,
-        stride,
-    };
     if blocks <= 1 || cols < 2 {
-        transpose_block(dst, source, ld, first, sums);
+        transpose_block(dst, (src, slopes), (rows, stride, ld, first), sums);
         return;
     }
     let block_cols = cols.div_ceil(blocks);
@@ -212,10 +206,12 @@ pub(crate) fn transpose<T: Scalar>(
         Some(sums) => dst
             .zip(sums.par_chunks_mut(block_cols))
             .for_each(|((b, dst), sums)| {
-                transpose_block(dst, source, ld, first + b * block_cols, Some(sums));
+                let shape = (rows, stride, ld, first + b * block_cols);
+                transpose_block(dst, (src, slopes), shape, Some(sums));
             }),
         None => dst.for_each(|(b, dst)| {
-            transpose_block(dst, source, ld, first + b * block_cols, None);
+            let shape = (rows, stride, ld, first + b * block_cols);
+            transpose_block(dst, (src, slopes), shape, None);
         }),
     }
 }
@@ -230,29 +226,18 @@ pub(crate) fn transposed_view<T: FaerScalar>(
     MatRef::from_row_major_slice_with_stride(&values[..cols * ld], cols, rows, ld).as_dyn_stride()
 }
 
-/// The matrix a transposition reads: `rows` rows of `stride` values, each
-/// times its slope if there are slopes.
-#[derive(Clone, Copy)]
-struct Source<'a, T> {
-    values: &'a [T],
-    slopes: Option<&'a [T]>,
-    rows: usize,
-    stride: usize,
-}
-
 widest_vectors! {
-    /// `dst = src^T` for the `dst.len() / ld` columns of the source from
-    /// `first` on, with the column sums if asked for: [`transpose_tiles`]
-    /// compiled for each of the four ways.
+    /// `dst = src^T` for the `dst.len() / ld` columns of `src` (`rows` rows
+    /// of `stride` values) from `first` on, times the slopes and with the
+    /// column sums if asked for: [`transpose_tiles`] compiled for each of
+    /// the four ways.
     fn transpose_block<T: Scalar>(
         dst: &mut [T],
-        src: Source<'_, T>,
-        ld: usize,
-        first: usize,
+        src: (&[T], Option<&[T]>),
+        shape: (usize, usize, usize, usize),
         sums: Option<&mut [T]>,
     ) {
-        let Source { values, slopes, rows, stride } = src;
-        let shape = (rows, stride, ld, first);
+        let (values, slopes) = src;
         match (slopes, sums) {
             (None, None) => transpose_tiles::<T, false, false>(dst, values, values, shape, &mut []),
             (Some(slopes), None) => transpose_tiles::<T, true, false>(dst, values, slopes, shape, &mut []),
