@@ -1,10 +1,15 @@
 //! Negative controls: deliberately wrong kernels must be rejected by the same checks the real backends pass.
 
-use backprop::{Activation, Architecture, Loss, NaiveBackend};
+use backprop::{
+    AboveFirstTask, Activation, Architecture, Backend, Error, FirstLayerSplit, FirstLayerUnits,
+    FirstUnitsTask, FirstWeightRowsTask, ForwardTask, GradientTask, Loss, NaiveBackend,
+    SimdBackend, SplitGradientTask,
+};
+use backprop_verify::checks;
 use backprop_verify::matrix::saturating_cells;
 use backprop_verify::suite::{all_passed, check_f32, check_f64, describe};
 use backprop_verify::{
-    Case, CheckKind, CheckReport, Control, ControlBackend, Flaw, Flawed, OutputFlaw,
+    Case, CheckKind, CheckReport, Control, ControlBackend, Flaw, Flawed, Oracle, OutputFlaw,
 };
 
 /// Cases where every control's mistake is visible: more than one output,
@@ -174,5 +179,125 @@ fn a_consistently_doubled_loss_is_caught_by_the_golden_value() {
             "{}",
             describe(&reports)
         );
+    }
+}
+
+/// Where a first-layer split of the SIMD kernel goes wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SplitFlaw {
+    /// The blocks of the first layer's weight gradient off by one part in a million.
+    WeightRowsScaled,
+    /// The step that should leave the first layer's weights writes zeros there.
+    FirstWeightsWritten,
+    /// The first layer's slopes off by one part in a million.
+    SlopesScaled,
+    /// The last slope of a block of hidden units left unwritten.
+    SlopeUnwritten,
+}
+
+/// The SIMD kernel's first-layer split and cut by units, with `flaw`.
+struct FlawedSplit {
+    inner: SimdBackend<f64>,
+    flaw: SplitFlaw,
+}
+
+impl Backend<f64> for FlawedSplit {
+    fn name(&self) -> &'static str {
+        "flawed-split"
+    }
+
+    fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
+        self.inner.run_forward(task)
+    }
+
+    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
+        self.inner.run_loss_and_gradient(task)
+    }
+}
+
+impl FirstLayerSplit<f64> for FlawedSplit {
+    fn run_gradient_but_first_weights(
+        &mut self,
+        task: SplitGradientTask<'_, f64>,
+    ) -> Result<f64, Error> {
+        let (mut task, delta) = task.into_parts();
+        let split = SplitGradientTask::new(task.reborrow(), delta)?;
+        let loss = self.inner.run_gradient_but_first_weights(split)?;
+        if self.flaw == SplitFlaw::FirstWeightsWritten {
+            let weights = task.layers().layer(0).shape.weight_range();
+            let (_, _, mut gradient) = task.into_parts();
+            gradient.as_mut_slice()[weights].fill(0.0);
+        }
+        Ok(loss)
+    }
+
+    fn run_first_weight_rows(&mut self, task: &mut FirstWeightRowsTask<'_, f64>) {
+        self.inner.run_first_weight_rows(task);
+        if self.flaw == SplitFlaw::WeightRowsScaled {
+            task.output_mut().iter_mut().for_each(|v| *v *= 1.0 + 1e-6);
+        }
+    }
+}
+
+impl FirstLayerUnits<f64> for FlawedSplit {
+    fn run_first_layer_units(&mut self, mut task: FirstUnitsTask<'_, f64>) -> Result<(), Error> {
+        let (layers, inputs, units) = (task.layers(), task.inputs(), task.units());
+        let (activations, slopes) = task.outputs_mut();
+        let lent = FirstUnitsTask::new(layers, inputs, units, activations, &mut *slopes)?;
+        self.inner.run_first_layer_units(lent)?;
+        match self.flaw {
+            SplitFlaw::SlopesScaled => slopes.iter_mut().for_each(|v| *v *= 1.0 + 1e-6),
+            SplitFlaw::SlopeUnwritten => {
+                if let Some(last) = slopes.last_mut() {
+                    *last = f64::NAN;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn run_gradient_above_first(&mut self, task: AboveFirstTask<'_, f64>) -> Result<f64, Error> {
+        let (mut task, delta, activations, slopes) = task.into_parts();
+        let above = SplitGradientTask::new(task.reborrow(), delta).and_then(|split| {
+            AboveFirstTask::new(split, activations.as_slice(), slopes.as_slice())
+        })?;
+        let loss = self.inner.run_gradient_above_first(above)?;
+        if self.flaw == SplitFlaw::FirstWeightsWritten {
+            let weights = task.layers().layer(0).shape.weight_range();
+            let (_, _, mut gradient) = task.into_parts();
+            gradient.as_mut_slice()[weights].fill(0.0);
+        }
+        Ok(loss)
+    }
+}
+
+#[test]
+fn wrong_first_layer_splits_are_rejected_by_the_split_and_units_checks() {
+    use SplitFlaw::*;
+    // Which of the two checks each flaw must fail (a flaw of the forward
+    // blocks only shows in the cut by units).
+    for (flaw, split_fails) in [
+        (WeightRowsScaled, true),
+        (FirstWeightsWritten, true),
+        (SlopesScaled, false),
+        (SlopeUnwritten, false),
+    ] {
+        for case in cases() {
+            let oracle = Oracle::of(&case);
+            let mut flawed = FlawedSplit {
+                inner: SimdBackend::new(),
+                flaw,
+            };
+            let split = checks::first_layer_split(&mut flawed, &case, &oracle);
+            let units = checks::first_layer_units(&mut flawed, &case, &oracle);
+            let label = format!("{flaw:?} on {}", case.network.architecture());
+            assert_eq!(split.passed(), !split_fails, "{label}: split {split}");
+            assert!(!units.passed(), "{label}: units {units}");
+            // The same kernel without the flaw passes both.
+            let mut sound = SimdBackend::<f64>::new();
+            assert!(checks::first_layer_split(&mut sound, &case, &oracle).passed());
+            assert!(checks::first_layer_units(&mut sound, &case, &oracle).passed());
+        }
     }
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use backprop::train::{Dataset, DatasetPart, Error as TrainError, TrainConfig, train};
 use backprop::{
-    Activation, Architecture, Backend, BackendKind, Batch, Error, FaerBackend, FirstLayerSplit,
-    FirstWeightRowsTask, GradientTask, Inputs, Loss, MAX_LINGER, MatrixRef, NaiveBackend, Network,
-    Parallelism, ParamLocation, Params, Partitions, RayonBackend, Scalar, SplitGradientTask,
+    AboveFirstTask, Activation, Architecture, Backend, BackendKind, Batch, Error, FaerBackend,
+    FirstLayerSplit, FirstLayerUnits, FirstUnitsTask, FirstWeightRowsTask, GradientTask, Inputs,
+    Loss, MAX_LINGER, MatrixRef, NaiveBackend, Network, Parallelism, ParamLocation, Params,
+    Partitions, RayonBackend, Scalar, SimdBackend, SplitGradientTask,
 };
 
 use crate::driver::pool;
@@ -491,6 +492,10 @@ enum Phase {
     Partition,
     /// Its block of the first layer's weight gradient, when that is split.
     FirstLayerBlock,
+    /// Its block of the first layer's forward pass, when that is cut by units.
+    FirstLayerUnits,
+    /// The layers above the first, when that is cut by units.
+    AboveFirst,
 }
 
 /// How it fails.
@@ -502,16 +507,16 @@ enum Fault {
     Nan,
 }
 
-/// A sequential faer backend that fails in `phase` if it is worker `victim`.
-struct Faulty {
-    inner: FaerBackend<f64>,
+/// A sequential backend (faer or SIMD) that fails in `phase` if it is worker `victim`.
+struct Faulty<B> {
+    inner: B,
     id: usize,
     victim: usize,
     phase: Phase,
     fault: Fault,
 }
 
-impl Faulty {
+impl<B> Faulty<B> {
     fn fail(&self, phase: Phase) -> Result<(), Error> {
         if self.id != self.victim || self.phase != phase {
             return Ok(());
@@ -538,7 +543,7 @@ impl Faulty {
     }
 }
 
-impl Backend<f64> for Faulty {
+impl<B: Backend<f64>> Backend<f64> for Faulty<B> {
     fn name(&self) -> &'static str {
         "faulty"
     }
@@ -556,7 +561,7 @@ impl Backend<f64> for Faulty {
     }
 }
 
-impl FirstLayerSplit<f64> for Faulty {
+impl<B: FirstLayerSplit<f64>> FirstLayerSplit<f64> for Faulty<B> {
     fn run_gradient_but_first_weights(
         &mut self,
         task: SplitGradientTask<'_, f64>,
@@ -577,6 +582,30 @@ impl FirstLayerSplit<f64> for Faulty {
         }
         self.inner.run_first_weight_rows(task);
         self.poison(Phase::FirstLayerBlock, task.output_mut());
+    }
+}
+
+impl<B: FirstLayerUnits<f64>> FirstLayerUnits<f64> for Faulty<B> {
+    fn run_first_layer_units(&mut self, mut task: FirstUnitsTask<'_, f64>) -> Result<(), Error> {
+        self.fail(Phase::FirstLayerUnits)?;
+        let (layers, inputs, units) = (task.layers(), task.inputs(), task.units());
+        let (activations, slopes) = task.outputs_mut();
+        let lent = FirstUnitsTask::new(layers, inputs, units, &mut *activations, slopes)?;
+        self.inner.run_first_layer_units(lent)?;
+        self.poison(Phase::FirstLayerUnits, activations);
+        Ok(())
+    }
+
+    fn run_gradient_above_first(&mut self, task: AboveFirstTask<'_, f64>) -> Result<f64, Error> {
+        self.fail(Phase::AboveFirst)?;
+        let (mut task, delta, activations, slopes) = task.into_parts();
+        let (activations, slopes) = (activations.as_slice(), slopes.as_slice());
+        let above = SplitGradientTask::new(task.reborrow(), &mut *delta)
+            .and_then(|split| AboveFirstTask::new(split, activations, slopes))?;
+        let loss = self.inner.run_gradient_above_first(above)?;
+        let (_, _, mut gradient) = task.into_parts();
+        self.poison(Phase::AboveFirst, gradient.as_mut_slice());
+        Ok(loss)
     }
 }
 
@@ -683,6 +712,7 @@ fn a_failing_or_panicking_worker_leaves_the_network_bit_for_bit_as_it_was() {
                         row: 4 * victim + 3,
                         col: 5,
                     },
+                    Phase::FirstLayerUnits | Phase::AboveFirst => panic!("{label}: not scheduled"),
                 };
                 assert_eq!(location, expected, "{label}");
             }
@@ -696,6 +726,108 @@ fn a_failing_or_panicking_worker_leaves_the_network_bit_for_bit_as_it_was() {
     backend
         .sgd_step(&mut network, &batch, &mut gradient, 0.5)
         .unwrap();
+    assert_ne!(network, case.network);
+}
+
+/// A rayon backend cutting the first layer by hidden units over faulty SIMD
+/// workers on 2 threads, forking for every batch.
+fn faulty_units(victim: usize, phase: Phase, fault: Fault) -> Box<dyn Backend<f64>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let make = move || Faulty {
+        inner: SimdBackend::new(),
+        id: next.fetch_add(1, Ordering::SeqCst),
+        victim,
+        phase,
+        fault,
+    };
+    Box::new(
+        RayonBackend::first_layer_by_units("faulty-units", make)
+            .with_pool(pool(2))
+            .with_parallel_threshold(0.0),
+    )
+}
+
+#[test]
+fn a_failing_or_panicking_worker_of_the_first_layer_by_units_leaves_the_network_as_it_was() {
+    // The first layer holds 320 of the 344 weights, so it is cut by units.
+    let case = backprop_verify::Case::random(Architecture::seed(40, 8, 3).unwrap(), 12, 5);
+    let batch = case.batch().unwrap();
+    let mut scenarios = Vec::new();
+    for fault in [Fault::Error, Fault::Panic, Fault::Nan] {
+        for victim in 0..2 {
+            scenarios.push((victim, Phase::FirstLayerUnits, fault));
+            if fault != Fault::Error {
+                scenarios.push((victim, Phase::FirstLayerBlock, fault));
+            }
+        }
+        // The layers above run on the first worker.
+        scenarios.push((0, Phase::AboveFirst, fault));
+    }
+    let hook = panic::take_hook();
+    panic::set_hook(Box::new(|_| {}));
+    let mut outcomes = Vec::new();
+    for (victim, phase, fault) in scenarios {
+        let mut backend = faulty_units(victim, phase, fault);
+        let mut network = case.network.clone();
+        let mut gradient = network.zero_gradient();
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            backend.sgd_step(&mut network, &batch, &mut gradient, 0.5)
+        }));
+        let label = format!("worker {victim}, {phase:?}, {fault:?}");
+        let outcome = outcome.map_err(|p| panic_message(&*p));
+        outcomes.push((label, fault, phase, victim, outcome));
+        assert_bits_equal(&network, &case.network);
+    }
+    panic::set_hook(hook);
+    for (label, fault, phase, victim, outcome) in outcomes {
+        match (fault, outcome) {
+            (Fault::Error, Ok(Err(error))) => assert_eq!(
+                error,
+                Error::TooLarge {
+                    what: "injected fault",
+                    rows: victim,
+                    cols: 0
+                },
+                "{label}"
+            ),
+            (Fault::Panic, Err(message)) => {
+                assert_eq!(
+                    message,
+                    format!("injected panic in worker {victim}"),
+                    "{label}"
+                )
+            }
+            (Fault::Nan, Ok(Err(Error::NonFiniteGradient { location, value }))) => {
+                assert!(value.is_nan(), "{label}");
+                let expected = match phase {
+                    // The last value of the gradient: the last bias.
+                    Phase::AboveFirst => ParamLocation::Bias { layer: 1, index: 2 },
+                    // The last weight of the block of 4 hidden units.
+                    Phase::FirstLayerBlock => ParamLocation::Weight {
+                        layer: 0,
+                        row: 4 * victim + 3,
+                        col: 39,
+                    },
+                    // A NaN activation reaches every layer's gradient.
+                    _ => location,
+                };
+                assert_eq!(location, expected, "{label}");
+            }
+            (_, other) => panic!("{label}: unexpected {other:?}"),
+        }
+    }
+    // Without a fault the step is the SIMD kernel's own, to the bit.
+    let mut backend = faulty_units(usize::MAX, Phase::AboveFirst, Fault::Error);
+    let (mut network, mut want_network) = (case.network.clone(), case.network.clone());
+    let (mut gradient, mut want) = (network.zero_gradient(), network.zero_gradient());
+    let loss = backend
+        .sgd_step(&mut network, &batch, &mut gradient, 0.5)
+        .unwrap();
+    let want_loss = SimdBackend::<f64>::new()
+        .sgd_step(&mut want_network, &batch, &mut want, 0.5)
+        .unwrap();
+    assert_eq!(loss.to_bits(), want_loss.to_bits());
+    assert_bits_equal(&network, &want_network);
     assert_ne!(network, case.network);
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, bail};
-use backprop::{BackendKind, FaerBackend, Precision, ThreadPool, ThreadPoolBuilder};
+use backprop::{BackendKind, FaerBackend, Precision, SimdBackend, ThreadPool, ThreadPoolBuilder};
 use backprop_verify::conformance::{THREAD_COUNTS, control_report};
 use backprop_verify::{
     Cancellation, CheckPrecision, Conformance, ConformanceReport, Control, ControlReport, Flaw,
@@ -102,6 +102,11 @@ fn conformance<T: Precision + CheckPrecision>(
     }
     if kind == BackendKind::Faer {
         conformance = conformance.first_layer_split(FaerBackend::<T>::sequential);
+    }
+    if kind == BackendKind::Simd {
+        conformance = conformance
+            .first_layer_split(SimdBackend::<T>::new)
+            .first_layer_units(SimdBackend::<T>::new);
     }
     conformance
 }

@@ -27,13 +27,14 @@ mod network;
 mod params;
 mod pieces;
 mod scalar;
+mod split;
 mod task;
 pub mod vector;
 
 pub use activation::Activation;
 pub use aligned::{AlignedBuffer, CACHE_LINE};
 pub use architecture::{Architecture, LayerShape, ParamLocation};
-pub use backend::{Backend, FirstLayerSplit, FirstWeightRowsTask, SplitGradientTask};
+pub use backend::Backend;
 pub use batch::{Batch, Inputs, MatrixRef, resize_matrix};
 pub use error::{Error, MatrixRole, parse_name};
 pub use loss::Loss;
@@ -41,6 +42,10 @@ pub use network::{Network, ParamValuesMut, check_learning_rate};
 pub use params::{LayerParams, LayerParamsMut, Params};
 pub use pieces::{Fork, MAX_PIECES, MIN_PIECE_VALUES};
 pub use scalar::Scalar;
+pub use split::{
+    AboveFirstTask, FirstLayerSplit, FirstLayerUnits, FirstUnitsTask, FirstWeightRowsTask,
+    SplitGradientTask,
+};
 pub use task::{
     ForwardTask, GradientLayers, GradientTask, Layer, Layers, RowPart, RowSplit, SgdTask,
 };

@@ -144,9 +144,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backprop_core::{
-    Architecture, Backend, Batch, Error, FirstLayerSplit, FirstWeightRowsTask, ForwardTask,
-    GradientTask, LayerShape, MatrixRef, Params, RowPart, RowSplit, Scalar, SgdTask,
-    SplitGradientTask, resize_matrix, vector,
+    AboveFirstTask, Architecture, Backend, Batch, Error, FirstLayerSplit, FirstLayerUnits,
+    FirstUnitsTask, FirstWeightRowsTask, ForwardTask, GradientTask, LayerShape, MatrixRef, Params,
+    RowPart, RowSplit, Scalar, SgdTask, SplitGradientTask, resize_matrix, vector,
 };
 use rayon::ThreadPool;
 
@@ -214,6 +214,29 @@ fn as_split<T: Scalar, B: FirstLayerSplit<T>>(backend: &mut B) -> &mut dyn First
     backend
 }
 
+/// How a wrapper reaches the first layer cut by hidden units of its inner
+/// backends. Only [`RayonBackend::first_layer_by_units`] sets one.
+type UnitsAccess<T, B> = fn(&mut B) -> &mut dyn FirstLayerUnits<T>;
+
+/// The inner backend as its first layer cut by hidden units.
+fn as_units<T: Scalar, B: FirstLayerUnits<T>>(backend: &mut B) -> &mut dyn FirstLayerUnits<T> {
+    backend
+}
+
+/// The least share of a network's weights in its first layer for a step to
+/// cut the first layer by hidden units (when the inner backends offer it):
+/// the layers above run on one thread over the whole batch, so they must be
+/// a small part of the work.
+pub const UNITS_MIN_FIRST_SHARE: f64 = 0.9;
+
+/// The most rows a step cuts the first layer by hidden units for.
+///
+/// Each worker then transposes the whole batch's inputs, and the layers
+/// above run on one thread, both in proportion to the batch, while what
+/// the cut saves (each thread reads only its own rows of `W^1`) does not
+/// grow with it.
+pub const UNITS_MAX_ROWS: usize = 64;
+
 /// The batch-parallel backend over inner backends of type `B`.
 pub struct RayonBackend<T, B> {
     name: &'static str,
@@ -224,12 +247,19 @@ pub struct RayonBackend<T, B> {
     min_rows_per_partition: usize,
     /// Set when the inner backends offer the first-layer split.
     split_access: Option<SplitAccess<T, B>>,
+    /// Set when the inner backends offer the first layer cut by hidden units.
+    units_access: Option<UnitsAccess<T, B>>,
     /// Partition `c`'s inner backend is `backends[c]`, its results `results[c]`.
     backends: Vec<B>,
     results: Vec<PartitionResults<T>>,
     /// `delta^1` of the whole batch, partition after partition, when the
     /// first layer's weight gradient is split by hidden units.
     first_delta: Vec<T>,
+    /// The first layer's activations and slopes of the whole batch, one
+    /// hidden unit per row (`d_1 x B`), when the first layer is cut by
+    /// hidden units.
+    first_activations: Vec<T>,
+    first_slopes: Vec<T>,
 }
 
 /// How a step that runs more than one partition is laid out.
@@ -251,6 +281,19 @@ enum Scheme<T, B> {
         first_layer: LayerShape,
         access: SplitAccess<T, B>,
     },
+}
+
+/// A step with the first layer cut by hidden units: on the pool, the first
+/// layer's activations over the whole batch, one block of hidden units per
+/// worker; here, the layers above over the whole batch, down to `delta^1`;
+/// on the pool again, the first layer's weight gradient, one block of
+/// hidden units per worker.
+struct UnitsPlan<T, B> {
+    first_layer: LayerShape,
+    /// The first layer's hidden units, one block per worker.
+    blocks: RowSplit,
+    access: UnitsAccess<T, B>,
+    split: SplitAccess<T, B>,
 }
 
 impl<T, B> Plan<T, B> {
@@ -276,9 +319,12 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             parallel_threshold_flops: DEFAULT_PARALLEL_THRESHOLD_FLOPS,
             min_rows_per_partition: DEFAULT_MIN_ROWS_PER_PARTITION,
             split_access: None,
+            units_access: None,
             backends: Vec::new(),
             results: Vec::new(),
             first_delta: Vec::new(),
+            first_activations: Vec::new(),
+            first_slopes: Vec::new(),
         }
     }
 
@@ -357,6 +403,35 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         Some(Plan { split, scheme })
     }
 
+    /// The plan for a step on `rows` rows of `architecture` with the first
+    /// layer cut by hidden units, or `None` when that is not the step's
+    /// scheme: it needs inner backends that offer it,
+    /// [`Partitions::PerThread`], a step at or above the flop threshold, at
+    /// most [`UNITS_MAX_ROWS`] rows, a first layer holding at least
+    /// [`UNITS_MIN_FIRST_SHARE`] of the weights, and at least two threads
+    /// and two hidden units.
+    fn units_plan(&self, architecture: &Architecture, rows: usize) -> Option<UnitsPlan<T, B>> {
+        let (Partitions::PerThread, Some(access), Some(split)) =
+            (self.partitions, self.units_access, self.split_access)
+        else {
+            return None;
+        };
+        let first_layer = architecture.layers()[0];
+        let weights: usize = architecture.layers().iter().map(|l| l.weight_count()).sum();
+        let first_share = first_layer.weight_count() as f64 / weights as f64;
+        let blocks = RowSplit::new(first_layer.outputs, self.threads());
+        let wanted = architecture.step_flops(rows) >= self.parallel_threshold_flops
+            && rows <= UNITS_MAX_ROWS
+            && first_share >= UNITS_MIN_FIRST_SHARE
+            && blocks.count() > 1;
+        wanted.then_some(UnitsPlan {
+            first_layer,
+            blocks,
+            access,
+            split,
+        })
+    }
+
     /// Makes sure there are at least `count` workers, creating only the
     /// missing ones, and that the first `count` accumulators are laid out
     /// for `architecture`; [`Error::TooLarge`] if one cannot be allocated.
@@ -401,6 +476,24 @@ impl<T: Scalar, B: FirstLayerSplit<T>> RayonBackend<T, B> {
     }
 }
 
+impl<T: Scalar, B: FirstLayerUnits<T>> RayonBackend<T, B> {
+    /// Like [`RayonBackend::splitting_first_layer`], over inner backends
+    /// that also cut the first layer's forward pass by hidden units: with
+    /// [`Partitions::PerThread`], a step that forks on a network whose
+    /// first layer holds at least [`UNITS_MIN_FIRST_SHARE`] of the weights
+    /// runs that layer, forward and weight gradient, one block of hidden
+    /// units per worker over the whole batch, and the layers above on the
+    /// calling thread (see the crate docs).
+    pub fn first_layer_by_units(
+        name: &'static str,
+        make_inner: impl Fn() -> B + Send + Sync + 'static,
+    ) -> Self {
+        let mut backend = RayonBackend::splitting_first_layer(name, make_inner);
+        backend.units_access = Some(as_units::<T, B>);
+        backend
+    }
+}
+
 impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
     fn name(&self) -> &'static str {
         self.name
@@ -432,6 +525,9 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
         let architecture = task.layers().architecture();
+        if let Some(units) = self.units_plan(architecture, task.batch().rows()) {
+            return self.units_gradient(&units, task);
+        }
         let Some(plan) = self.plan(architecture, task.batch().rows()) else {
             return self.single(architecture)?.run_loss_and_gradient(task);
         };
@@ -458,11 +554,17 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
     /// A step of one partition is the inner backend's own step.
     fn run_sgd_step(&mut self, mut task: SgdTask<'_, T>) -> Result<T, Error> {
         let architecture = task.layers().architecture();
-        let Some(plan) = self.plan(architecture, task.batch().rows()) else {
-            return self.single(architecture)?.run_sgd_step(task);
+        let rows = task.batch().rows();
+        let forks = if self.units_plan(architecture, rows).is_some() {
+            true
+        } else {
+            match self.plan(architecture, rows) {
+                Some(plan) => plan.forks(),
+                None => return self.single(architecture)?.run_sgd_step(task),
+            }
         };
         let loss = self.run_loss_and_gradient(task.gradient_task())?;
-        let pieces = if plan.forks() { self.threads() } else { 1 };
+        let pieces = if forks { self.threads() } else { 1 };
         let crew = &mut self.crew;
         task.apply_update_on(loss, pieces, &mut |count, work| crew.run(count, work))
     }
@@ -494,29 +596,30 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             ..
         } = self;
         let workers = backends[..count].iter_mut().zip(&mut results[..count]);
-        match plan.scheme {
-            Scheme::Whole { fork } => {
-                crew.spread_if(fork, workers.zip(parts), &|((backend, results), part)| {
-                    let task = part.with_gradient(&mut results.accumulator);
-                    results.outcome = backend.run_loss_and_gradient(task);
-                });
-            }
-            Scheme::SplitFirst {
-                first_layer,
-                access,
-            } => {
-                let (rows, hidden) = (plan.split.rows(), first_layer.outputs);
-                resize_matrix(first_delta, "first-layer delta", rows, hidden)?;
-                let deltas = plan.split.pieces(first_delta, hidden);
-                let items = workers.zip(parts).zip(deltas);
-                crew.spread(items, &|(((backend, results), part), delta)| {
-                    let share = part.share();
-                    let task = part.with_gradient(&mut results.accumulator);
-                    results.outcome = SplitGradientTask::new(task, &mut *delta)
-                        .and_then(|task| access(backend).run_gradient_but_first_weights(task));
-                    vector::scale(delta, share);
-                });
-            }
+        if let Scheme::SplitFirst {
+            first_layer,
+            access,
+        } = plan.scheme
+        {
+            let (rows, hidden) = (plan.split.rows(), first_layer.outputs);
+            resize_matrix(first_delta, "first-layer delta", rows, hidden)?;
+            let deltas = plan.split.pieces(first_delta, hidden);
+            let items = workers.zip(parts).zip(deltas);
+            crew.spread(items, &|(((backend, results), part), delta)| {
+                let share = part.share();
+                let task = part.with_gradient(&mut results.accumulator);
+                results.outcome = SplitGradientTask::new(task, &mut *delta)
+                    .and_then(|task| access(backend).run_gradient_but_first_weights(task));
+                vector::scale(delta, share);
+            });
+        } else {
+            crew.spread_if(plan.forks(), workers.zip(parts), &|(
+                (backend, results),
+                part,
+            )| {
+                let task = part.with_gradient(&mut results.accumulator);
+                results.outcome = backend.run_loss_and_gradient(task);
+            });
         }
         let mut loss = T::ZERO;
         for (c, results) in self.results[..count].iter().enumerate() {
@@ -526,7 +629,7 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
     }
 
     /// Combines the partitions' results into `gradient`: the first layer's
-    /// weights by [`Self::split_combine`] if they were split, every other
+    /// weights by [`Self::first_weight_rows`] if they were split, every other
     /// parameter by [`Self::combine_from`]. Every size is checked before the
     /// first value is written.
     fn combine(
@@ -545,26 +648,85 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         };
         let end = first_layer.weight_range().end;
         let (first, others) = gradient.split_at_mut(end);
-        self.split_combine(plan, first_layer, access, batch, first)?;
+        let blocks = RowSplit::new(first_layer.outputs, plan.split.count());
+        self.first_weight_rows(blocks, access, batch, first)?;
         self.combine_from(end, plan, others);
         Ok(())
+    }
+
+    /// The loss and gradient with the first layer cut by hidden units (see
+    /// [`UnitsPlan`]), straight into the task's gradient: no partition and
+    /// no combination. Every block's sizes are checked before any block of
+    /// a phase runs, and no phase starts after one that failed.
+    fn units_gradient(
+        &mut self,
+        plan: &UnitsPlan<T, B>,
+        mut task: GradientTask<'_, T>,
+    ) -> Result<T, Error> {
+        let architecture = task.layers().architecture();
+        let (first_layer, blocks, access) = (plan.first_layer, plan.blocks, plan.access);
+        let (hidden, rows) = (first_layer.outputs, task.batch().rows());
+        self.ensure_workers(blocks.count(), architecture)?;
+        resize_matrix(
+            &mut self.first_activations,
+            "first-layer activations",
+            hidden,
+            rows,
+        )?;
+        resize_matrix(&mut self.first_slopes, "first-layer slopes", hidden, rows)?;
+        resize_matrix(&mut self.first_delta, "first-layer delta", rows, hidden)?;
+        let (layers, inputs) = (task.layers(), task.batch().inputs());
+        let RayonBackend {
+            crew,
+            backends,
+            results,
+            first_activations,
+            first_slopes,
+            first_delta,
+            ..
+        } = self;
+        let outputs = blocks
+            .pieces(first_activations, rows)
+            .zip(blocks.pieces(first_slopes, rows));
+        let tasks = outputs
+            .enumerate()
+            .map(|(t, (a, s))| FirstUnitsTask::new(layers, inputs, blocks.range(t), a, s));
+        let items = backends
+            .iter_mut()
+            .zip(results.iter_mut())
+            .zip(tasks)
+            .map(|(worker, task)| task.map(|task| (worker, task)));
+        crew.try_spread(items, &|((backend, results), task)| {
+            results.outcome = access(backend)
+                .run_first_layer_units(task)
+                .map(|()| T::ZERO);
+        })?;
+        for results in &results[..blocks.count()] {
+            results.outcome.clone()?;
+        }
+        let above = SplitGradientTask::new(task.reborrow(), first_delta)
+            .and_then(|split| AboveFirstTask::new(split, first_activations, first_slopes))?;
+        let loss = access(&mut backends[0]).run_gradient_above_first(above)?;
+        let (_, batch, mut gradient) = task.into_parts();
+        let end = first_layer.weight_range().end;
+        let first = &mut gradient.as_mut_slice()[..end];
+        self.first_weight_rows(blocks, plan.split, batch, first)?;
+        Ok(loss)
     }
 
     /// Forms the first layer's weight gradient `delta^1^T X` over the whole
     /// batch into `gradient` (those weights only), one block of hidden units
     /// per worker. Every block's sizes are checked before any block runs.
-    fn split_combine(
+    fn first_weight_rows(
         &mut self,
-        plan: &Plan<T, B>,
-        first_layer: LayerShape,
+        blocks: RowSplit,
         access: SplitAccess<T, B>,
         batch: Batch<'_, T>,
         gradient: &mut [T],
     ) -> Result<(), Error> {
-        let (hidden, n, rows) = (first_layer.outputs, first_layer.inputs, plan.split.rows());
-        let blocks = RowSplit::new(hidden, plan.split.count());
-        let delta = MatrixRef::new(&self.first_delta[..], rows, hidden)?;
         let inputs = batch.inputs().matrix();
+        let (hidden, n, rows) = (blocks.rows(), inputs.cols(), inputs.rows());
+        let delta = MatrixRef::new(&self.first_delta[..], rows, hidden)?;
         let tasks = blocks
             .pieces(gradient, n)
             .enumerate()

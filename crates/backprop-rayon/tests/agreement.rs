@@ -1,4 +1,4 @@
-//! The batch-parallel backend against its inner backend run on the whole batch: every partitioning, the split first layer, the SGD step.
+//! The batch-parallel backend against its inner backend run on the whole batch: every partitioning, the split first layer, the first layer cut by hidden units, the SGD step.
 //!
 //! The workspace's conformance tests hold this backend to exact oracles;
 //! these need only the crate and its inner backends, so that a change to the
@@ -6,15 +6,18 @@
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use backprop_core::{
-    Activation, Architecture, Backend, Batch, Inputs, Loss, MatrixRef, Network, Params, RowSplit,
-    vector,
+    AboveFirstTask, Activation, Architecture, Backend, Batch, Error, FirstLayerSplit,
+    FirstLayerUnits, FirstUnitsTask, FirstWeightRowsTask, ForwardTask, GradientTask, Inputs, Loss,
+    MatrixRef, Network, Params, RowSplit, SplitGradientTask, vector,
 };
 use backprop_faer::FaerBackend;
 use backprop_naive::NaiveBackend;
-use backprop_rayon::{Partitions, RayonBackend};
+use backprop_rayon::{Partitions, RayonBackend, UNITS_MAX_ROWS};
+use backprop_simd::SimdBackend;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 fn pool(threads: usize) -> Arc<ThreadPool> {
@@ -333,4 +336,141 @@ fn the_linger_is_kept_as_set() {
         naive.with_linger(Duration::from_millis(3)).linger(),
         Duration::from_millis(3)
     );
+}
+
+/// A SIMD backend that counts the blocks of the first layer's forward pass it forms.
+struct Counting {
+    inner: SimdBackend<f64>,
+    blocks: Arc<AtomicUsize>,
+}
+
+impl Backend<f64> for Counting {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+
+    fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
+        self.inner.run_forward(task)
+    }
+
+    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
+        self.inner.run_loss_and_gradient(task)
+    }
+}
+
+impl FirstLayerSplit<f64> for Counting {
+    fn run_gradient_but_first_weights(
+        &mut self,
+        task: SplitGradientTask<'_, f64>,
+    ) -> Result<f64, Error> {
+        self.inner.run_gradient_but_first_weights(task)
+    }
+
+    fn run_first_weight_rows(&mut self, task: &mut FirstWeightRowsTask<'_, f64>) {
+        self.inner.run_first_weight_rows(task)
+    }
+}
+
+impl FirstLayerUnits<f64> for Counting {
+    fn run_first_layer_units(&mut self, task: FirstUnitsTask<'_, f64>) -> Result<(), Error> {
+        self.blocks.fetch_add(1, Ordering::SeqCst);
+        self.inner.run_first_layer_units(task)
+    }
+
+    fn run_gradient_above_first(&mut self, task: AboveFirstTask<'_, f64>) -> Result<f64, Error> {
+        self.inner.run_gradient_above_first(task)
+    }
+}
+
+/// A backend cutting the first layer by hidden units over counting SIMD
+/// workers, and the counter of the blocks they formed.
+fn by_units() -> (RayonBackend<f64, Counting>, Arc<AtomicUsize>) {
+    let blocks = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&blocks);
+    let backend = RayonBackend::first_layer_by_units("units", move || Counting {
+        inner: SimdBackend::new(),
+        blocks: Arc::clone(&counter),
+    });
+    (backend, blocks)
+}
+
+/// Networks whose first layer holds at least 90% of the weights.
+fn wide_first_cases(rows: usize) -> Vec<Case> {
+    use Activation::*;
+    let deep = Architecture::new(
+        &[50, 17, 3, 2],
+        &[Tanh, Relu, Identity],
+        Loss::SoftmaxCrossEntropy,
+    )
+    .unwrap();
+    vec![
+        Case::new(Architecture::seed(40, 9, 3).unwrap(), rows),
+        Case::new(deep, rows),
+    ]
+}
+
+#[test]
+fn the_first_layer_by_units_gives_the_inner_backends_bits() {
+    for rows in [1, 3, 17, UNITS_MAX_ROWS] {
+        for case in wide_first_cases(rows) {
+            let architecture = case.network.architecture();
+            let (want_loss, want) = case.gradient(&mut SimdBackend::<f64>::new());
+            let mut want_network = case.network.clone();
+            let mut want_step = case.network.zero_gradient();
+            SimdBackend::<f64>::new()
+                .sgd_step(&mut want_network, &case.batch(), &mut want_step, 0.25)
+                .unwrap();
+            for threads in [2, 3] {
+                let label = format!("{architecture} rows {rows} on {threads}");
+                let (backend, blocks) = by_units();
+                let mut backend = forking(backend, threads, Partitions::PerThread);
+                let (loss, gradient) = case.gradient(&mut backend);
+                assert_eq!(loss.to_bits(), want_loss.to_bits(), "{label}");
+                assert_eq!(gradient, want, "{label}");
+                assert_eq!(blocks.load(Ordering::SeqCst), threads, "{label}");
+                let mut network = case.network.clone();
+                let mut step = case.network.zero_gradient();
+                let step_loss = backend
+                    .sgd_step(&mut network, &case.batch(), &mut step, 0.25)
+                    .unwrap();
+                assert_eq!(step_loss.to_bits(), want_loss.to_bits(), "{label}");
+                assert_eq!(step, want_step, "{label}");
+                assert_eq!(network, want_network, "{label}");
+                assert_eq!(blocks.load(Ordering::SeqCst), 2 * threads, "{label}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_first_layer_is_cut_by_units_only_where_the_plan_says() {
+    let blocks_formed = |backend: &mut dyn Backend<f64>, case: &Case, blocks: &AtomicUsize| {
+        blocks.store(0, Ordering::SeqCst);
+        case.gradient(backend);
+        blocks.load(Ordering::SeqCst)
+    };
+    let wide = &wide_first_cases(UNITS_MAX_ROWS)[0];
+    let (backend, blocks) = by_units();
+    let mut backend = forking(backend, 2, Partitions::PerThread);
+    assert_eq!(blocks_formed(&mut backend, wide, &blocks), 2);
+    // More rows than the cut is for.
+    let long = &wide_first_cases(UNITS_MAX_ROWS + 1)[0];
+    assert_eq!(blocks_formed(&mut backend, long, &blocks), 0);
+    // A first layer below the share (35 of 56 weights).
+    let narrow = Case::new(Architecture::seed(5, 7, 3).unwrap(), 8);
+    assert_eq!(blocks_formed(&mut backend, &narrow, &blocks), 0);
+    // Fixed partitions, one thread, and a step below the flop threshold.
+    let (fixed, fixed_blocks) = by_units();
+    let two = Partitions::Fixed(NonZeroUsize::new(2).unwrap());
+    let mut fixed = forking(fixed, 2, two);
+    assert_eq!(blocks_formed(&mut fixed, wide, &fixed_blocks), 0);
+    let (single, single_blocks) = by_units();
+    let mut single = forking(single, 1, Partitions::PerThread);
+    assert_eq!(blocks_formed(&mut single, wide, &single_blocks), 0);
+    let (small, small_blocks) = by_units();
+    let flops = wide.network.architecture().step_flops(wide.rows);
+    let mut small = forking(small, 2, Partitions::PerThread).with_parallel_threshold(flops * 1.01);
+    assert_eq!(blocks_formed(&mut small, wide, &small_blocks), 0);
+    let mut small = small.with_parallel_threshold(flops);
+    assert_eq!(blocks_formed(&mut small, wide, &small_blocks), 2);
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use backprop_core::{Activation, Architecture, Backend, Batch, Inputs, Loss, MatrixRef, Network};
 use backprop_faer::FaerBackend;
 use backprop_rayon::{Partitions, RayonBackend};
+use backprop_simd::SimdBackend;
 use backprop_verify::{CountingAllocator, allocations_during};
 
 #[global_allocator]
@@ -21,13 +22,15 @@ static COUNTING: CountingAllocator = CountingAllocator;
 #[test]
 fn forking_steps_after_the_first_allocate_nothing() {
     // The first layer split (the default), whole gradients combined in
-    // fixed partitions, and a network large enough for the update and the
-    // combination to run in pieces on the pool.
+    // fixed partitions, a network large enough for the update and the
+    // combination to run in pieces on the pool, and the first layer cut by
+    // hidden units (over SIMD workers).
     let two = NonZeroUsize::new(2).expect("two");
-    for (widths, partitions, rows) in [
-        (&[30, 20, 5][..], Partitions::PerThread, 64),
-        (&[30, 20, 5], Partitions::Fixed(two), 64),
-        (&[200, 300, 10], Partitions::PerThread, 40),
+    for (widths, partitions, rows, by_units) in [
+        (&[30, 20, 5][..], Partitions::PerThread, 64, false),
+        (&[30, 20, 5], Partitions::Fixed(two), 64, false),
+        (&[200, 300, 10], Partitions::PerThread, 40, false),
+        (&[100, 20, 5], Partitions::PerThread, 32, true),
     ] {
         let activations = [Activation::Tanh, Activation::Sigmoid];
         let architecture = Architecture::new(widths, &activations, Loss::Mse).expect("valid");
@@ -46,12 +49,22 @@ fn forking_steps_after_the_first_allocate_nothing() {
                 .build()
                 .expect("a pool"),
         );
-        let mut backend =
-            RayonBackend::splitting_first_layer("rayon-faer", FaerBackend::<f64>::sequential)
-                .with_pool(pool)
-                .with_partitions(partitions)
-                .with_parallel_threshold(0.0)
-                .with_linger(Duration::from_secs(1));
+        let mut backend: Box<dyn Backend<f64>> = if by_units {
+            Box::new(
+                RayonBackend::first_layer_by_units("rayon-simd", SimdBackend::<f64>::new)
+                    .with_pool(pool)
+                    .with_parallel_threshold(0.0)
+                    .with_linger(Duration::from_secs(1)),
+            )
+        } else {
+            Box::new(
+                RayonBackend::splitting_first_layer("rayon-faer", FaerBackend::<f64>::sequential)
+                    .with_pool(pool)
+                    .with_partitions(partitions)
+                    .with_parallel_threshold(0.0)
+                    .with_linger(Duration::from_secs(1)),
+            )
+        };
 
         // A gradient, a forward pass and an SGD step, `count` times.
         let mut steps = |count: usize| {
@@ -69,7 +82,8 @@ fn forking_steps_after_the_first_allocate_nothing() {
         };
 
         // Warm-up: the workers, their scratch and accumulators, the split
-        // first layer's delta, the helpers, and the network's spare buffer.
+        // first layer's delta (and activations and slopes, cut by units),
+        // the helpers, and the network's spare buffer.
         steps(2);
 
         // faer keeps packing buffers per thread, made the first time a

@@ -84,14 +84,14 @@ mod x86;
 use std::fmt;
 
 use backprop_core::{
-    Backend, Error, FirstLayerSplit, FirstWeightRowsTask, ForwardTask, GradientTask, Scalar,
-    SgdTask, SplitGradientTask,
+    AboveFirstTask, Backend, Error, FirstLayerSplit, FirstLayerUnits, FirstUnitsTask,
+    FirstWeightRowsTask, ForwardTask, GradientTask, MatrixRef, Scalar, SgdTask, SplitGradientTask,
 };
 
 use kernels::{Kernels, PortableKernels};
 use lanes::Math;
 use scratch::Scratch;
-use step::Weights;
+use step::{First, Weights};
 
 /// An instruction set the backend's kernels are compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -368,7 +368,7 @@ struct GradientJob<'a, T> {
     x: &'a [T],
     y: &'a [T],
     grad: &'a mut [T],
-    first_delta: Option<&'a mut [T]>,
+    first: First<'a, T>,
 }
 
 impl<T: Math> Job<T> for GradientJob<'_, T> {
@@ -382,7 +382,7 @@ impl<T: Math> Job<T> for GradientJob<'_, T> {
             self.weights,
             (self.x, self.y),
             self.grad,
-            self.first_delta,
+            self.first,
         )
     }
 }
@@ -407,6 +407,31 @@ impl<T: Math> Job<T> for RowsJob<'_, '_, T> {
     }
 }
 
+/// A block of hidden units of the first layer's forward pass, copied out of
+/// the scratch into the task's outputs.
+struct UnitsJob<'a, 'b, T> {
+    scratch: &'a mut Scratch<T>,
+    task: FirstUnitsTask<'b, T>,
+}
+
+impl<T: Math> Job<T> for UnitsJob<'_, '_, T> {
+    type Output = ();
+    fn run<K: Kernels<T>>(mut self, k: K) {
+        let Scratch { plan, buffers, .. } = self.scratch;
+        let (x, units) = (self.task.inputs().matrix().as_slice(), self.task.units());
+        let params = self.task.layers().network().params().as_slice();
+        step::first_layer_units(k, plan, buffers, params, x, units.clone(), true);
+        let (rows, stride) = (buffers.rows, buffers.stride);
+        let (activations, slopes) = self.task.outputs_mut();
+        for (out, all) in [(activations, &buffers.a[0]), (slopes, &buffers.slopes[0])] {
+            let block = &all[units.start * stride..];
+            for (out, row) in out.chunks_exact_mut(rows).zip(block.chunks(stride)) {
+                out.copy_from_slice(&row[..rows]);
+            }
+        }
+    }
+}
+
 impl<T: SimdScalar> Backend<T> for SimdBackend<T> {
     fn name(&self) -> &'static str {
         "simd"
@@ -428,7 +453,7 @@ impl<T: SimdScalar> Backend<T> for SimdBackend<T> {
     }
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
-        self.gradient(task, None, None)
+        self.gradient(task, None, First::Whole)
     }
 
     fn run_sgd_step(&mut self, mut task: SgdTask<'_, T>) -> Result<T, Error> {
@@ -436,20 +461,22 @@ impl<T: SimdScalar> Backend<T> for SimdBackend<T> {
             let loss = self.run_loss_and_gradient(task.gradient_task())?;
             return task.apply_update(loss);
         }
-        task.run_fused(|task, updated, step| self.gradient(task, Some((updated, step)), None))
+        task.run_fused(|task, updated, step| {
+            self.gradient(task, Some((updated, step)), First::Whole)
+        })
     }
 }
 
 impl<T: SimdScalar> SimdBackend<T> {
     /// The loss and gradient of `task`; with `update`, the SGD update
-    /// `theta + step * gradient` written into `updated` too; with
-    /// `first_delta`, the first layer's weight gradient is left out and
-    /// `delta^1` written there instead.
+    /// `theta + step * gradient` written into `updated` too; the first
+    /// layer as `first` says (its activations and slopes, when given, already
+    /// in the scratch).
     fn gradient(
         &mut self,
         task: GradientTask<'_, T>,
         update: Option<(&mut [T], T)>,
-        first_delta: Option<&mut [T]>,
+        first: First<'_, T>,
     ) -> Result<T, Error> {
         let (layers, batch, mut gradient) = task.into_parts();
         let lanes = lanes_of::<T>(self.path);
@@ -469,7 +496,7 @@ impl<T: SimdScalar> SimdBackend<T> {
             x: batch.inputs().matrix().as_slice(),
             y: batch.targets().as_slice(),
             grad: gradient.as_mut_slice(),
-            first_delta,
+            first,
         };
         Ok(T::dispatch(self.path, job))
     }
@@ -484,10 +511,60 @@ impl<T: SimdScalar> FirstLayerSplit<T> for SimdBackend<T> {
         task: SplitGradientTask<'_, T>,
     ) -> Result<T, Error> {
         let (task, first_delta) = task.into_parts();
-        self.gradient(task, None, Some(first_delta))
+        self.gradient(task, None, First::DeltaOut(first_delta))
     }
 
     fn run_first_weight_rows(&mut self, task: &mut FirstWeightRowsTask<'_, T>) {
         T::dispatch(self.path, RowsJob { task });
+    }
+}
+
+/// The first layer's forward pass cut by hidden units: a block of rows of
+/// `W^1` is one product tile loop over `X^T`, as in the whole step, so each
+/// value is the whole step's to the bit; the layers above start from the
+/// given activations and slopes, copied into the scratch.
+impl<T: SimdScalar> FirstLayerUnits<T> for SimdBackend<T> {
+    fn run_first_layer_units(&mut self, task: FirstUnitsTask<'_, T>) -> Result<(), Error> {
+        let lanes = lanes_of::<T>(self.path);
+        let (architecture, rows) = (task.layers().architecture(), task.inputs().rows());
+        self.scratch.fit(architecture, rows, lanes)?;
+        T::dispatch(
+            self.path,
+            UnitsJob {
+                scratch: &mut self.scratch,
+                task,
+            },
+        );
+        Ok(())
+    }
+
+    fn run_gradient_above_first(&mut self, task: AboveFirstTask<'_, T>) -> Result<T, Error> {
+        let (task, first_delta, activations, slopes) = task.into_parts();
+        let lanes = lanes_of::<T>(self.path);
+        let (architecture, rows) = (task.layers().architecture(), task.batch().rows());
+        self.scratch.fit(architecture, rows, lanes)?;
+        let buffers = &mut self.scratch.buffers;
+        let stride = buffers.stride;
+        for (given, all) in [
+            (activations, &mut buffers.a[0]),
+            (slopes, &mut buffers.slopes[0]),
+        ] {
+            copy_padded(given, all, stride);
+        }
+        self.gradient(task, None, First::Given(first_delta))
+    }
+}
+
+/// Copies `given` (one row per hidden unit) into `all`, rows `stride` apart,
+/// with zeros in the padding (which must hold finite values).
+fn copy_padded<T: Scalar>(given: MatrixRef<'_, T>, all: &mut [T], stride: usize) {
+    let cols = given.cols();
+    for (row, out) in given
+        .as_slice()
+        .chunks_exact(cols)
+        .zip(all.chunks_exact_mut(stride))
+    {
+        out[..cols].copy_from_slice(row);
+        out[cols..].fill(T::ZERO);
     }
 }

@@ -150,6 +150,19 @@ impl<T: Math> Weights<'_, T> {
     }
 }
 
+/// How a gradient step treats the first layer.
+#[derive(Debug)]
+pub(crate) enum First<'a, T> {
+    /// Its forward pass from the inputs, and its whole weight gradient.
+    Whole,
+    /// Its forward pass from the inputs; `delta^1` (`rows x d_1`, row-major)
+    /// written here instead of its weight gradient.
+    DeltaOut(&'a mut [T]),
+    /// Its activations and slopes already in the buffers
+    /// ([`first_layer_units`] or a copy); `delta^1` written here.
+    Given(&'a mut [T]),
+}
+
 /// The forward pass of `rows` samples `x` (`rows x n`, row-major): leaves
 /// every layer's activations (and, with `slopes`, `act'`) in the buffers.
 pub(crate) fn forward<T: Math, K: Kernels<T>>(
@@ -160,44 +173,115 @@ pub(crate) fn forward<T: Math, K: Kernels<T>>(
     x: &[T],
     slopes: bool,
 ) {
+    let hidden = plan.shapes[0].outputs;
+    first_layer_units(k, plan, buffers, params, x, 0..hidden, slopes);
+    forward_above_first(k, plan, buffers, params, slopes);
+}
+
+/// The rows `units` of the first layer's activations (and, with `slopes`,
+/// `act'`) of the samples `x` (`rows x n`, row-major), left in the buffers.
+pub(crate) fn first_layer_units<T: Math, K: Kernels<T>>(
+    k: K,
+    plan: &Plan,
+    buffers: &mut Buffers<T>,
+    params: &[T],
+    x: &[T],
+    units: Range<usize>,
+    slopes: bool,
+) {
     let (rows, stride) = (buffers.rows, buffers.stride);
     let n = plan.widths[0];
     k.transpose(x, (rows, n, n), &mut buffers.xt, stride, stride);
-    for (l, shape) in plan.shapes.iter().enumerate() {
+    let slope = slopes.then_some(&mut buffers.slopes[0][..]);
+    layer_forward(
+        k,
+        plan,
+        0,
+        params,
+        (&buffers.xt, stride),
+        units,
+        &mut buffers.a[0],
+        slope,
+    );
+}
+
+/// The layers above the first, from the first layer's activations in the
+/// buffers.
+fn forward_above_first<T: Math, K: Kernels<T>>(
+    k: K,
+    plan: &Plan,
+    buffers: &mut Buffers<T>,
+    params: &[T],
+    slopes: bool,
+) {
+    let stride = buffers.stride;
+    for l in 1..plan.shapes.len() {
         let (before, here) = buffers.a.split_at_mut(l);
-        let input: &[T] = if l == 0 { &buffers.xt } else { &before[l - 1] };
-        let mut slope = slopes.then_some(&mut buffers.slopes[l][..]);
-        let bias = &params[shape.bias_range()];
-        let activation = plan.activations[l];
-        // Z^l = W^l A^{l-1}: a row of W broadcast, samples in the vectors.
-        let product = Product {
-            rows: shape.outputs,
-            cols: stride,
-            depth: shape.inputs,
-            a_row: shape.inputs,
-            a_step: 1,
-            b_step: stride,
-            c_row: stride,
-        };
-        broadcast_product(
+        let slope = slopes.then_some(&mut buffers.slopes[l][..]);
+        let units = 0..plan.shapes[l].outputs;
+        layer_forward(
             k,
-            product,
-            &params[shape.weight_range()],
-            input,
+            plan,
+            l,
+            params,
+            (&before[l - 1], stride),
+            units,
             &mut here[0],
-            |c, rows, cols| {
-                k.activate(
-                    c,
-                    slope.as_deref_mut(),
-                    bias,
-                    stride,
-                    rows,
-                    cols,
-                    activation,
-                );
-            },
+            slope,
         );
     }
+}
+
+/// The rows `units` of layer `l`'s `Z^l = W^l A^{l-1}` from `input`
+/// (`A^{l-1}`, rows `stride` apart), activated into the same rows of `out`
+/// (and their `act'` into `slope`), both `d_l x stride`: a row of W
+/// broadcast, samples in the vectors.
+#[allow(clippy::too_many_arguments)]
+fn layer_forward<T: Math, K: Kernels<T>>(
+    k: K,
+    plan: &Plan,
+    l: usize,
+    params: &[T],
+    (input, stride): (&[T], usize),
+    units: Range<usize>,
+    out: &mut [T],
+    mut slope: Option<&mut [T]>,
+) {
+    let shape = plan.shapes[l];
+    let activation = plan.activations[l];
+    let product = Product {
+        rows: units.len(),
+        cols: stride,
+        depth: shape.inputs,
+        a_row: shape.inputs,
+        a_step: 1,
+        b_step: stride,
+        c_row: stride,
+    };
+    let weights = &params[shape.weight_range()][units.start * shape.inputs..];
+    let bias = &params[shape.bias_range()][units.start..];
+    let first = units.start * stride;
+    if let Some(slope) = slope.as_mut() {
+        *slope = &mut std::mem::take(slope)[first..];
+    }
+    broadcast_product(
+        k,
+        product,
+        weights,
+        input,
+        &mut out[first..],
+        |c, rows, cols| {
+            k.activate(
+                c,
+                slope.as_deref_mut(),
+                bias,
+                stride,
+                rows,
+                cols,
+                activation,
+            );
+        },
+    );
 }
 
 /// Writes the output layer's activations of the last forward pass into
@@ -216,8 +300,9 @@ pub(crate) fn write_outputs<T: Math, K: Kernels<T>>(
 /// The loss of `rows` samples `x`, `y` and its gradient, written into `grad`
 /// (the flat layout), with the update fused in when `weights` says so.
 ///
-/// With `first_delta`, the first layer's weight gradient is neither formed
-/// nor applied: `delta^1` (`rows x d_1`, row-major) is written there instead.
+/// `first` says whether the first layer's forward pass is run or given, and
+/// whether its weight gradient is formed and applied or `delta^1` written
+/// out instead (`x` is read only when it is run or formed).
 pub(crate) fn gradient<T: Math, K: Kernels<T>>(
     k: K,
     plan: &Plan,
@@ -225,9 +310,22 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
     mut weights: Weights<'_, T>,
     (x, y): (&[T], &[T]),
     grad: &mut [T],
-    mut first_delta: Option<&mut [T]>,
+    first: First<'_, T>,
 ) -> T {
-    forward(k, plan, buffers, weights.values(), x, true);
+    let mut first_delta = match first {
+        First::Whole => {
+            forward(k, plan, buffers, weights.values(), x, true);
+            None
+        }
+        First::DeltaOut(delta) => {
+            forward(k, plan, buffers, weights.values(), x, true);
+            Some(delta)
+        }
+        First::Given(delta) => {
+            forward_above_first(k, plan, buffers, weights.values(), true);
+            Some(delta)
+        }
+    };
     let (rows, stride) = (buffers.rows, buffers.stride);
     let last = plan.shapes.len() - 1;
     let m = plan.shapes[last].outputs;

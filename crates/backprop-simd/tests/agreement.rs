@@ -1,10 +1,12 @@
 //! The SIMD backend against the naive reference on every path this CPU has: shapes on both
 //! sides of the vector and tile edges, every activation and loss, deep networks, the fused
-//! SGD step, the forward pass, the first-layer split, and several architectures in a row.
+//! SGD step, the forward pass, the first-layer split, the first layer cut by hidden units, and
+//! several architectures in a row.
 
 use backprop_core::{
-    Activation, Architecture, Backend, Batch, FirstLayerSplit, FirstWeightRowsTask, GradientTask,
-    Inputs, Loss, MatrixRef, Network, Params, Scalar, SplitGradientTask,
+    AboveFirstTask, Activation, Architecture, Backend, Batch, FirstLayerSplit, FirstLayerUnits,
+    FirstUnitsTask, FirstWeightRowsTask, GradientTask, Inputs, Layers, Loss, MatrixRef, Network,
+    Params, Scalar, SplitGradientTask,
 };
 use backprop_naive::NaiveBackend;
 use backprop_simd::{Path, SimdBackend, SimdScalar};
@@ -278,6 +280,100 @@ fn the_first_layer_split_matches_the_whole_gradient() {
         let architecture = Architecture::seed(widths[0], widths[1], widths[2]).unwrap();
         check_split::<f64>(&architecture, rows);
         check_split::<f32>(&architecture, rows);
+    }
+}
+
+/// The first layer cut by hidden units, each block on a backend of its own
+/// and the layers above on another, gives the whole step's bits: the
+/// loss, every gradient value but the first layer's weights (left as the
+/// NaN they held), and those from `delta^1` in blocks.
+fn check_units<T: SimdScalar>(architecture: &Architecture, rows: usize) {
+    let case = case::<T>(architecture, rows, 5);
+    let (n, hidden) = (architecture.input_width(), architecture.widths()[1]);
+    let blocks = [0..hidden / 3, hidden / 3..hidden / 3, hidden / 3..hidden];
+    let nan = T::from_f64(f64::NAN);
+    let bits = |values: &[T]| {
+        values
+            .iter()
+            .map(|v| v.to_f64().to_bits())
+            .collect::<Vec<_>>()
+    };
+    for path in Path::available() {
+        let label = format!("{architecture} rows {rows} {path}");
+        let fresh = || SimdBackend::<T>::with_path(path).unwrap();
+        let mut whole = case.network.zero_gradient();
+        let batch = case.batch().unwrap();
+        let loss = fresh()
+            .loss_and_gradient(&case.network, &batch, &mut whole)
+            .unwrap();
+        let mut activations = vec![nan; hidden * rows];
+        let mut slopes = vec![nan; hidden * rows];
+        for units in blocks.clone() {
+            let block = units.start * rows..units.end * rows;
+            let task = FirstUnitsTask::new(
+                Layers::of(&case.network),
+                batch.inputs(),
+                units,
+                &mut activations[block.clone()],
+                &mut slopes[block],
+            )
+            .unwrap();
+            fresh().run_first_layer_units(task).unwrap();
+        }
+        let mut gradient: Params<T> = case.network.zero_gradient();
+        gradient.as_mut_slice().fill(nan);
+        let mut delta = vec![nan; rows * hidden];
+        let task = GradientTask::new(&case.network, batch, &mut gradient).unwrap();
+        let above = SplitGradientTask::new(task, &mut delta)
+            .and_then(|task| AboveFirstTask::new(task, &activations, &slopes))
+            .unwrap();
+        let above_loss = fresh().run_gradient_above_first(above).unwrap();
+        assert_eq!(
+            above_loss.to_f64().to_bits(),
+            loss.to_f64().to_bits(),
+            "{label}"
+        );
+        let first = architecture.layers()[0].weight_range();
+        let values = gradient.as_slice();
+        assert!(
+            values[first.clone()].iter().all(|v| v.to_f64().is_nan()),
+            "{label}: first weights written"
+        );
+        assert_eq!(
+            bits(&values[first.end..]),
+            bits(&whole.as_slice()[first.end..]),
+            "{label}"
+        );
+        let mut rows_out = vec![nan; first.len()];
+        let delta_matrix = MatrixRef::new(&delta, rows, hidden).unwrap();
+        for units in blocks.clone() {
+            let out = &mut rows_out[units.start * n..units.end * n];
+            let mut task =
+                FirstWeightRowsTask::new(delta_matrix, batch.inputs().matrix(), units, out)
+                    .unwrap();
+            fresh().run_first_weight_rows(&mut task);
+        }
+        assert_eq!(bits(&rows_out), bits(&whole.as_slice()[first]), "{label}");
+    }
+}
+
+#[test]
+fn the_first_layer_by_units_gives_the_whole_steps_bits() {
+    use Activation::*;
+    for (widths, activations, loss, rows) in [
+        (&[17, 33, 5][..], &[Sigmoid, Sigmoid][..], Loss::Mse, 21),
+        (&[64, 32, 10], &[Sigmoid, Sigmoid], Loss::Mse, 64),
+        (&[9, 1, 3], &[Tanh, Sigmoid], Loss::Mse, 1),
+        (
+            &[40, 19, 7, 3],
+            &[Relu, Tanh, Identity],
+            Loss::SoftmaxCrossEntropy,
+            33,
+        ),
+    ] {
+        let architecture = Architecture::new(widths, activations, loss).unwrap();
+        check_units::<f64>(&architecture, rows);
+        check_units::<f32>(&architecture, rows);
     }
 }
 

@@ -40,8 +40,9 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use backprop_core::{
-    Activation, Architecture, Backend, FirstLayerSplit, FirstWeightRowsTask, GradientTask, Loss,
-    MatrixRef, Network, ParamLocation, Params, Scalar, SplitGradientTask,
+    AboveFirstTask, Activation, Architecture, Backend, FirstLayerSplit, FirstLayerUnits,
+    FirstUnitsTask, FirstWeightRowsTask, GradientTask, Layers, Loss, MatrixRef, Network,
+    ParamLocation, Params, Scalar, SplitGradientTask,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -649,7 +650,91 @@ pub fn first_layer_split<T: Scalar>(
     oracle: &Oracle,
 ) -> CheckReport {
     let kind = CheckKind::FirstLayerSplit;
+    let hidden = case.network.architecture().layers()[0].outputs;
+    let mut delta: Vec<T> = Prefill::Nan.values(case.rows * hidden);
+    let mut gradient = Prefill::Nan.gradient(&case.network);
+    let split_loss = case
+        .batch()
+        .and_then(|batch| GradientTask::new(&case.network, batch, &mut gradient))
+        .and_then(|task| SplitGradientTask::new(task, &mut delta))
+        .and_then(|task| split.run_gradient_but_first_weights(task));
+    match split_loss {
+        Ok(loss) => {
+            let report = CheckReport::new(kind);
+            first_layer_report(report, split, case, oracle, (loss, &gradient, &delta))
+        }
+        Err(e) => CheckReport::failed(kind, e),
+    }
+}
+
+/// The first layer cut by hidden units, of a kernel that offers it, against
+/// the kernel's own whole gradient: the first layer's activations and slopes
+/// formed in two blocks of hidden units (every value written), the layers
+/// above from them, and then as [`first_layer_split`]. Tolerances `2 k u S`.
+pub fn first_layer_units<T: Scalar>(
+    units: &mut dyn FirstLayerUnits<T>,
+    case: &Case<T>,
+    oracle: &Oracle,
+) -> CheckReport {
+    let kind = CheckKind::FirstLayerUnits;
     let mut report = CheckReport::new(kind);
+    let (rows, hidden) = (case.rows, case.network.architecture().layers()[0].outputs);
+    let mut activations: Vec<T> = Prefill::Nan.values(hidden * rows);
+    let mut slopes: Vec<T> = Prefill::Nan.values(hidden * rows);
+    let batch = match case.batch() {
+        Ok(batch) => batch,
+        Err(e) => return CheckReport::failed(kind, e),
+    };
+    let blocks = [0..hidden / 2, hidden / 2..hidden];
+    for units_block in blocks {
+        let values = units_block.start * rows..units_block.end * rows;
+        let formed = FirstUnitsTask::new(
+            Layers::of(&case.network),
+            batch.inputs(),
+            units_block,
+            &mut activations[values.clone()],
+            &mut slopes[values],
+        )
+        .and_then(|task| units.run_first_layer_units(task));
+        if let Err(e) = formed {
+            return CheckReport::failed(kind, e);
+        }
+    }
+    // An unwritten activation or slope counts as 1 against an expected 0.
+    for (i, value) in activations.iter().chain(&slopes).enumerate() {
+        let unwritten = if value.to_f64().is_nan() { 1.0 } else { 0.0 };
+        let (unit, sample) = (i % (hidden * rows) / rows, i % rows);
+        report.compare(
+            Quantity::FirstLayerFormed { unit, sample },
+            unwritten,
+            0.0,
+            0.0,
+        );
+    }
+    let mut delta: Vec<T> = Prefill::Nan.values(rows * hidden);
+    let mut gradient = Prefill::Nan.gradient(&case.network);
+    let above_loss = GradientTask::new(&case.network, batch, &mut gradient)
+        .and_then(|task| SplitGradientTask::new(task, &mut delta))
+        .and_then(|task| AboveFirstTask::new(task, &activations, &slopes))
+        .and_then(|task| units.run_gradient_above_first(task));
+    match above_loss {
+        Ok(loss) => first_layer_report(report, units, case, oracle, (loss, &gradient, &delta)),
+        Err(e) => CheckReport::failed(kind, e),
+    }
+}
+
+/// Adds to `report` the comparisons of a step that left the first layer's
+/// weights out, `(loss, gradient, delta^1)`, against `split`'s own whole
+/// gradient: the loss, the weights left unwritten, and the gradient with
+/// those weights formed from `delta^1` in two blocks of hidden units.
+fn first_layer_report<T: Scalar>(
+    mut report: CheckReport,
+    split: &mut dyn FirstLayerSplit<T>,
+    case: &Case<T>,
+    oracle: &Oracle,
+    (split_loss, gradient, delta): (T, &Params<T>, &[T]),
+) -> CheckReport {
+    let kind = report.kind;
     let (loss, whole) = match loss_and_gradient(split, case) {
         Ok(result) => result,
         Err(e) => return CheckReport::failed(kind, e),
@@ -657,17 +742,6 @@ pub fn first_layer_split<T: Scalar>(
     let architecture = case.network.architecture();
     let first = architecture.layers()[0];
     let (rows, n, hidden) = (case.rows, first.inputs, first.outputs);
-    let mut gradient = Prefill::Nan.gradient(&case.network);
-    let mut delta: Vec<T> = Prefill::Nan.values(rows * hidden);
-    let split_loss = case
-        .batch()
-        .and_then(|batch| GradientTask::new(&case.network, batch, &mut gradient))
-        .and_then(|task| SplitGradientTask::new(task, &mut delta))
-        .and_then(|task| split.run_gradient_but_first_weights(task));
-    let split_loss = match split_loss {
-        Ok(loss) => loss,
-        Err(e) => return CheckReport::failed(kind, e),
-    };
     report.compare(
         Quantity::Loss,
         split_loss.to_f64(),
@@ -692,7 +766,7 @@ pub fn first_layer_split<T: Scalar>(
     let blocks = [0..hidden / 2, hidden / 2..hidden];
     let mut first_rows: Vec<T> = Prefill::Nan.values(hidden * n);
     let (top, bottom) = first_rows.split_at_mut(hidden / 2 * n);
-    let matrices = MatrixRef::new(&delta, rows, hidden)
+    let matrices = MatrixRef::new(delta, rows, hidden)
         .and_then(|delta| Ok((delta, MatrixRef::new(&case.inputs, rows, n)?)));
     let (delta_matrix, inputs) = match matrices {
         Ok(matrices) => matrices,

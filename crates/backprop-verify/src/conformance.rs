@@ -7,7 +7,7 @@
 //! controls wrapped around the backend. [`Conformance::run`] returns a
 //! [`ConformanceReport`](crate::ConformanceReport).
 
-use backprop_core::{Backend, FirstLayerSplit, Scalar};
+use backprop_core::{Backend, FirstLayerSplit, FirstLayerUnits, Scalar};
 
 use crate::case::Case;
 use crate::checks::{self, Cancellation, Oracle};
@@ -112,6 +112,8 @@ type Factory<T> = Box<dyn Fn() -> Box<dyn Backend<T>>>;
 type ThreadsFactory<T> = Box<dyn Fn(usize) -> Box<dyn Backend<T>>>;
 /// Makes the backend under test as its first-layer split.
 type SplitFactory<T> = Box<dyn Fn() -> Box<dyn FirstLayerSplit<T>>>;
+/// Makes the backend under test as its first layer cut by hidden units.
+type UnitsFactory<T> = Box<dyn Fn() -> Box<dyn FirstLayerUnits<T>>>;
 
 /// The verification protocol for one backend in precision `T` (see the
 /// crate docs for an example).
@@ -120,6 +122,7 @@ pub struct Conformance<T: CheckPrecision> {
     make: Factory<T>,
     on_threads: Option<(ThreadsFactory<T>, Vec<usize>)>,
     split: Option<SplitFactory<T>>,
+    units: Option<UnitsFactory<T>>,
     seeds: Vec<u64>,
     shapes: Vec<Shape>,
     controls: bool,
@@ -138,6 +141,7 @@ impl<T: CheckPrecision> Conformance<T> {
             make: Box::new(move || Box::new(make())),
             on_threads: None,
             split: None,
+            units: None,
             seeds: SEEDS.to_vec(),
             shapes: Vec::new(),
             controls: true,
@@ -188,6 +192,16 @@ impl<T: CheckPrecision> Conformance<T> {
         self
     }
 
+    /// For a kernel that cuts the first layer by hidden units: `make` builds
+    /// it, and each cell checks the cut against the kernel's whole gradient.
+    pub fn first_layer_units<U: FirstLayerUnits<T> + 'static>(
+        mut self,
+        make: impl Fn() -> U + 'static,
+    ) -> Self {
+        self.units = Some(Box::new(move || Box::new(make())));
+        self
+    }
+
     /// The mode the tolerances are computed in. The default,
     /// [`Cancellation::Forbidden`], is the strict one the built-in backends
     /// are held to; [`Cancellation::Allowed`] admits kernels that form their
@@ -221,6 +235,7 @@ impl<T: CheckPrecision> Conformance<T> {
     pub fn run_on(&self, matrix: &Matrix, mut progress: impl FnMut(&str)) -> ConformanceReport {
         let mut backend = (self.make)();
         let mut split = self.split.as_ref().map(|make| make());
+        let mut units = self.units.as_ref().map(|make| make());
         let mut cells = Vec::with_capacity(matrix.cells.len());
         for cell in &matrix.cells {
             let mut checks = cell_checks(&mut *backend, cell, self.cancellation);
@@ -228,6 +243,9 @@ impl<T: CheckPrecision> Conformance<T> {
             let oracle = &*oracle.judging(self.cancellation);
             if let Some(split) = split.as_mut() {
                 checks.push(checks::first_layer_split(&mut **split, case, oracle));
+            }
+            if let Some(units) = units.as_mut() {
+                checks.push(checks::first_layer_units(&mut **units, case, oracle));
             }
             if let Some((make, threads)) = &self.on_threads {
                 checks.push(checks::thread_counts(make.as_ref(), case, threads));

@@ -33,6 +33,9 @@ pub enum CheckKind {
     SgdStep,
     /// The first-layer split, when a kernel offers it, against its whole gradient.
     FirstLayerSplit,
+    /// The first layer cut by hidden units, when a kernel offers it, against
+    /// its whole gradient.
+    FirstLayerUnits,
     /// Where units saturate, the gradient's norm-wise relative error against
     /// the exact one.
     Saturation,
@@ -40,7 +43,7 @@ pub enum CheckKind {
 
 impl CheckKind {
     /// Every check, in report order.
-    pub const ALL: [CheckKind; 13] = [
+    pub const ALL: [CheckKind; 14] = [
         CheckKind::FiniteDifferences,
         CheckKind::DualNumbers,
         CheckKind::Directional,
@@ -53,6 +56,7 @@ impl CheckKind {
         CheckKind::Determinism,
         CheckKind::ThreadCounts,
         CheckKind::FirstLayerSplit,
+        CheckKind::FirstLayerUnits,
         CheckKind::Saturation,
     ];
 
@@ -71,6 +75,7 @@ impl CheckKind {
             CheckKind::Forward => "forward",
             CheckKind::SgdStep => "sgd",
             CheckKind::FirstLayerSplit => "split",
+            CheckKind::FirstLayerUnits => "units",
             CheckKind::Saturation => "sat",
         }
     }
@@ -104,6 +109,14 @@ pub enum Quantity {
     Updated(ParamLocation),
     /// A gradient component that must be left unwritten (1 if it was written).
     Unwritten(ParamLocation),
+    /// A first-layer activation and its slope, cut by hidden units, that
+    /// must be written (1 if either was not).
+    FirstLayerFormed {
+        /// The hidden unit.
+        unit: usize,
+        /// The sample.
+        sample: usize,
+    },
     /// The whole gradient's norm-wise relative error against the exact one.
     RelativeError,
 }
@@ -118,6 +131,10 @@ impl fmt::Display for Quantity {
             Quantity::LossOfOutputs => f.write_str("loss of the forward outputs"),
             Quantity::Updated(location) => write!(f, "{location} after the step"),
             Quantity::Unwritten(location) => write!(f, "{location} (must be left unwritten)"),
+            Quantity::FirstLayerFormed { unit, sample } => write!(
+                f,
+                "first-layer activation and slope [{unit},{sample}] (must be written)"
+            ),
             Quantity::RelativeError => f.write_str("the gradient's relative error"),
         }
     }

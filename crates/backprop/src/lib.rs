@@ -27,16 +27,17 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 pub use backprop_core::{
-    Activation, Architecture, Backend, Batch, Error, FirstLayerSplit, FirstWeightRowsTask,
-    ForwardTask, GradientLayers, GradientTask, Inputs, Layer, LayerParams, LayerParamsMut,
-    LayerShape, Layers, Loss, MatrixRef, MatrixRole, Network, ParamLocation, Params, RowPart,
-    RowSplit, Scalar, SgdTask, SplitGradientTask,
+    AboveFirstTask, Activation, Architecture, Backend, Batch, Error, FirstLayerSplit,
+    FirstLayerUnits, FirstUnitsTask, FirstWeightRowsTask, ForwardTask, GradientLayers,
+    GradientTask, Inputs, Layer, LayerParams, LayerParamsMut, LayerShape, Layers, Loss, MatrixRef,
+    MatrixRole, Network, ParamLocation, Params, RowPart, RowSplit, Scalar, SgdTask,
+    SplitGradientTask,
 };
 pub use backprop_faer::{AUTO_CROSSOVER_MNK, FaerBackend, FaerScalar, Parallelism};
 pub use backprop_naive::NaiveBackend;
 pub use backprop_rayon::{
     DEFAULT_LINGER, DEFAULT_MIN_ROWS_PER_PARTITION, DEFAULT_PARALLEL_THRESHOLD_FLOPS, MAX_LINGER,
-    Partitions, RayonBackend,
+    Partitions, RayonBackend, UNITS_MAX_ROWS, UNITS_MIN_FIRST_SHARE,
 };
 pub use backprop_simd::{Path as SimdPath, SimdBackend, SimdScalar, UnsupportedPath};
 /// The thread pool type the parallel backends run on (rayon's).
@@ -161,7 +162,7 @@ impl BackendKind {
             ),
             BackendKind::Simd => Box::new(SimdBackend::<T>::new()),
             BackendKind::RayonSimd => forking_on(
-                RayonBackend::splitting_first_layer(self.name(), SimdBackend::<T>::new),
+                RayonBackend::first_layer_by_units(self.name(), SimdBackend::<T>::new),
                 forking,
             ),
             BackendKind::Auto => match forking {
