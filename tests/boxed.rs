@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use backprop::{
     Architecture, Backend, BackendKind, Error, FaerBackend, ForwardTask, GradientTask,
-    NaiveBackend, Network, Params, RayonBackend, SgdTask,
+    NaiveBackend, Network, Params, RayonBackend, SgdTask, SimdBackend,
 };
 use backprop_verify::Case;
 
@@ -164,6 +164,38 @@ fn the_boxed_rayon_faer_from_the_factory_steps_as_the_concrete_one() {
     .with_pool(crate::driver::pool(2))
     .with_parallel_threshold(0.0)
     .with_min_rows_per_partition(1);
+    let (inner_network, _, inner_loss) = step(&mut boxed_inner, &case);
+    assert_eq!(inner_loss.to_bits(), loss.to_bits());
+    assert_eq!(inner_network, network);
+}
+
+#[test]
+fn the_boxed_rayon_simd_from_the_factory_cuts_the_first_layer_as_the_concrete_one() {
+    // The first layer holds 600 of the 640 weights and the batch is below
+    // UNITS_MAX_ROWS: the step cuts it by hidden units.
+    let case = Case::random(Architecture::seed(30, 20, 2).unwrap(), 24, 4);
+    let pool = pool(2);
+    let mut boxed = BackendKind::RayonSimd.create_forking::<f64>(Arc::clone(&pool));
+    let mut concrete = RayonBackend::first_layer_by_units("rayon-simd", SimdBackend::<f64>::new)
+        .with_pool(pool)
+        .with_parallel_threshold(0.0)
+        .with_min_rows_per_partition(1);
+    let (boxed_network, boxed_gradient, boxed_loss) = step(&mut boxed, &case);
+    let (network, gradient, loss) = step(&mut concrete, &case);
+    assert_eq!(boxed_loss.to_bits(), loss.to_bits());
+    assert_eq!(boxed_gradient, gradient);
+    assert_eq!(boxed_network, network);
+    // The cut gives the SIMD kernel's own step, bit for bit.
+    let (simd_network, _, simd_loss) = step(&mut SimdBackend::<f64>::new(), &case);
+    assert_eq!(simd_loss.to_bits(), loss.to_bits());
+    assert_eq!(simd_network, network);
+
+    // And a boxed inner SIMD backend still offers the cut: same bits again.
+    let mut boxed_inner = RayonBackend::first_layer_by_units("rayon-boxed-simd", || {
+        Box::new(SimdBackend::<f64>::new())
+    })
+    .with_pool(crate::driver::pool(2))
+    .with_parallel_threshold(0.0);
     let (inner_network, _, inner_loss) = step(&mut boxed_inner, &case);
     assert_eq!(inner_loss.to_bits(), loss.to_bits());
     assert_eq!(inner_network, network);

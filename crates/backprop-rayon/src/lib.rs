@@ -56,15 +56,44 @@
 //! [`Partitions::Fixed`] keeps the combination of whole gradients, whose
 //! bits do not depend on how the hidden units are blocked.
 //!
+//! # The first layer cut by hidden units
+//!
+//! A backend built with [`RayonBackend::first_layer_by_units`], over an
+//! inner backend that offers [`FirstLayerUnits`] (simd does), goes further
+//! where the first layer is nearly the whole network (at least
+//! [`UNITS_MIN_FIRST_SHARE`] of the weights) and the batch is small (at
+//! most [`UNITS_MAX_ROWS`] rows unless set): with [`Partitions::PerThread`], a step
+//! that forks does not partition the batch at all. Each worker forms its
+//! block of hidden units' first-layer activations and slopes over the whole
+//! batch, the calling thread runs the layers above over the whole batch
+//! down to `delta^1`, and each worker then forms its block's rows of
+//! `dJ/dW^1`:
+//!
+//! ```text
+//!   worker t: rows U_t of A^1 and act_1'(Z^1)   from X and rows U_t of W^1, b^1
+//!   caller:   layers 2..L on A^1, the loss, their gradient, db^1, delta^1
+//!   worker t: rows U_t of dJ/dW^1 = delta^1[:, U_t]^T X
+//!   update:   one piece of parameters per thread, close to rows U_t of W^1
+//! ```
+//!
+//! A partition of the batch makes every thread read all of `W^1`, half of
+//! which the other thread has just updated, and write a gradient that is
+//! then combined; cut by units, a thread reads and updates only its own
+//! rows of `W^1`, and nothing is combined. Its costs grow with the batch
+//! instead: every worker transposes the whole batch's inputs, and the
+//! layers above run on one thread; so the batch partition takes over above
+//! [`UNITS_MAX_ROWS`] rows. Over SIMD workers the cut gives the SIMD
+//! kernel's own whole-batch bits on any number of threads.
+//!
 //! # One plan per step
 //!
 //! Each step is planned once, from the batch size, the network and the
 //! configuration: one partition (the inner backend's own step, straight into
-//! the caller's buffers), whole gradients combined, or the first layer
-//! split. The plan is carried through the partitions and the combination.
-//! Whether the inner backends offer the split is known from
-//! their type when the wrapper is built, never asked per step or per
-//! worker. Partitions are row parts of the checked task
+//! the caller's buffers), whole gradients combined, the first layer
+//! split, or the first layer cut by units. The plan is carried through the
+//! partitions and the combination. Whether the inner backends offer the
+//! split or the cut is known from their type when the wrapper is built,
+//! never asked per step or per worker. Partitions are row parts of the checked task
 //! ([`GradientTask::row_parts`]), so no partition checks its shapes again.
 //!
 //! # A failed step changes nothing
@@ -90,7 +119,9 @@
 //! `B` and `P`, each partition's arithmetic is done by one sequential inner
 //! backend whichever thread runs it, the combination is a fixed sequence of
 //! additions, and the blocks of hidden units of the split first layer depend
-//! only on `d_1` and `P`. So the same inputs and configuration give bit-identical loss
+//! only on `d_1` and `P`; cut by units, the blocks depend only on `d_1` and
+//! the thread count (and over SIMD workers every value is the SIMD kernel's
+//! own whole-batch value). So the same inputs and configuration give bit-identical loss
 //! and gradient on every run. With [`Partitions::PerThread`] (the default),
 //! `P` is the pool's thread count, so results can change with the thread
 //! count. With [`Partitions::Fixed`], `P` is fixed and results are also
@@ -137,7 +168,9 @@
 //! Beyond the inner backends' scratch, the accumulators cost one parameter
 //! buffer per partition: for the L shape (1024-1024-1024, 2,099,200
 //! parameters) in `f32`, 8.4 MB per partition, 16.8 MB on two threads. The
-//! split first layer adds one `B x d_1` matrix: 4.2 MB for L in `f32`.
+//! split first layer adds one `B x d_1` matrix: 4.2 MB for L in `f32`; the
+//! first layer cut by units two more (its activations and slopes), at most
+//! [`UNITS_MAX_ROWS`] rows each.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -229,13 +262,33 @@ fn as_units<T: Scalar, B: FirstLayerUnits<T>>(backend: &mut B) -> &mut dyn First
 /// a small part of the work.
 pub const UNITS_MIN_FIRST_SHARE: f64 = 0.9;
 
-/// The most rows a step cuts the first layer by hidden units for.
+/// The most rows a step cuts the first layer by hidden units for, unless
+/// set with [`RayonBackend::with_units_max_rows`].
 ///
 /// Each worker then transposes the whole batch's inputs, and the layers
 /// above run on one thread, both in proportion to the batch, while what
 /// the cut saves (each thread reads only its own rows of `W^1`) does not
 /// grow with it.
+///
+/// Measured on 784-256-10 in `f32` with `cargo run --release -p
+/// backprop-rayon --example units_crossover` (rayon over SIMD workers, cut
+/// by units against the batch partitioned, medians of interleaved rounds,
+/// on the 2-core AVX-512 machine): the cut won at every batch from 2 to 64
+/// (batch 32: 165.8 against 238.1 us; batch 64: 267.8 against 317.3 us,
+/// and 256.4 against 291.5 us in a second run); at 96 and 128 rows it came
+/// out 1.05x and 1.03x faster in one run, 1.14x and 1.08x in a second and
+/// 0.91x and 0.90x in a third; from 160 rows on it lost every run (192:
+/// 767.5 against 639.8 us; 256: 1264.9 against 1211.6 us).
 pub const UNITS_MAX_ROWS: usize = 64;
+
+/// Whether the first layer of `architecture` holds at least
+/// [`UNITS_MIN_FIRST_SHARE`] of its weights, as a step cut by hidden units
+/// requires (see [`RayonBackend::first_layer_by_units`]).
+pub fn first_layer_dominates(architecture: &Architecture) -> bool {
+    let layers = architecture.layers();
+    let weights: usize = layers.iter().map(|l| l.weight_count()).sum();
+    layers[0].weight_count() as f64 >= UNITS_MIN_FIRST_SHARE * weights as f64
+}
 
 /// The batch-parallel backend over inner backends of type `B`.
 pub struct RayonBackend<T, B> {
@@ -245,6 +298,7 @@ pub struct RayonBackend<T, B> {
     partitions: Partitions,
     parallel_threshold_flops: f64,
     min_rows_per_partition: usize,
+    units_max_rows: usize,
     /// Set when the inner backends offer the first-layer split.
     split_access: Option<SplitAccess<T, B>>,
     /// Set when the inner backends offer the first layer cut by hidden units.
@@ -318,6 +372,7 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             partitions: Partitions::PerThread,
             parallel_threshold_flops: DEFAULT_PARALLEL_THRESHOLD_FLOPS,
             min_rows_per_partition: DEFAULT_MIN_ROWS_PER_PARTITION,
+            units_max_rows: UNITS_MAX_ROWS,
             split_access: None,
             units_access: None,
             backends: Vec::new(),
@@ -368,6 +423,14 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         self
     }
 
+    /// Cuts the first layer by hidden units (when the inner backends offer
+    /// it) on batches of at most `rows` rows ([`UNITS_MAX_ROWS`] unless
+    /// set); `0` never does.
+    pub fn with_units_max_rows(mut self, rows: usize) -> Self {
+        self.units_max_rows = rows;
+        self
+    }
+
     /// The threads of the pool this backend runs on.
     pub fn threads(&self) -> usize {
         self.crew.threads()
@@ -407,9 +470,9 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
     /// layer cut by hidden units, or `None` when that is not the step's
     /// scheme: it needs inner backends that offer it,
     /// [`Partitions::PerThread`], a step at or above the flop threshold, at
-    /// most [`UNITS_MAX_ROWS`] rows, a first layer holding at least
-    /// [`UNITS_MIN_FIRST_SHARE`] of the weights, and at least two threads
-    /// and two hidden units.
+    /// most [`RayonBackend::with_units_max_rows`] rows, a first layer that
+    /// [dominates](first_layer_dominates), and at least two threads and two
+    /// hidden units.
     fn units_plan(&self, architecture: &Architecture, rows: usize) -> Option<UnitsPlan<T, B>> {
         let (Partitions::PerThread, Some(access), Some(split)) =
             (self.partitions, self.units_access, self.split_access)
@@ -417,12 +480,10 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             return None;
         };
         let first_layer = architecture.layers()[0];
-        let weights: usize = architecture.layers().iter().map(|l| l.weight_count()).sum();
-        let first_share = first_layer.weight_count() as f64 / weights as f64;
         let blocks = RowSplit::new(first_layer.outputs, self.threads());
         let wanted = architecture.step_flops(rows) >= self.parallel_threshold_flops
-            && rows <= UNITS_MAX_ROWS
-            && first_share >= UNITS_MIN_FIRST_SHARE
+            && rows <= self.units_max_rows
+            && first_layer_dominates(architecture)
             && blocks.count() > 1;
         wanted.then_some(UnitsPlan {
             first_layer,
@@ -479,11 +540,13 @@ impl<T: Scalar, B: FirstLayerSplit<T>> RayonBackend<T, B> {
 impl<T: Scalar, B: FirstLayerUnits<T>> RayonBackend<T, B> {
     /// Like [`RayonBackend::splitting_first_layer`], over inner backends
     /// that also cut the first layer's forward pass by hidden units: with
-    /// [`Partitions::PerThread`], a step that forks on a network whose
-    /// first layer holds at least [`UNITS_MIN_FIRST_SHARE`] of the weights
-    /// runs that layer, forward and weight gradient, one block of hidden
-    /// units per worker over the whole batch, and the layers above on the
-    /// calling thread (see the crate docs).
+    /// [`Partitions::PerThread`], a step that forks, on at most
+    /// [`UNITS_MAX_ROWS`] rows (unless set with
+    /// [`RayonBackend::with_units_max_rows`]) of a network whose first layer
+    /// [dominates](first_layer_dominates), runs that layer, forward and
+    /// weight gradient, one block of hidden units per worker over the whole
+    /// batch, and the layers above on the calling thread (see the crate
+    /// docs); other steps run as [`RayonBackend::splitting_first_layer`] does.
     pub fn first_layer_by_units(
         name: &'static str,
         make_inner: impl Fn() -> B + Send + Sync + 'static,

@@ -16,7 +16,9 @@ use backprop_core::{
 };
 use backprop_faer::FaerBackend;
 use backprop_naive::NaiveBackend;
-use backprop_rayon::{Partitions, RayonBackend, UNITS_MAX_ROWS};
+use backprop_rayon::{
+    Partitions, RayonBackend, UNITS_MAX_ROWS, UNITS_MIN_FIRST_SHARE, first_layer_dominates,
+};
 use backprop_simd::SimdBackend;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
@@ -473,4 +475,21 @@ fn the_first_layer_is_cut_by_units_only_where_the_plan_says() {
     assert_eq!(blocks_formed(&mut small, wide, &small_blocks), 0);
     let mut small = small.with_parallel_threshold(flops);
     assert_eq!(blocks_formed(&mut small, wide, &small_blocks), 2);
+    // The row limit, moved.
+    let mut never = small.with_units_max_rows(0);
+    assert_eq!(blocks_formed(&mut never, wide, &small_blocks), 0);
+    let mut longer = never.with_units_max_rows(UNITS_MAX_ROWS + 1);
+    assert_eq!(blocks_formed(&mut longer, long, &small_blocks), 2);
+}
+
+#[test]
+fn a_first_layer_dominates_from_nine_tenths_of_the_weights_on() {
+    // 9-10-1: 90 of 100 weights; 8-10-1: 80 of 90.
+    assert!(first_layer_dominates(
+        &Architecture::seed(9, 10, 1).unwrap()
+    ));
+    assert!(!first_layer_dominates(
+        &Architecture::seed(8, 10, 1).unwrap()
+    ));
+    assert_eq!(UNITS_MIN_FIRST_SHARE, 0.9);
 }

@@ -16,7 +16,8 @@
 use std::time::Instant;
 
 use backprop::{
-    Activation, Architecture, Backend, BackendKind, Batch, FaerBackend, Loss, Network, auto,
+    Activation, Architecture, Backend, BackendKind, Batch, FaerBackend, Loss, Network,
+    UNITS_MAX_ROWS, auto, first_layer_dominates,
 };
 
 /// The kernels `auto` chooses among.
@@ -229,7 +230,18 @@ fn derive(results: &[Measured]) {
             .unwrap_or(0)
     };
     let flops = |m: &Measured| architecture(&m.widths).step_flops(m.rows);
-    let min_batch = results.iter().filter(|m| simd(m)).map(|m| m.rows).min();
+    let cut =
+        |m: &Measured| m.rows <= UNITS_MAX_ROWS && first_layer_dominates(&architecture(&m.widths));
+    let min_batch = results
+        .iter()
+        .filter(|m| simd(m) && !cut(m))
+        .map(|m| m.rows)
+        .min();
+    let units_min_batch = results
+        .iter()
+        .filter(|m| simd(m) && cut(m))
+        .map(|m| m.rows)
+        .min();
     let simd_up_to = results
         .iter()
         .filter(|m| simd(m))
@@ -256,7 +268,12 @@ fn derive(results: &[Measured]) {
     println!(
         "\nderived from the winners above (each a range; a constant between its ends splits the grid as measured):"
     );
-    println!("  AUTO_SIMD_MIN_BATCH: the smallest batch a SIMD kernel won: {min_batch:?}");
+    println!(
+        "  AUTO_SIMD_MIN_BATCH: the smallest batch a SIMD kernel won where rayon-simd does not cut the first layer by units: {min_batch:?}"
+    );
+    println!(
+        "  AUTO_UNITS_MIN_BATCH: the smallest batch a SIMD kernel won where it does: {units_min_batch:?}"
+    );
     println!(
         "  AUTO_SIMD_MAX_PRODUCT: largest product B d_(l-1) d_l of a case a SIMD kernel won {simd_up_to} (2^{:.1}), smallest of a case faer won from that batch on {faer_from} (2^{:.1})",
         (simd_up_to as f64).log2(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use backprop_core::{Architecture, Backend, Error, ForwardTask, GradientTask, Scalar, SgdTask};
 use rayon::ThreadPool;
 
-use crate::{BackendKind, Partitions, Precision};
+use crate::{BackendKind, Partitions, Precision, first_layer_dominates};
 
 /// Batches below this many rows go to the faer kernels: the SIMD kernels
 /// put samples in the vector lanes (16 `f32` or 8 `f64` on AVX-512), which a
@@ -18,6 +18,22 @@ use crate::{BackendKind, Partitions, Precision};
 /// either way, and from batch 16 on a SIMD kernel won both runs (batch 16:
 /// 147 us against faer's 163 us).
 pub const AUTO_SIMD_MIN_BATCH: usize = 16;
+
+/// Batches of at least this many rows go to the SIMD kernels, whatever
+/// [`AUTO_SIMD_MIN_BATCH`] says, where `rayon-simd` cuts the first layer by
+/// hidden units (a first layer that [dominates](crate::first_layer_dominates),
+/// at most [`UNITS_MAX_ROWS`](crate::UNITS_MAX_ROWS) rows): each thread then
+/// reads half of the first layer's weights, which a small batch's step is
+/// mostly spent reading.
+///
+/// Measured on 784-256-10 with `cargo run --release -p backprop --example
+/// auto_thresholds` (runs 5 to 7 of the grid, in `docs/auto-thresholds.txt`):
+/// `rayon-simd` won batch 8 in all three (88.0, 111.3 and 98.3 us against
+/// the faer kernels' best 119.3, 134.8 and 136.5 us) and every batch from
+/// 8 to 128 in two of them, while the faer kernels won batches 1 to 4 in
+/// all three (batch 4: 121.1, 142.3 and 122.0 us against `rayon-simd`'s
+/// 155.2, 165.8 and 152.9 us).
+pub const AUTO_UNITS_MIN_BATCH: usize = 8;
 
 /// Steps with a product `B d_(l-1) d_l` (multiply-adds) of at least this
 /// size go to the faer kernels, whose packed GEMM keeps large products in
@@ -56,7 +72,9 @@ pub fn choose(architecture: &Architecture, rows: usize) -> BackendKind {
         .map(|pair| rows.saturating_mul(pair[0]).saturating_mul(pair[1]))
         .max()
         .unwrap_or(0);
-    let simd = rows >= AUTO_SIMD_MIN_BATCH && largest < AUTO_SIMD_MAX_PRODUCT;
+    // Above `UNITS_MAX_ROWS` rows, `AUTO_SIMD_MIN_BATCH` holds anyway.
+    let cut_by_units = rows >= AUTO_UNITS_MIN_BATCH && first_layer_dominates(architecture);
+    let simd = (rows >= AUTO_SIMD_MIN_BATCH || cut_by_units) && largest < AUTO_SIMD_MAX_PRODUCT;
     let parallel = architecture.step_flops(rows) >= AUTO_PARALLEL_MIN_FLOPS;
     match (simd, parallel) {
         (true, false) => BackendKind::Simd,
@@ -147,5 +165,42 @@ impl<T: Precision> Backend<T> for AutoBackend<T> {
         let rows = task.batch().rows();
         self.kernel(task.layers().architecture(), rows)
             .run_sgd_step(task)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AUTO_SIMD_MIN_BATCH, AUTO_UNITS_MIN_BATCH, choose};
+    use crate::{Architecture, BackendKind, UNITS_MAX_ROWS};
+
+    fn seed(n: usize, h: usize, m: usize) -> Architecture {
+        Architecture::seed(n, h, m).expect("a valid architecture")
+    }
+
+    #[test]
+    fn each_kernel_gets_the_steps_its_constants_say() {
+        use BackendKind::*;
+        const { assert!(AUTO_UNITS_MIN_BATCH < AUTO_SIMD_MIN_BATCH) };
+        const { assert!(AUTO_SIMD_MIN_BATCH <= UNITS_MAX_ROWS) };
+        let (m, s) = (seed(784, 256, 10), seed(64, 32, 10));
+        // 784-256-10: its first layer dominates, so from AUTO_UNITS_MIN_BATCH
+        // rows on it goes to the SIMD kernels (6.4 Mflop at batch 7).
+        assert_eq!(choose(&m, 1), Faer);
+        assert_eq!(choose(&m, AUTO_UNITS_MIN_BATCH - 1), RayonFaer);
+        assert_eq!(choose(&m, AUTO_UNITS_MIN_BATCH), RayonSimd);
+        assert_eq!(choose(&m, 128), RayonSimd);
+        // Products of 2^27 multiply-adds or more go to faer: batch 669.
+        assert_eq!(choose(&m, 668), RayonSimd);
+        assert_eq!(choose(&m, 669), RayonFaer);
+        // 256-256-256: its first layer holds half the weights.
+        let even = seed(256, 256, 256);
+        assert_eq!(choose(&even, AUTO_SIMD_MIN_BATCH - 1), RayonFaer);
+        assert_eq!(choose(&even, AUTO_SIMD_MIN_BATCH), RayonSimd);
+        // 64-32-10: below 3 Mflop (batch 212), the sequential kernels.
+        assert_eq!(choose(&s, AUTO_SIMD_MIN_BATCH - 1), Faer);
+        assert_eq!(choose(&s, AUTO_SIMD_MIN_BATCH), Simd);
+        assert_eq!(choose(&s, 211), Simd);
+        assert_eq!(choose(&s, 212), RayonSimd);
+        assert_eq!(choose(&seed(1024, 1024, 1024), 1024), RayonFaer);
     }
 }

@@ -37,7 +37,7 @@ pub use backprop_faer::{AUTO_CROSSOVER_MNK, FaerBackend, FaerScalar, Parallelism
 pub use backprop_naive::NaiveBackend;
 pub use backprop_rayon::{
     DEFAULT_LINGER, DEFAULT_MIN_ROWS_PER_PARTITION, DEFAULT_PARALLEL_THRESHOLD_FLOPS, MAX_LINGER,
-    Partitions, RayonBackend, UNITS_MAX_ROWS, UNITS_MIN_FIRST_SHARE,
+    Partitions, RayonBackend, UNITS_MAX_ROWS, UNITS_MIN_FIRST_SHARE, first_layer_dominates,
 };
 pub use backprop_simd::{Path as SimdPath, SimdBackend, SimdScalar, UnsupportedPath};
 /// The thread pool type the parallel backends run on (rayon's).
@@ -69,7 +69,10 @@ pub enum BackendKind {
     /// one thread, on the widest instruction set the CPU has.
     Simd,
     /// [`RayonBackend`] over SIMD workers, the first layer's weight gradient
-    /// split by hidden units as for `rayon-faer`.
+    /// split by hidden units as for `rayon-faer`; on batches of at most
+    /// [`UNITS_MAX_ROWS`] rows of a network whose first layer dominates, its
+    /// forward pass too, with no partition of the batch
+    /// ([`RayonBackend::first_layer_by_units`]).
     RayonSimd,
     /// [`AutoBackend`]: for each step, the kernel among `simd`, `rayon-simd`,
     /// `faer` and `rayon-faer` that was fastest on the measured machine for

@@ -1,0 +1,110 @@
+//! Measures where cutting the first layer by hidden units pays: rayon over SIMD workers with the
+//! cut against the same with the batch partitioned, beside rayon-faer and one SIMD thread.
+//!
+//! Run with `cargo run --release -p backprop-rayon --example units_crossover`
+//! for M's widths (784-256-10) at batches 1 to 256, or with `-- N H M
+//! BATCH,BATCH,... [ROUNDS]` for other cases. Each round times
+//! every variant in turn on the same network and batch (f32): two warm-up
+//! steps, then the median of 201 SGD steps; the summary gives the median
+//! over the rounds (15 unless given) and each variant's ratio to the
+//! partitioned one. "units" cuts the first layer by units at any batch
+//! (`with_units_max_rows(usize::MAX)`), "partitioned" never does
+//! (`with_units_max_rows(0)`), both forking for every batch of more than
+//! one row; the default `rayon-simd` switches from the one to the other at
+//! `UNITS_MAX_ROWS` rows.
+
+use std::time::Instant;
+
+use backprop_core::{Architecture, Backend, Batch, Network};
+use backprop_faer::FaerBackend;
+use backprop_rayon::{RayonBackend, UNITS_MAX_ROWS};
+use backprop_simd::SimdBackend;
+
+/// The median of some values.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Forks for every batch of more than one row.
+fn forking<B: Backend<f32>>(backend: RayonBackend<f32, B>) -> RayonBackend<f32, B> {
+    backend
+        .with_parallel_threshold(0.0)
+        .with_min_rows_per_partition(1)
+}
+
+/// Times every variant on `widths` at `rows`, `rounds` interleaved rounds.
+fn compare(widths: [usize; 3], rows: usize, rounds: usize) {
+    let [n, h, m] = widths;
+    let architecture = Architecture::seed(n, h, m).expect("a valid architecture");
+    let inputs: Vec<f32> = (0..rows * n).map(|i| (i * 7 % 17) as f32 / 17.0).collect();
+    let targets: Vec<f32> = (0..rows * m).map(|i| (i % 2) as f32).collect();
+    let batch = Batch::from_slices(&architecture, rows, &inputs, &targets).expect("a batch");
+    let mut network = Network::<f32>::init(architecture, 1);
+    let mut gradient = network.zero_gradient();
+    let units = RayonBackend::first_layer_by_units("units", SimdBackend::<f32>::new);
+    let partitioned = RayonBackend::first_layer_by_units("partitioned", SimdBackend::<f32>::new);
+    let mut variants: Vec<(&str, Box<dyn Backend<f32>>)> = vec![
+        (
+            "units",
+            Box::new(forking(units.with_units_max_rows(usize::MAX))),
+        ),
+        (
+            "partitioned",
+            Box::new(forking(partitioned.with_units_max_rows(0))),
+        ),
+        (
+            "rayon-faer",
+            Box::new(RayonBackend::splitting_first_layer(
+                "rayon-faer",
+                FaerBackend::<f32>::sequential,
+            )),
+        ),
+        ("simd", Box::new(SimdBackend::<f32>::new())),
+    ];
+    let mut times = vec![Vec::new(); variants.len()];
+    for _ in 0..rounds {
+        for ((_, backend), times) in variants.iter_mut().zip(&mut times) {
+            let mut step = || {
+                let start = Instant::now();
+                backend
+                    .sgd_step(&mut network, &batch, &mut gradient, 1e-6)
+                    .expect("a valid step");
+                start.elapsed().as_secs_f64()
+            };
+            step();
+            step();
+            times.push(median((0..201).map(|_| step()).collect()));
+        }
+    }
+    let medians: Vec<f64> = times.into_iter().map(median).collect();
+    print!("{n}-{h}-{m} batch {rows:>4} (f32, medians of {rounds} rounds):");
+    for ((name, _), time) in variants.iter().zip(&medians) {
+        print!(
+            "  {name} {:>8.1} us ({:.2}x)",
+            time * 1e6,
+            medians[1] / time
+        );
+    }
+    println!();
+}
+
+fn main() {
+    let usage = "arguments: N H M BATCH,BATCH,... [ROUNDS]";
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    println!("UNITS_MAX_ROWS = {UNITS_MAX_ROWS}");
+    if args.is_empty() {
+        for rows in [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 256] {
+            compare([784, 256, 10], rows, 15);
+        }
+        return;
+    }
+    let number = |arg: &str| arg.parse::<usize>().expect(usage);
+    let [n, h, m, batches, rest @ ..] = &args[..] else {
+        panic!("{usage}");
+    };
+    let rounds = rest.first().map_or(15, |rounds| number(rounds));
+    for rows in batches.split(',') {
+        compare([number(n), number(h), number(m)], number(rows), rounds);
+    }
+}
