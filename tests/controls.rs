@@ -3,10 +3,11 @@
 use backprop::{
     AboveFirstTask, Activation, Architecture, Backend, Error, FirstLayerSplit, FirstLayerUnits,
     FirstUnitsTask, FirstWeightRowsTask, ForwardTask, GradientTask, Loss, NaiveBackend,
-    SimdBackend, SplitGradientTask,
+    ParamLocation, SimdBackend, SplitGradientTask,
 };
 use backprop_verify::checks;
 use backprop_verify::matrix::saturating_cells;
+use backprop_verify::report::Quantity;
 use backprop_verify::suite::{all_passed, check_f32, check_f64, describe};
 use backprop_verify::{
     Case, CheckKind, CheckReport, Control, ControlBackend, Flaw, Flawed, Oracle, OutputFlaw,
@@ -187,7 +188,7 @@ fn a_consistently_doubled_loss_is_caught_by_the_golden_value() {
 enum SplitFlaw {
     /// The blocks of the first layer's weight gradient off by one part in a million.
     WeightRowsScaled,
-    /// The step that should leave the first layer's weights writes zeros there.
+    /// The step that should leave the first layer's weights writes the last one.
     FirstWeightsWritten,
     /// The first layer's slopes off by one part in a million.
     SlopesScaled,
@@ -226,7 +227,7 @@ impl FirstLayerSplit<f64> for FlawedSplit {
         if self.flaw == SplitFlaw::FirstWeightsWritten {
             let weights = task.layers().layer(0).shape.weight_range();
             let (_, _, mut gradient) = task.into_parts();
-            gradient.as_mut_slice()[weights].fill(0.0);
+            gradient.as_mut_slice()[weights.end - 1] = 0.0;
         }
         Ok(loss)
     }
@@ -266,7 +267,7 @@ impl FirstLayerUnits<f64> for FlawedSplit {
         if self.flaw == SplitFlaw::FirstWeightsWritten {
             let weights = task.layers().layer(0).shape.weight_range();
             let (_, _, mut gradient) = task.into_parts();
-            gradient.as_mut_slice()[weights].fill(0.0);
+            gradient.as_mut_slice()[weights.end - 1] = 0.0;
         }
         Ok(loss)
     }
@@ -294,6 +295,28 @@ fn wrong_first_layer_splits_are_rejected_by_the_split_and_units_checks() {
             let label = format!("{flaw:?} on {}", case.network.architecture());
             assert_eq!(split.passed(), !split_fails, "{label}: split {split}");
             assert!(!units.passed(), "{label}: units {units}");
+            if flaw == FirstWeightsWritten {
+                let first = case.network.architecture().layers()[0];
+                let written = Quantity::Unwritten(ParamLocation::Weight {
+                    layer: 0,
+                    row: first.outputs - 1,
+                    col: first.inputs - 1,
+                });
+                for report in [&split, &units] {
+                    let worst = report.worst.map(|worst| worst.quantity);
+                    assert_eq!(worst, Some(written), "{label}");
+                }
+            }
+            if flaw == SlopeUnwritten {
+                // The first block's last slope, the first value found unwritten.
+                let hidden = case.network.architecture().widths()[1];
+                let unwritten = Quantity::FirstLayerFormed {
+                    unit: hidden / 2 - 1,
+                    sample: case.rows - 1,
+                };
+                let worst = units.worst.map(|worst| worst.quantity);
+                assert_eq!(worst, Some(unwritten), "{label}");
+            }
             // The same kernel without the flaw passes both.
             let mut sound = SimdBackend::<f64>::new();
             assert!(checks::first_layer_split(&mut sound, &case, &oracle).passed());

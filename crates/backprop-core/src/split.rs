@@ -329,7 +329,10 @@ mod tests {
         let delta = MatrixRef::new(&delta, 2, 3).expect("2 x 3");
         let inputs = MatrixRef::new(&inputs, 2, 4).expect("2 x 4");
         let mut out = [0.0f32; 8];
-        assert!(FirstWeightRowsTask::new(delta, inputs, 1..3, &mut out).is_ok());
+        let mut task = FirstWeightRowsTask::new(delta, inputs, 1..3, &mut out).expect("fits");
+        task.output_mut()[7] = 1.0;
+        assert_eq!(task.output()[7], 1.0);
+        assert_eq!(out[7], 1.0);
         let mut short = [0.0f32; 7];
         let error = FirstWeightRowsTask::new(delta, inputs, 1..3, &mut short).unwrap_err();
         assert_eq!(error, split("output length", 8, 7));
@@ -347,9 +350,14 @@ mod tests {
         let values = [0.0f32; 8];
         let inputs = Inputs::new(MatrixRef::new(&values, 2, 4).expect("2 x 4")).expect("inputs");
         let (mut a, mut s) = ([0.0f32; 4], [0.0f32; 4]);
-        let task = FirstUnitsTask::new(layers, inputs, 1..3, &mut a, &mut s).expect("fits");
+        let mut task = FirstUnitsTask::new(layers, inputs, 1..3, &mut a, &mut s).expect("fits");
         assert_eq!((task.units(), task.inputs().rows()), (1..3, 2));
         assert_eq!(task.layers().count(), 2);
+        let (activations, slopes) = task.outputs_mut();
+        (activations[3], slopes[3]) = (1.0, 2.0);
+        assert_eq!((a[3], s[3]), (1.0, 2.0));
+        // An empty block fits too.
+        assert!(FirstUnitsTask::new(layers, inputs, 2..2, &mut [], &mut []).is_ok());
         let (short, mut s) = (&mut [0.0f32; 3], [0.0f32; 4]);
         let error = FirstUnitsTask::new(layers, inputs, 1..3, short, &mut s).unwrap_err();
         assert_eq!(error, split("activations length", 4, 3));

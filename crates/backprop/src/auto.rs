@@ -192,6 +192,9 @@ mod tests {
         // Products of 2^27 multiply-adds or more go to faer: batch 669.
         assert_eq!(choose(&m, 668), RayonSimd);
         assert_eq!(choose(&m, 669), RayonFaer);
+        // 128 x 1024 x 1024 is 2^27 exactly.
+        assert_eq!(choose(&seed(1024, 1024, 10), 128), RayonFaer);
+        assert_eq!(choose(&seed(1023, 1024, 10), 128), RayonSimd);
         // 256-256-256: its first layer holds half the weights.
         let even = seed(256, 256, 256);
         assert_eq!(choose(&even, AUTO_SIMD_MIN_BATCH - 1), RayonFaer);
