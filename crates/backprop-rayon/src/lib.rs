@@ -166,7 +166,9 @@
 //! items (one per thread of the pool): `tests/no_alloc.rs` counts.
 //!
 //! Beyond the inner backends' scratch, the accumulators cost one parameter
-//! buffer per partition: for the L shape (1024-1024-1024, 2,099,200
+//! buffer per partition, made the first time a step partitions the batch
+//! (never for a step of one partition, a forward pass or a step cut by
+//! units): for the L shape (1024-1024-1024, 2,099,200
 //! parameters) in `f32`, 8.4 MB per partition, 16.8 MB on two threads. The
 //! split first layer adds one `B x d_1` matrix: 4.2 MB for L in `f32`; the
 //! first layer cut by units two more (its activations and slopes), at most
@@ -227,14 +229,6 @@ pub enum Partitions {
     /// A fixed number of partitions whatever the pool: results are
     /// bit-identical across thread counts too.
     Fixed(NonZeroUsize),
-}
-
-/// What a partition's worker leaves for the combination. Kept apart from
-/// the inner backends so that the combination can read every partition's
-/// results from any thread (a backend need not be `Sync`).
-struct PartitionResults<T> {
-    accumulator: Params<T>,
-    outcome: Result<T, Error>,
 }
 
 /// How a wrapper reaches the first-layer split of its inner backends. Only
@@ -303,9 +297,14 @@ pub struct RayonBackend<T, B> {
     split_access: Option<SplitAccess<T, B>>,
     /// Set when the inner backends offer the first layer cut by hidden units.
     units_access: Option<UnitsAccess<T, B>>,
-    /// Partition `c`'s inner backend is `backends[c]`, its results `results[c]`.
+    /// Worker `c`'s inner backend is `backends[c]`, the outcome of its last
+    /// item `outcomes[c]`.
     backends: Vec<B>,
-    results: Vec<PartitionResults<T>>,
+    outcomes: Vec<Result<T, Error>>,
+    /// Partition `c`'s gradient, laid out only for steps that partition the
+    /// batch. Kept apart from the inner backends so that the combination can
+    /// read every partition's from any thread (a backend need not be `Sync`).
+    accumulators: Vec<Params<T>>,
     /// `delta^1` of the whole batch, partition after partition, when the
     /// first layer's weight gradient is split by hidden units.
     first_delta: Vec<T>,
@@ -376,7 +375,8 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             split_access: None,
             units_access: None,
             backends: Vec::new(),
-            results: Vec::new(),
+            outcomes: Vec::new(),
+            accumulators: Vec::new(),
             first_delta: Vec::new(),
             first_activations: Vec::new(),
             first_slopes: Vec::new(),
@@ -494,31 +494,40 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
     }
 
     /// Makes sure there are at least `count` workers, creating only the
-    /// missing ones, and that the first `count` accumulators are laid out
-    /// for `architecture`; [`Error::TooLarge`] if one cannot be allocated.
-    fn ensure_workers(&mut self, count: usize, architecture: &Architecture) -> Result<(), Error> {
-        for results in self.results.iter_mut().take(count) {
-            if results.accumulator.check_layout(architecture).is_err() {
-                results.accumulator = Params::try_zeros(architecture)?;
+    /// missing ones.
+    fn ensure_workers(&mut self, count: usize) {
+        while self.backends.len() < count {
+            self.backends.push((self.make_inner)());
+            self.outcomes.push(Ok(T::ZERO));
+        }
+    }
+
+    /// Makes sure there are at least `count` workers and that the first
+    /// `count` accumulators are laid out for `architecture`, creating only
+    /// the missing ones; [`Error::TooLarge`] if one cannot be allocated.
+    fn ensure_partitions(
+        &mut self,
+        count: usize,
+        architecture: &Architecture,
+    ) -> Result<(), Error> {
+        self.ensure_workers(count);
+        for accumulator in self.accumulators.iter_mut().take(count) {
+            if accumulator.check_layout(architecture).is_err() {
+                *accumulator = Params::try_zeros(architecture)?;
             }
         }
-        while self.backends.len() < count {
-            let accumulator = Params::try_zeros(architecture)?;
-            self.backends.push((self.make_inner)());
-            self.results.push(PartitionResults {
-                accumulator,
-                outcome: Ok(T::ZERO),
-            });
+        while self.accumulators.len() < count {
+            self.accumulators.push(Params::try_zeros(architecture)?);
         }
         Ok(())
     }
 
     /// The first worker's inner backend, for a step of one partition: its
     /// result is then exactly the combination's (a weight of `B / B = 1`),
-    /// without the accumulator and the extra pass.
-    fn single(&mut self, architecture: &Architecture) -> Result<&mut B, Error> {
-        self.ensure_workers(1, architecture)?;
-        Ok(&mut self.backends[0])
+    /// without an accumulator and the extra pass.
+    fn single(&mut self) -> &mut B {
+        self.ensure_workers(1);
+        &mut self.backends[0]
     }
 }
 
@@ -565,23 +574,23 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
     fn run_forward(&mut self, task: ForwardTask<'_, T>) -> Result<(), Error> {
         let architecture = task.layers().architecture();
         let Some(plan) = self.plan(architecture, task.inputs().rows()) else {
-            return self.single(architecture)?.run_forward(task);
+            return self.single().run_forward(task);
         };
         let count = plan.split.count();
-        self.ensure_workers(count, architecture)?;
+        self.ensure_workers(count);
         let RayonBackend {
             crew,
             backends,
-            results,
+            outcomes,
             ..
         } = self;
-        let workers = backends[..count].iter_mut().zip(&mut results[..count]);
+        let workers = backends[..count].iter_mut().zip(&mut outcomes[..count]);
         let parts = workers.zip(task.into_row_parts(count));
-        crew.spread_if(plan.forks(), parts, &|((backend, results), part)| {
-            results.outcome = backend.run_forward(part).map(|()| T::ZERO);
+        crew.spread_if(plan.forks(), parts, &|((backend, outcome), part)| {
+            *outcome = backend.run_forward(part).map(|()| T::ZERO);
         });
-        for results in &self.results[..count] {
-            results.outcome.clone()?;
+        for outcome in &self.outcomes[..count] {
+            outcome.clone()?;
         }
         Ok(())
     }
@@ -592,7 +601,7 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
             return self.units_gradient(&units, task);
         }
         let Some(plan) = self.plan(architecture, task.batch().rows()) else {
-            return self.single(architecture)?.run_loss_and_gradient(task);
+            return self.single().run_loss_and_gradient(task);
         };
         let parts = task.row_parts(plan.split.count());
         let loss = self.run_partitions(&plan, architecture, parts)?;
@@ -623,7 +632,7 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
         } else {
             match self.plan(architecture, rows) {
                 Some(plan) => plan.forks(),
-                None => return self.single(architecture)?.run_sgd_step(task),
+                None => return self.single().run_sgd_step(task),
             }
         };
         let loss = self.run_loss_and_gradient(task.gradient_task())?;
@@ -650,15 +659,19 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         parts: impl Iterator<Item = RowPart<'p, T>>,
     ) -> Result<T, Error> {
         let count = plan.split.count();
-        self.ensure_workers(count, architecture)?;
+        self.ensure_partitions(count, architecture)?;
         let RayonBackend {
             crew,
             backends,
-            results,
+            outcomes,
+            accumulators,
             first_delta,
             ..
         } = self;
-        let workers = backends[..count].iter_mut().zip(&mut results[..count]);
+        let workers = backends[..count]
+            .iter_mut()
+            .zip(&mut accumulators[..count])
+            .zip(&mut outcomes[..count]);
         if let Scheme::SplitFirst {
             first_layer,
             access,
@@ -668,25 +681,28 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             resize_matrix(first_delta, "first-layer delta", rows, hidden)?;
             let deltas = plan.split.pieces(first_delta, hidden);
             let items = workers.zip(parts).zip(deltas);
-            crew.spread(items, &|(((backend, results), part), delta)| {
+            crew.spread(items, &|(
+                (((backend, accumulator), outcome), part),
+                delta,
+            )| {
                 let share = part.share();
-                let task = part.with_gradient(&mut results.accumulator);
-                results.outcome = SplitGradientTask::new(task, &mut *delta)
+                let task = part.with_gradient(accumulator);
+                *outcome = SplitGradientTask::new(task, &mut *delta)
                     .and_then(|task| access(backend).run_gradient_but_first_weights(task));
                 vector::scale(delta, share);
             });
         } else {
             crew.spread_if(plan.forks(), workers.zip(parts), &|(
-                (backend, results),
+                ((backend, accumulator), outcome),
                 part,
             )| {
-                let task = part.with_gradient(&mut results.accumulator);
-                results.outcome = backend.run_loss_and_gradient(task);
+                let task = part.with_gradient(accumulator);
+                *outcome = backend.run_loss_and_gradient(task);
             });
         }
         let mut loss = T::ZERO;
-        for (c, results) in self.results[..count].iter().enumerate() {
-            loss += plan.split.share::<T>(c) * results.outcome.clone()?;
+        for (c, outcome) in self.outcomes[..count].iter().enumerate() {
+            loss += plan.split.share::<T>(c) * outcome.clone()?;
         }
         Ok(loss)
     }
@@ -726,10 +742,9 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         plan: &UnitsPlan<T, B>,
         mut task: GradientTask<'_, T>,
     ) -> Result<T, Error> {
-        let architecture = task.layers().architecture();
         let (first_layer, blocks, access) = (plan.first_layer, plan.blocks, plan.access);
         let (hidden, rows) = (first_layer.outputs, task.batch().rows());
-        self.ensure_workers(blocks.count(), architecture)?;
+        self.ensure_workers(blocks.count());
         resize_matrix(
             &mut self.first_activations,
             "first-layer activations",
@@ -742,7 +757,7 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         let RayonBackend {
             crew,
             backends,
-            results,
+            outcomes,
             first_activations,
             first_slopes,
             first_delta,
@@ -756,16 +771,16 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             .map(|(t, (a, s))| FirstUnitsTask::new(layers, inputs, blocks.range(t), a, s));
         let items = backends
             .iter_mut()
-            .zip(results.iter_mut())
+            .zip(outcomes.iter_mut())
             .zip(tasks)
             .map(|(worker, task)| task.map(|task| (worker, task)));
-        crew.try_spread(items, &|((backend, results), task)| {
-            results.outcome = access(backend)
+        crew.try_spread(items, &|((backend, outcome), task)| {
+            *outcome = access(backend)
                 .run_first_layer_units(task)
                 .map(|()| T::ZERO);
         })?;
-        for results in &results[..blocks.count()] {
-            results.outcome.clone()?;
+        for outcome in &outcomes[..blocks.count()] {
+            outcome.clone()?;
         }
         let above = SplitGradientTask::new(task.reborrow(), first_delta)
             .and_then(|split| AboveFirstTask::new(split, first_activations, first_slopes))?;
@@ -814,9 +829,10 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         let split = plan.split;
         let count = split.count();
         let threads = self.threads();
-        let RayonBackend { crew, results, .. } = self;
-        let results = &results[..count];
-        let accumulator = |c: usize| &results[c].accumulator.as_slice()[offset..];
+        let RayonBackend {
+            crew, accumulators, ..
+        } = self;
+        let accumulator = |c: usize| &accumulators[c].as_slice()[offset..];
         let combine_block = |start: usize, block: &mut [T]| {
             let end = start + block.len();
             vector::scale_into(block, split.share(0), &accumulator(0)[start..end]);
@@ -839,5 +855,58 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         }
         let ranges = gradient.chunks_mut(range).enumerate();
         crew.spread(ranges, &|(k, g)| combine_range(k * range, g));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use backprop_core::{Architecture, Backend, Batch, Inputs, MatrixRef, Network};
+    use backprop_simd::SimdBackend;
+
+    use super::RayonBackend;
+
+    #[test]
+    fn accumulators_are_made_only_for_steps_that_partition_the_batch() {
+        // 40-9-3: the first layer holds 360 of the 387 weights.
+        let architecture = Architecture::seed(40, 9, 3).expect("40-9-3");
+        let mut network = Network::<f64>::init(architecture.clone(), 1);
+        let mut gradient = network.zero_gradient();
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .expect("a pool"),
+        );
+        let backend = RayonBackend::first_layer_by_units("units", SimdBackend::<f64>::new)
+            .with_pool(pool)
+            .with_parallel_threshold(0.0)
+            .with_min_rows_per_partition(1);
+        let x: Vec<f64> = (0..80 * 40).map(|i| (i % 7) as f64 / 7.0).collect();
+        let y = vec![0.5; 80 * 3];
+        let mut step = |backend: &mut RayonBackend<f64, SimdBackend<f64>>, rows: usize| {
+            let batch = Batch::from_slices(&architecture, rows, &x[..rows * 40], &y[..rows * 3])
+                .expect("a batch");
+            backend
+                .sgd_step(&mut network, &batch, &mut gradient, 0.1)
+                .expect("a step");
+            let inputs = Inputs::new(MatrixRef::new(&x[..rows * 40], rows, 40).expect("X"));
+            let mut outputs = vec![0.0; rows * 3];
+            backend
+                .forward(&network, &inputs.expect("inputs"), &mut outputs)
+                .expect("a forward pass");
+        };
+        // One row, one partition: one worker, no accumulator.
+        let mut backend = backend.with_units_max_rows(0);
+        step(&mut backend, 1);
+        assert_eq!((backend.backends.len(), backend.accumulators.len()), (1, 0));
+        // Cut by units: two workers, no accumulator.
+        let mut backend = backend.with_units_max_rows(64);
+        step(&mut backend, 64);
+        assert_eq!((backend.backends.len(), backend.accumulators.len()), (2, 0));
+        // Partitioned: one accumulator per partition.
+        step(&mut backend, 80);
+        assert_eq!((backend.backends.len(), backend.accumulators.len()), (2, 2));
     }
 }
