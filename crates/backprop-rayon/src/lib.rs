@@ -349,6 +349,25 @@ struct UnitsPlan<T, B> {
     split: SplitAccess<T, B>,
 }
 
+/// How a gradient step runs, planned once per step: the cut by units
+/// where it applies, else the partitions' plan, else the inner backend's
+/// own step.
+enum Step<T, B> {
+    Single,
+    Partitions(Plan<T, B>),
+    Units(UnitsPlan<T, B>),
+}
+
+impl<T, B> Step<T, B> {
+    fn forks(&self) -> bool {
+        match self {
+            Step::Single => false,
+            Step::Partitions(plan) => plan.forks(),
+            Step::Units(_) => true,
+        }
+    }
+}
+
 impl<T, B> Plan<T, B> {
     fn forks(&self) -> bool {
         match self.scheme {
@@ -493,6 +512,17 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         })
     }
 
+    /// How a gradient step on `rows` rows of `architecture` runs.
+    fn step(&self, architecture: &Architecture, rows: usize) -> Step<T, B> {
+        if let Some(units) = self.units_plan(architecture, rows) {
+            return Step::Units(units);
+        }
+        match self.plan(architecture, rows) {
+            Some(plan) => Step::Partitions(plan),
+            None => Step::Single,
+        }
+    }
+
     /// Makes sure there are at least `count` workers, creating only the
     /// missing ones.
     fn ensure_workers(&mut self, count: usize) {
@@ -596,18 +626,8 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
     }
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
-        let architecture = task.layers().architecture();
-        if let Some(units) = self.units_plan(architecture, task.batch().rows()) {
-            return self.units_gradient(&units, task);
-        }
-        let Some(plan) = self.plan(architecture, task.batch().rows()) else {
-            return self.single().run_loss_and_gradient(task);
-        };
-        let parts = task.row_parts(plan.split.count());
-        let loss = self.run_partitions(&plan, architecture, parts)?;
-        let (_, batch, mut gradient) = task.into_parts();
-        self.combine(&plan, batch, gradient.as_mut_slice())?;
-        Ok(loss)
+        let step = self.step(task.layers().architecture(), task.batch().rows());
+        self.gradient(&step, task)
     }
 
     /// One SGD step: the gradient as [`Backend::run_loss_and_gradient`]
@@ -625,18 +645,12 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
     ///
     /// A step of one partition is the inner backend's own step.
     fn run_sgd_step(&mut self, mut task: SgdTask<'_, T>) -> Result<T, Error> {
-        let architecture = task.layers().architecture();
-        let rows = task.batch().rows();
-        let forks = if self.units_plan(architecture, rows).is_some() {
-            true
-        } else {
-            match self.plan(architecture, rows) {
-                Some(plan) => plan.forks(),
-                None => return self.single().run_sgd_step(task),
-            }
-        };
-        let loss = self.run_loss_and_gradient(task.gradient_task())?;
-        let pieces = if forks { self.threads() } else { 1 };
+        let step = self.step(task.layers().architecture(), task.batch().rows());
+        if let Step::Single = step {
+            return self.single().run_sgd_step(task);
+        }
+        let loss = self.gradient(&step, task.gradient_task())?;
+        let pieces = if step.forks() { self.threads() } else { 1 };
         let crew = &mut self.crew;
         task.apply_update_on(loss, pieces, &mut |count, work| crew.run(count, work))
     }
@@ -648,6 +662,21 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
 const COMBINE_BLOCK: usize = 1 << 14;
 
 impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
+    /// The loss and gradient of `task`, as `step` plans them.
+    fn gradient(&mut self, step: &Step<T, B>, task: GradientTask<'_, T>) -> Result<T, Error> {
+        let plan = match step {
+            Step::Single => return self.single().run_loss_and_gradient(task),
+            Step::Units(units) => return self.units_gradient(units, task),
+            Step::Partitions(plan) => plan,
+        };
+        let architecture = task.layers().architecture();
+        let parts = task.row_parts(plan.split.count());
+        let loss = self.run_partitions(plan, architecture, parts)?;
+        let (_, batch, mut gradient) = task.into_parts();
+        self.combine(plan, batch, gradient.as_mut_slice())?;
+        Ok(loss)
+    }
+
     /// Runs the inner backends on the batch's row parts as `plan` says,
     /// leaving each partition's gradient in its worker, and returns the loss
     /// (the partitions' losses weighted by their shares of the rows), or the
