@@ -685,8 +685,7 @@ pub fn first_layer_units<T: Scalar>(
         Ok(batch) => batch,
         Err(e) => return CheckReport::failed(kind, e),
     };
-    let blocks = [0..hidden / 2, hidden / 2..hidden];
-    for units_block in blocks {
+    for units_block in halves(hidden) {
         let values = units_block.start * rows..units_block.end * rows;
         let formed = FirstUnitsTask::new(
             Layers::of(&case.network),
@@ -721,6 +720,11 @@ pub fn first_layer_units<T: Scalar>(
         Ok(loss) => first_layer_report(report, units, case, oracle, (loss, &gradient, &delta)),
         Err(e) => CheckReport::failed(kind, e),
     }
+}
+
+/// The two blocks of hidden units the first-layer checks cut a layer into.
+fn halves(hidden: usize) -> [std::ops::Range<usize>; 2] {
+    [0..hidden / 2, hidden / 2..hidden]
 }
 
 /// Adds to `report` the comparisons of a step that left the first layer's
@@ -763,9 +767,9 @@ fn first_layer_report<T: Scalar>(
     let mut actual = widen(gradient.as_slice());
 
     // The first layer's weight gradient in two blocks of hidden units.
-    let blocks = [0..hidden / 2, hidden / 2..hidden];
+    let blocks = halves(hidden);
     let mut first_rows: Vec<T> = Prefill::Nan.values(hidden * n);
-    let (top, bottom) = first_rows.split_at_mut(hidden / 2 * n);
+    let (top, bottom) = first_rows.split_at_mut(blocks[0].end * n);
     let matrices = MatrixRef::new(delta, rows, hidden)
         .and_then(|delta| Ok((delta, MatrixRef::new(&case.inputs, rows, n)?)));
     let (delta_matrix, inputs) = match matrices {
