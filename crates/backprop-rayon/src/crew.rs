@@ -13,6 +13,10 @@
 //! turn up do the work: the calling thread takes items too, and a fork never
 //! waits for a helper that has not started, which keeps it free of deadlock
 //! when the pool is busy, has one thread, or is the pool the caller runs on.
+//! The calling thread keeps the first item for itself, so that a fork's
+//! item 0 runs on the same thread as the last fork's (and, on two threads
+//! with the helper awake, item 1 too): a worker whose data is cut the same
+//! way in every phase of a step finds it in its own core's cache.
 
 use std::any::Any;
 use std::convert::Infallible;
@@ -98,13 +102,22 @@ impl Shared {
         while let Some((item, work)) = self.take() {
             // SAFETY: `item` was taken while `work` was posted, so `Crew::run`
             // is waiting for it and the work is alive (see `PostedWork`).
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| unsafe { (*work.0)(item) }));
-            if let Err(payload) = outcome {
-                let mut panic = self.panic.lock().unwrap_or_else(PoisonError::into_inner);
-                panic.get_or_insert(payload);
-            }
-            self.finished.fetch_add(1, Ordering::Release);
+            unsafe { self.run_item(item, work) };
         }
+    }
+
+    /// Runs one item taken from the board, catching a panic, and counts it finished.
+    ///
+    /// # Safety
+    /// `item` must have been taken while `work` was posted (see `PostedWork`).
+    unsafe fn run_item(&self, item: usize, work: PostedWork) {
+        // SAFETY: the caller vouches that `work` is alive.
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| unsafe { (*work.0)(item) }));
+        if let Err(payload) = outcome {
+            let mut panic = self.panic.lock().unwrap_or_else(PoisonError::into_inner);
+            panic.get_or_insert(payload);
+        }
+        self.finished.fetch_add(1, Ordering::Release);
     }
 
     /// A helper's life: runs items whenever some are posted, and leaves once
@@ -289,10 +302,11 @@ impl Crew {
         let missing = {
             let mut board = shared.board();
             shared.finished.store(0, Ordering::Relaxed);
+            // Item 0 is the calling thread's (see the module docs).
             *board = Board {
                 work: Some(PostedWork(erased)),
                 items,
-                next_item: 0,
+                next_item: items.min(1),
                 helpers: board.helpers,
             };
             shared.posts.fetch_add(1, Ordering::Release);
@@ -310,6 +324,10 @@ impl Crew {
                 Some(pool) => pool.spawn(job),
                 None => rayon::spawn(job),
             }
+        }
+        if items > 0 {
+            // SAFETY: item 0 was taken when the work was posted above.
+            unsafe { shared.run_item(0, PostedWork(erased)) };
         }
         shared.run_items();
         drop(posted);
@@ -365,6 +383,26 @@ mod tests {
                     });
                     assert!(runs.iter().all(|count| count.load(Ordering::Relaxed) == 1));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_calling_thread_runs_the_first_item_of_every_fork() {
+        // With helpers spinning and ready to take items the moment they are
+        // posted, item 0 still runs on the calling thread.
+        let mut crew = crew(2, Duration::from_millis(50));
+        let caller = std::thread::current().id();
+        for items in [1, 2, 3] {
+            for _ in 0..200 {
+                let first_on_caller = AtomicBool::new(false);
+                crew.spread(0..items, &|item: usize| {
+                    if item == 0 {
+                        let here = std::thread::current().id() == caller;
+                        first_on_caller.store(here, Ordering::Relaxed);
+                    }
+                });
+                assert!(first_on_caller.load(Ordering::Relaxed), "{items} items");
             }
         }
     }

@@ -91,7 +91,7 @@ use backprop_core::{
 use kernels::{Kernels, PortableKernels};
 use lanes::Math;
 use scratch::Scratch;
-use step::{First, Weights};
+use step::{First, FirstLayerValues, Weights};
 
 /// An instruction set the backend's kernels are compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -407,8 +407,9 @@ impl<T: Math> Job<T> for RowsJob<'_, '_, T> {
     }
 }
 
-/// A block of hidden units of the first layer's forward pass, copied out of
-/// the scratch into the task's outputs.
+/// A block of hidden units of the first layer's forward pass, formed in the
+/// task's outputs (or, for a batch the vectors pad, in the scratch and
+/// copied out).
 struct UnitsJob<'a, 'b, T> {
     scratch: &'a mut Scratch<T>,
     task: FirstUnitsTask<'b, T>,
@@ -420,9 +421,15 @@ impl<T: Math> Job<T> for UnitsJob<'_, '_, T> {
         let Scratch { plan, buffers, .. } = self.scratch;
         let (x, units) = (self.task.inputs().matrix().as_slice(), self.task.units());
         let params = self.task.layers().network().params().as_slice();
-        step::first_layer_units(k, plan, buffers, params, x, units.clone(), true);
         let (rows, stride) = (buffers.rows, buffers.stride);
         let (activations, slopes) = self.task.outputs_mut();
+        if rows == stride {
+            // No padding: the block is formed in the task's outputs.
+            let into = Some((activations, slopes));
+            step::first_layer_units(k, plan, buffers, params, x, units, true, into);
+            return;
+        }
+        step::first_layer_units(k, plan, buffers, params, x, units.clone(), true, None);
         for (out, all) in [(activations, &buffers.a[0]), (slopes, &buffers.slopes[0])] {
             let block = &all[units.start * stride..];
             for (out, row) in out.chunks_exact_mut(rows).zip(block.chunks(stride)) {
@@ -522,7 +529,8 @@ impl<T: SimdScalar> FirstLayerSplit<T> for SimdBackend<T> {
 /// The first layer's forward pass cut by hidden units: a block of rows of
 /// `W^1` is one product tile loop over `X^T`, as in the whole step, so each
 /// value is the whole step's to the bit; the layers above start from the
-/// given activations and slopes, copied into the scratch.
+/// given activations and slopes, read where they lie when the batch is a
+/// whole number of vectors and copied into the padded scratch otherwise.
 impl<T: SimdScalar> FirstLayerUnits<T> for SimdBackend<T> {
     fn run_first_layer_units(&mut self, task: FirstUnitsTask<'_, T>) -> Result<(), Error> {
         let lanes = lanes_of::<T>(self.path);
@@ -545,13 +553,22 @@ impl<T: SimdScalar> FirstLayerUnits<T> for SimdBackend<T> {
         self.scratch.fit(architecture, rows, lanes)?;
         let buffers = &mut self.scratch.buffers;
         let stride = buffers.stride;
-        for (given, all) in [
-            (activations, &mut buffers.a[0]),
-            (slopes, &mut buffers.slopes[0]),
-        ] {
-            copy_padded(given, all, stride);
-        }
-        self.gradient(task, None, First::Given(first_delta))
+        let values = if rows == stride {
+            // No padding: the layers above read the given values where they lie.
+            Some(FirstLayerValues {
+                activations: activations.as_slice(),
+                slopes: slopes.as_slice(),
+            })
+        } else {
+            for (given, all) in [
+                (activations, &mut buffers.a[0]),
+                (slopes, &mut buffers.slopes[0]),
+            ] {
+                copy_padded(given, all, stride);
+            }
+            None
+        };
+        self.gradient(task, None, First::Given(first_delta, values))
     }
 }
 

@@ -27,7 +27,9 @@ pub(crate) struct Buffers<T> {
     pub(crate) rows: usize,
     /// Columns per row: `rows` rounded up to whole vectors.
     pub(crate) stride: usize,
-    /// The inputs `X^T`, `n x stride`.
+    /// The inputs `X^T`, `n x stride`, stored panel by panel of samples as
+    /// the first layer's product reads them (see `step::panels`): the
+    /// `n x width` values of each panel one after the other.
     pub(crate) xt: AlignedBuffer<T>,
     /// The targets `Y^T`, `m x stride`.
     pub(crate) yt: AlignedBuffer<T>,

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use backprop_core::Activation;
+use backprop_core::{Activation, AlignedBuffer};
 
 use crate::kernels::{Kernels, LossInputs, TileSpec};
 use crate::lanes::Math;
@@ -14,10 +14,12 @@ use crate::scratch::{Buffers, Plan};
 /// on the measured machine) beside the rows of `A` and the tile of `C`.
 ///
 /// Measured in isolation (f32, AVX-512, the minimum of 30 interleaved
-/// runs): the first layer's forward product of M (784-256-10, batch 128,
-/// whose rows of `X^T` are 512 bytes apart) ran about 8% faster with blocks
-/// of 64 steps than of 128; the products whose steps read contiguous or
-/// unevenly spaced vectors ran as fast with 128 as with 256.
+/// runs): the first layer's forward product of M (784-256-10, batch 128),
+/// when it read `X^T` in rows 512 bytes apart, ran about 8% faster with
+/// blocks of 64 steps than of 128; the products whose steps read contiguous
+/// or unevenly spaced vectors ran as fast with 128 as with 256. `X^T` is
+/// now stored panel by panel ([`Product::b_panels`]), so that product reads
+/// blocks of 128 contiguous steps.
 const PANEL_BYTES: usize = 32 << 10;
 
 /// A product `C = A B` as [`TileSpec`] describes its tiles, over `rows x cols`
@@ -31,6 +33,17 @@ pub(crate) struct Product {
     pub(crate) a_step: usize,
     pub(crate) b_step: usize,
     pub(crate) c_row: usize,
+    /// `B` is stored panel by panel ([`panels`]), each panel's steps one
+    /// after the other (`nr` whole vectors apart), instead of `b_step` apart.
+    pub(crate) b_panels: bool,
+}
+
+/// The column panels of a product `cols` values wide, in vectors: up to
+/// `NR_MAX` each, their sizes balanced to differ by at most one.
+pub(crate) fn panels<T: Math, K: Kernels<T>>(cols: usize) -> impl Iterator<Item = Range<usize>> {
+    let vecs = cols.div_ceil(K::LANES);
+    let count = vecs.div_ceil(K::NR_MAX);
+    (0..count).map(move |panel| panel * vecs / count..(panel + 1) * vecs / count)
 }
 
 /// Runs the product `p` tile by tile: column panels of up to `NR_MAX`
@@ -51,18 +64,21 @@ pub(crate) fn broadcast_product<T: Math, K: Kernels<T>>(
     let l = K::LANES;
     let vecs = p.cols.div_ceil(l);
     let last = p.cols - (vecs - 1) * l;
-    let panels = vecs.div_ceil(K::NR_MAX);
-    for panel in 0..panels {
-        let (v0, v1) = (panel * vecs / panels, (panel + 1) * vecs / panels);
+    for Range { start: v0, end: v1 } in panels::<T, K>(p.cols) {
         let nr = v1 - v0;
         let ends_row = v1 == vecs;
         let partial = ends_row && last < l;
         let tiles = p.rows.div_ceil(K::mr_max(nr));
+        let (b_start, b_step) = if p.b_panels {
+            (v0 * l * p.depth, nr * l)
+        } else {
+            (v0 * l, p.b_step)
+        };
         // The vectors of a step sit `b_step` apart: when that is a multiple
         // of 256 bytes, the rows of the panel fall into a fraction of the
         // cache's sets, so the block is sized by the whole span of a step.
-        let strided = (p.b_step * size_of::<T>()).is_multiple_of(256) && p.b_step > nr * l;
-        let span = if strided { p.b_step } else { nr * l };
+        let strided = (b_step * size_of::<T>()).is_multiple_of(256) && b_step > nr * l;
+        let span = if strided { b_step } else { nr * l };
         let block = (PANEL_BYTES / (span * size_of::<T>())).max(16);
         let cols = v0 * l..(v1 * l).min(p.cols);
         let mut d0 = 0;
@@ -72,7 +88,7 @@ pub(crate) fn broadcast_product<T: Math, K: Kernels<T>>(
                 depth: d1 - d0,
                 a_row: p.a_row,
                 a_step: p.a_step,
-                b_step: p.b_step,
+                b_step,
                 c_row: p.c_row,
                 last: if ends_row { last } else { l },
                 accumulate: d0 > 0,
@@ -82,7 +98,7 @@ pub(crate) fn broadcast_product<T: Math, K: Kernels<T>>(
                 k.tile(
                     (r1 - r0, nr, partial),
                     &a[r0 * p.a_row + d0 * p.a_step..],
-                    &b[d0 * p.b_step + v0 * l..],
+                    &b[b_start + d0 * b_step..],
                     &mut c[r0 * p.c_row + v0 * l..],
                     &spec,
                 );
@@ -158,9 +174,30 @@ pub(crate) enum First<'a, T> {
     /// Its forward pass from the inputs; `delta^1` (`rows x d_1`, row-major)
     /// written here instead of its weight gradient.
     DeltaOut(&'a mut [T]),
-    /// Its activations and slopes already in the buffers
-    /// ([`first_layer_units`] or a copy); `delta^1` written here.
-    Given(&'a mut [T]),
+    /// Its activations and slopes given: in the buffers
+    /// ([`first_layer_units`] or a copy) when `None`, else read where they
+    /// lie; `delta^1` written here.
+    Given(&'a mut [T], Option<FirstLayerValues<'a, T>>),
+}
+
+/// The first layer's activations and slopes as another kernel formed them,
+/// each `d_1 x stride` (the batch a whole number of vectors, so no padding).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FirstLayerValues<'a, T> {
+    pub(crate) activations: &'a [T],
+    pub(crate) slopes: &'a [T],
+}
+
+/// Layer `l`'s activations and slopes: the given first layer's, or the buffers'.
+fn layer_values<'b, T>(
+    (a, slopes): (&'b [AlignedBuffer<T>], &'b [AlignedBuffer<T>]),
+    given: Option<FirstLayerValues<'b, T>>,
+    l: usize,
+) -> (&'b [T], &'b [T]) {
+    match given {
+        Some(values) if l == 0 => (values.activations, values.slopes),
+        _ => (&a[l], &slopes[l]),
+    }
 }
 
 /// The forward pass of `rows` samples `x` (`rows x n`, row-major): leaves
@@ -174,12 +211,14 @@ pub(crate) fn forward<T: Math, K: Kernels<T>>(
     slopes: bool,
 ) {
     let hidden = plan.shapes[0].outputs;
-    first_layer_units(k, plan, buffers, params, x, 0..hidden, slopes);
-    forward_above_first(k, plan, buffers, params, slopes);
+    first_layer_units(k, plan, buffers, params, x, 0..hidden, slopes, None);
+    forward_above_first(k, plan, buffers, params, None, slopes);
 }
 
 /// The rows `units` of the first layer's activations (and, with `slopes`,
-/// `act'`) of the samples `x` (`rows x n`, row-major), left in the buffers.
+/// `act'`) of the samples `x` (`rows x n`, row-major), left in the buffers,
+/// or with `into`, written there instead (each `units.len() x stride`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn first_layer_units<T: Math, K: Kernels<T>>(
     k: K,
     plan: &Plan,
@@ -188,35 +227,60 @@ pub(crate) fn first_layer_units<T: Math, K: Kernels<T>>(
     x: &[T],
     units: Range<usize>,
     slopes: bool,
+    into: Option<(&mut [T], &mut [T])>,
 ) {
     let (rows, stride) = (buffers.rows, buffers.stride);
     let n = plan.widths[0];
-    k.transpose(x, (rows, n, n), &mut buffers.xt, stride, stride);
-    let slope = slopes.then_some(&mut buffers.slopes[0][..]);
+    // X^T panel by panel of samples, as the first layer's product reads it.
+    let l = K::LANES;
+    for panel in panels::<T, K>(stride) {
+        let (first, width) = (panel.start * l, panel.len() * l);
+        let samples = rows.saturating_sub(first).min(width);
+        k.transpose(
+            x.get(first * n..).unwrap_or_default(),
+            (samples, n, n),
+            &mut buffers.xt[first * n..],
+            width,
+            width,
+        );
+    }
+    let first = units.start * stride;
+    let (out, slope) = match into {
+        Some((out, slope)) => (out, slopes.then_some(slope)),
+        None => (
+            &mut buffers.a[0][first..],
+            slopes.then_some(&mut buffers.slopes[0][first..]),
+        ),
+    };
     layer_forward(
         k,
         plan,
         0,
         params,
-        (&buffers.xt, stride),
+        (&buffers.xt, stride, true),
         units,
-        &mut buffers.a[0],
+        out,
         slope,
     );
 }
 
 /// The layers above the first, from the first layer's activations in the
-/// buffers.
+/// buffers or `given`.
 fn forward_above_first<T: Math, K: Kernels<T>>(
     k: K,
     plan: &Plan,
     buffers: &mut Buffers<T>,
     params: &[T],
+    given: Option<FirstLayerValues<'_, T>>,
     slopes: bool,
 ) {
     let stride = buffers.stride;
     for l in 1..plan.shapes.len() {
         let (before, here) = buffers.a.split_at_mut(l);
+        let input = match given {
+            Some(values) if l == 1 => values.activations,
+            _ => &before[l - 1],
+        };
         let slope = slopes.then_some(&mut buffers.slopes[l][..]);
         let units = 0..plan.shapes[l].outputs;
         layer_forward(
@@ -224,7 +288,7 @@ fn forward_above_first<T: Math, K: Kernels<T>>(
             plan,
             l,
             params,
-            (&before[l - 1], stride),
+            (input, stride, false),
             units,
             &mut here[0],
             slope,
@@ -233,16 +297,17 @@ fn forward_above_first<T: Math, K: Kernels<T>>(
 }
 
 /// The rows `units` of layer `l`'s `Z^l = W^l A^{l-1}` from `input`
-/// (`A^{l-1}`, rows `stride` apart), activated into the same rows of `out`
-/// (and their `act'` into `slope`), both `d_l x stride`: a row of W
-/// broadcast, samples in the vectors.
+/// (`A^{l-1}`, rows `stride` apart, or panel by panel when `b_panels`; see
+/// [`Product::b_panels`]), activated into `out` (and their `act'` into
+/// `slope`), both `units.len() x stride` from the block's first unit on: a
+/// row of W broadcast, samples in the vectors.
 #[allow(clippy::too_many_arguments)]
 fn layer_forward<T: Math, K: Kernels<T>>(
     k: K,
     plan: &Plan,
     l: usize,
     params: &[T],
-    (input, stride): (&[T], usize),
+    (input, stride, b_panels): (&[T], usize, bool),
     units: Range<usize>,
     out: &mut [T],
     mut slope: Option<&mut [T]>,
@@ -257,31 +322,21 @@ fn layer_forward<T: Math, K: Kernels<T>>(
         a_step: 1,
         b_step: stride,
         c_row: stride,
+        b_panels,
     };
     let weights = &params[shape.weight_range()][units.start * shape.inputs..];
     let bias = &params[shape.bias_range()][units.start..];
-    let first = units.start * stride;
-    if let Some(slope) = slope.as_mut() {
-        *slope = &mut std::mem::take(slope)[first..];
-    }
-    broadcast_product(
-        k,
-        product,
-        weights,
-        input,
-        &mut out[first..],
-        |c, rows, cols| {
-            k.activate(
-                c,
-                slope.as_deref_mut(),
-                bias,
-                stride,
-                rows,
-                cols,
-                activation,
-            );
-        },
-    );
+    broadcast_product(k, product, weights, input, out, |c, rows, cols| {
+        k.activate(
+            c,
+            slope.as_deref_mut(),
+            bias,
+            stride,
+            rows,
+            cols,
+            activation,
+        );
+    });
 }
 
 /// Writes the output layer's activations of the last forward pass into
@@ -312,27 +367,28 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
     grad: &mut [T],
     first: First<'_, T>,
 ) -> T {
-    let mut first_delta = match first {
+    let (mut first_delta, given) = match first {
         First::Whole => {
             forward(k, plan, buffers, weights.values(), x, true);
-            None
+            (None, None)
         }
         First::DeltaOut(delta) => {
             forward(k, plan, buffers, weights.values(), x, true);
-            Some(delta)
+            (Some(delta), None)
         }
-        First::Given(delta) => {
-            forward_above_first(k, plan, buffers, weights.values(), true);
-            Some(delta)
+        First::Given(delta, given) => {
+            forward_above_first(k, plan, buffers, weights.values(), given, true);
+            (Some(delta), given)
         }
     };
     let (rows, stride) = (buffers.rows, buffers.stride);
     let last = plan.shapes.len() - 1;
     let m = plan.shapes[last].outputs;
     k.transpose(y, (rows, m, m), &mut buffers.yt, stride, stride);
+    let (a, slopes) = layer_values((&buffers.a, &buffers.slopes), given, last);
     let inputs = LossInputs {
-        a: &buffers.a[last],
-        slopes: &buffers.slopes[last],
+        a,
+        slopes,
         y: &buffers.yt,
         outputs: m,
         stride,
@@ -350,7 +406,7 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
         // delta^{l-1} = (W^l^T delta^l) (.) act'_{l-1};
         // a column of W broadcast, samples in the vectors. Never for l = 0.
         if l > 0 {
-            let slopes = &buffers.slopes[l - 1][..];
+            let (_, slopes) = layer_values((&buffers.a, &buffers.slopes), given, l - 1);
             let identity = plan.activations[l - 1] == Activation::Identity;
             let product = Product {
                 rows: n_in,
@@ -360,6 +416,7 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
                 a_step: n_in,
                 b_step: stride,
                 c_row: stride,
+                b_panels: false,
             };
             let w = &weights.values()[shape.weight_range()];
             broadcast_product(k, product, w, d, below, |c, rows, cols| {
@@ -391,6 +448,7 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
                         a_step: 1,
                         b_step: n_in,
                         c_row: n_in,
+                        b_panels: false,
                     };
                     broadcast_product(k, product, d, x, grad_w, |c, rows, cols| {
                         weights.update(k, weights_at, c, (rows, cols));
@@ -400,14 +458,9 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
         } else {
             // A^{l-1} back to one sample per row, then as for the first
             // layer: a value of delta broadcast, a row of A^{l-1} in the vectors.
+            let (a, _) = layer_values((&buffers.a, &buffers.slopes), given, l - 1);
             let by_sample = &mut buffers.by_sample[..rows * n_in];
-            k.transpose(
-                &buffers.a[l - 1],
-                (n_in, rows, stride),
-                by_sample,
-                n_in,
-                n_in,
-            );
+            k.transpose(a, (n_in, rows, stride), by_sample, n_in, n_in);
             let product = Product {
                 rows: n_out,
                 cols: n_in,
@@ -416,6 +469,7 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
                 a_step: 1,
                 b_step: n_in,
                 c_row: n_in,
+                b_panels: false,
             };
             broadcast_product(k, product, d, by_sample, grad_w, |c, rows, cols| {
                 weights.update(k, weights_at, c, (rows, cols));
@@ -444,6 +498,7 @@ pub(crate) fn first_weight_rows<T: Math, K: Kernels<T>>(
         a_step: hidden,
         b_step: n,
         c_row: n,
+        b_panels: false,
     };
     let delta = delta.get(units.start..).unwrap_or_default();
     broadcast_product(k, product, delta, x, out, |_, _, _| {});
