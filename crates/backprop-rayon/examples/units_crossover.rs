@@ -94,7 +94,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     println!("UNITS_MAX_ROWS = {UNITS_MAX_ROWS}");
     if args.is_empty() {
-        for rows in [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 256] {
+        for rows in [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 160, 192, 256] {
             compare([784, 256, 10], rows, 15);
         }
         return;

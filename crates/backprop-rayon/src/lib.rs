@@ -140,9 +140,12 @@
 //! step at once. Work is handed out item by item, so the calling thread does
 //! whatever no helper has taken and a step never waits for a helper that has
 //! not started: a busy pool, a one-thread pool and a step called from inside
-//! the pool all work. While spinning, a helper lets other jobs queued on the
-//! pool run, so several backends stepping at once on one pool share its
-//! threads: they slow each other down but never block each other. A helper
+//! the pool all work. The calling thread always runs the first item itself,
+//! so with the helper awake each worker's block (its rows of `W^1`, its
+//! partition) stays on one thread from phase to phase and step to step.
+//! While spinning, a helper lets other jobs queued on the pool run, so
+//! several backends stepping at once on one pool share its threads: they
+//! slow each other down but never block each other. A helper
 //! keeps a core busy while it waits; `with_linger(Duration::ZERO)` makes
 //! every step wake its helpers afresh instead.
 //!
@@ -267,13 +270,15 @@ pub const UNITS_MIN_FIRST_SHARE: f64 = 0.9;
 /// Measured on 784-256-10 in `f32` with `cargo run --release -p
 /// backprop-rayon --example units_crossover` (rayon over SIMD workers, cut
 /// by units against the batch partitioned, medians of interleaved rounds,
-/// on the 2-core AVX-512 machine): the cut won at every batch from 2 to 64
-/// (batch 32: 165.8 against 238.1 us; batch 64: 267.8 against 317.3 us,
-/// and 256.4 against 291.5 us in a second run); at 96 and 128 rows it came
-/// out 1.05x and 1.03x faster in one run, 1.14x and 1.08x in a second and
-/// 0.91x and 0.90x in a third; from 160 rows on it lost every run (192:
-/// 767.5 against 639.8 us; 256: 1264.9 against 1211.6 us).
-pub const UNITS_MAX_ROWS: usize = 64;
+/// on the 2-core AVX-512 machine), in five runs (`-- 784 256 10
+/// 96,128,160,192 9` three times, `-- 784 256 10 128,160,192 15` twice): the
+/// cut came out 1.11x-1.15x faster at 96 rows, 0.90x-1.11x at 128 (above
+/// 1.0x in four runs), 1.02x-1.08x at 160 (every run; 0.95x in a run of
+/// the example's default batches) and 0.92x-1.04x at 192 (below 1.0x in
+/// three runs). It wins clearly below that (in a run of the default
+/// batches, batch 32: 144.7 against 217.0 us; batch 64: 215.3 against
+/// 246.8 us). The runs are in `docs/simd-speed.md`.
+pub const UNITS_MAX_ROWS: usize = 160;
 
 /// Whether the first layer of `architecture` holds at least
 /// [`UNITS_MIN_FIRST_SHARE`] of its weights, as a step cut by hidden units

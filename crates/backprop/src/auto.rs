@@ -6,7 +6,10 @@ use std::sync::Arc;
 use backprop_core::{Architecture, Backend, Error, ForwardTask, GradientTask, Scalar, SgdTask};
 use rayon::ThreadPool;
 
-use crate::{BackendKind, Partitions, Precision, first_layer_dominates};
+use crate::{
+    BackendKind, DEFAULT_PARALLEL_THRESHOLD_FLOPS, Partitions, Precision, UNITS_MAX_ROWS,
+    first_layer_dominates,
+};
 
 /// Batches below this many rows go to the faer kernels: the SIMD kernels
 /// put samples in the vector lanes (16 `f32` or 8 `f64` on AVX-512), which a
@@ -24,16 +27,23 @@ pub const AUTO_SIMD_MIN_BATCH: usize = 16;
 /// hidden units (a first layer that [dominates](crate::first_layer_dominates),
 /// at most [`UNITS_MAX_ROWS`](crate::UNITS_MAX_ROWS) rows): each thread then
 /// reads half of the first layer's weights, which a small batch's step is
-/// mostly spent reading.
+/// mostly spent reading. Such a step goes to `rayon-simd` as soon as it
+/// would fork there (from
+/// [`DEFAULT_PARALLEL_THRESHOLD_FLOPS`](crate::DEFAULT_PARALLEL_THRESHOLD_FLOPS)),
+/// not from [`AUTO_PARALLEL_MIN_FLOPS`].
 ///
 /// Measured on 784-256-10 with `cargo run --release -p backprop --example
-/// auto_thresholds` (runs 5 to 7 of the grid, in `docs/auto-thresholds.txt`):
-/// `rayon-simd` won batch 8 in all three (88.0, 111.3 and 98.3 us against
-/// the faer kernels' best 119.3, 134.8 and 136.5 us) and every batch from
-/// 8 to 128 in two of them, while the faer kernels won batches 1 to 4 in
-/// all three (batch 4: 121.1, 142.3 and 122.0 us against `rayon-simd`'s
-/// 155.2, 165.8 and 152.9 us).
-pub const AUTO_UNITS_MIN_BATCH: usize = 8;
+/// auto_thresholds` (runs 8 and 9 of the grid, in
+/// `docs/auto-thresholds.txt`): `rayon-simd` won batches 2 and 4 in both
+/// (batch 2: 91.9 and 84.8 us against the faer kernels' best 108.5 and
+/// 117.6 us; 2.4 Mflop, below `AUTO_PARALLEL_MIN_FLOPS`), the faer kernels
+/// batch 1 (67.6 and 79.9 us against `rayon-simd`'s 125.4 and 157.1 us;
+/// 1.2 Mflop, a step `rayon-simd` runs on one thread). `cargo run --release
+/// -p backprop-rayon --example units_crossover` agreed in two runs (batch
+/// 2: the cut 96.3 and 95.6 us against `rayon-faer`'s 114.6 and 133.8 us).
+/// Before the cut kept each worker's rows of `W^1` on one thread from step
+/// to step, batches 2 and 4 went to the faer kernels (runs 5 to 7).
+pub const AUTO_UNITS_MIN_BATCH: usize = 2;
 
 /// Steps with a product `B d_(l-1) d_l` (multiply-adds) of at least this
 /// size go to the faer kernels, whose packed GEMM keeps large products in
@@ -72,10 +82,15 @@ pub fn choose(architecture: &Architecture, rows: usize) -> BackendKind {
         .map(|pair| rows.saturating_mul(pair[0]).saturating_mul(pair[1]))
         .max()
         .unwrap_or(0);
-    // Above `UNITS_MAX_ROWS` rows, `AUTO_SIMD_MIN_BATCH` holds anyway.
-    let cut_by_units = rows >= AUTO_UNITS_MIN_BATCH && first_layer_dominates(architecture);
+    let cut_by_units = (AUTO_UNITS_MIN_BATCH..=UNITS_MAX_ROWS).contains(&rows)
+        && first_layer_dominates(architecture);
     let simd = (rows >= AUTO_SIMD_MIN_BATCH || cut_by_units) && largest < AUTO_SIMD_MAX_PRODUCT;
-    let parallel = architecture.step_flops(rows) >= AUTO_PARALLEL_MIN_FLOPS;
+    let min_flops = if cut_by_units {
+        DEFAULT_PARALLEL_THRESHOLD_FLOPS
+    } else {
+        AUTO_PARALLEL_MIN_FLOPS
+    };
+    let parallel = architecture.step_flops(rows) >= min_flops;
     match (simd, parallel) {
         (true, false) => BackendKind::Simd,
         (true, true) => BackendKind::RayonSimd,
@@ -184,11 +199,25 @@ mod tests {
         const { assert!(AUTO_SIMD_MIN_BATCH <= UNITS_MAX_ROWS) };
         let (m, s) = (seed(784, 256, 10), seed(64, 32, 10));
         // 784-256-10: its first layer dominates, so from AUTO_UNITS_MIN_BATCH
-        // rows on it goes to the SIMD kernels (6.4 Mflop at batch 7).
-        assert_eq!(choose(&m, 1), Faer);
-        assert_eq!(choose(&m, AUTO_UNITS_MIN_BATCH - 1), RayonFaer);
+        // rows on it goes to the SIMD kernels, parallel from 1.5 Mflop
+        // (1.2 Mflop a row; 2.4 Mflop at batch 2).
+        assert_eq!(choose(&m, AUTO_UNITS_MIN_BATCH - 1), Faer);
         assert_eq!(choose(&m, AUTO_UNITS_MIN_BATCH), RayonSimd);
         assert_eq!(choose(&m, 128), RayonSimd);
+        assert_eq!(choose(&m, UNITS_MAX_ROWS + 1), RayonSimd);
+        // 300-256-10 (0.48 Mflop a row): a step cut by units runs on one
+        // SIMD thread below 1.5 Mflop, on two from there, as rayon-simd
+        // forks it.
+        let narrow = seed(300, 256, 10);
+        assert_eq!(choose(&narrow, 3), Simd);
+        assert_eq!(choose(&narrow, 4), RayonSimd);
+        // 100-20-1 (12 kflop a row): above UNITS_MAX_ROWS rows its steps are
+        // not cut, and go parallel only from 3 Mflop again.
+        let small = seed(100, 20, 1);
+        let flops = |rows: usize| small.step_flops(rows);
+        assert!(flops(UNITS_MAX_ROWS) >= 1.5e6 && flops(UNITS_MAX_ROWS + 1) < 3e6);
+        assert_eq!(choose(&small, UNITS_MAX_ROWS), RayonSimd);
+        assert_eq!(choose(&small, UNITS_MAX_ROWS + 1), Simd);
         // Products of 2^27 multiply-adds or more go to faer: batch 669.
         assert_eq!(choose(&m, 668), RayonSimd);
         assert_eq!(choose(&m, 669), RayonFaer);
