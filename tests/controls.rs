@@ -219,15 +219,11 @@ impl Backend<f64> for FlawedSplit {
 impl FirstLayerSplit<f64> for FlawedSplit {
     fn run_gradient_but_first_weights(
         &mut self,
-        task: SplitGradientTask<'_, f64>,
+        mut task: SplitGradientTask<'_, f64>,
     ) -> Result<f64, Error> {
-        let (mut task, delta) = task.into_parts();
-        let split = SplitGradientTask::new(task.reborrow(), delta)?;
-        let loss = self.inner.run_gradient_but_first_weights(split)?;
+        let loss = self.inner.run_gradient_but_first_weights(task.reborrow())?;
         if self.flaw == SplitFlaw::FirstWeightsWritten {
-            let weights = task.layers().layer(0).shape.weight_range();
-            let (_, _, mut gradient) = task.into_parts();
-            gradient.as_mut_slice()[weights.end - 1] = 0.0;
+            write_first_weight(task.into_parts().0);
         }
         Ok(loss)
     }
@@ -242,10 +238,8 @@ impl FirstLayerSplit<f64> for FlawedSplit {
 
 impl FirstLayerUnits<f64> for FlawedSplit {
     fn run_first_layer_units(&mut self, mut task: FirstUnitsTask<'_, f64>) -> Result<(), Error> {
-        let (layers, inputs, units) = (task.layers(), task.inputs(), task.units());
-        let (activations, slopes) = task.outputs_mut();
-        let lent = FirstUnitsTask::new(layers, inputs, units, activations, &mut *slopes)?;
-        self.inner.run_first_layer_units(lent)?;
+        self.inner.run_first_layer_units(task.reborrow())?;
+        let (_, slopes) = task.outputs_mut();
         match self.flaw {
             SplitFlaw::SlopesScaled => slopes.iter_mut().for_each(|v| *v *= 1.0 + 1e-6),
             SplitFlaw::SlopeUnwritten => {
@@ -258,19 +252,24 @@ impl FirstLayerUnits<f64> for FlawedSplit {
         Ok(())
     }
 
-    fn run_gradient_above_first(&mut self, task: AboveFirstTask<'_, f64>) -> Result<f64, Error> {
-        let (mut task, delta, activations, slopes) = task.into_parts();
-        let above = SplitGradientTask::new(task.reborrow(), delta).and_then(|split| {
-            AboveFirstTask::new(split, activations.as_slice(), slopes.as_slice())
-        })?;
-        let loss = self.inner.run_gradient_above_first(above)?;
+    fn run_gradient_above_first(
+        &mut self,
+        mut task: AboveFirstTask<'_, f64>,
+    ) -> Result<f64, Error> {
+        let loss = self.inner.run_gradient_above_first(task.reborrow())?;
         if self.flaw == SplitFlaw::FirstWeightsWritten {
-            let weights = task.layers().layer(0).shape.weight_range();
-            let (_, _, mut gradient) = task.into_parts();
-            gradient.as_mut_slice()[weights.end - 1] = 0.0;
+            write_first_weight(task.into_parts().0);
         }
         Ok(loss)
     }
+}
+
+/// Writes a value over the first layer's last weight in the task's gradient,
+/// which a split kernel must leave to the weight-rows tasks.
+fn write_first_weight(task: GradientTask<'_, f64>) {
+    let weights = task.layers().layer(0).shape.weight_range();
+    let (_, _, mut gradient) = task.into_parts();
+    gradient.as_mut_slice()[weights.end - 1] = 0.0;
 }
 
 #[test]

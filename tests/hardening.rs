@@ -564,13 +564,11 @@ impl<B: Backend<f64>> Backend<f64> for Faulty<B> {
 impl<B: FirstLayerSplit<f64>> FirstLayerSplit<f64> for Faulty<B> {
     fn run_gradient_but_first_weights(
         &mut self,
-        task: SplitGradientTask<'_, f64>,
+        mut task: SplitGradientTask<'_, f64>,
     ) -> Result<f64, Error> {
         self.fail(Phase::Partition)?;
-        let (mut task, delta) = task.into_parts();
-        let split = SplitGradientTask::new(task.reborrow(), &mut *delta)?;
-        let loss = self.inner.run_gradient_but_first_weights(split)?;
-        let (_, _, mut gradient) = task.into_parts();
+        let loss = self.inner.run_gradient_but_first_weights(task.reborrow())?;
+        let (_, _, mut gradient) = task.into_parts().0.into_parts();
         self.poison(Phase::Partition, gradient.as_mut_slice());
         Ok(loss)
     }
@@ -588,22 +586,18 @@ impl<B: FirstLayerSplit<f64>> FirstLayerSplit<f64> for Faulty<B> {
 impl<B: FirstLayerUnits<f64>> FirstLayerUnits<f64> for Faulty<B> {
     fn run_first_layer_units(&mut self, mut task: FirstUnitsTask<'_, f64>) -> Result<(), Error> {
         self.fail(Phase::FirstLayerUnits)?;
-        let (layers, inputs, units) = (task.layers(), task.inputs(), task.units());
-        let (activations, slopes) = task.outputs_mut();
-        let lent = FirstUnitsTask::new(layers, inputs, units, &mut *activations, slopes)?;
-        self.inner.run_first_layer_units(lent)?;
-        self.poison(Phase::FirstLayerUnits, activations);
+        self.inner.run_first_layer_units(task.reborrow())?;
+        self.poison(Phase::FirstLayerUnits, task.outputs_mut().0);
         Ok(())
     }
 
-    fn run_gradient_above_first(&mut self, task: AboveFirstTask<'_, f64>) -> Result<f64, Error> {
+    fn run_gradient_above_first(
+        &mut self,
+        mut task: AboveFirstTask<'_, f64>,
+    ) -> Result<f64, Error> {
         self.fail(Phase::AboveFirst)?;
-        let (mut task, delta, activations, slopes) = task.into_parts();
-        let (activations, slopes) = (activations.as_slice(), slopes.as_slice());
-        let above = SplitGradientTask::new(task.reborrow(), &mut *delta)
-            .and_then(|split| AboveFirstTask::new(split, activations, slopes))?;
-        let loss = self.inner.run_gradient_above_first(above)?;
-        let (_, _, mut gradient) = task.into_parts();
+        let loss = self.inner.run_gradient_above_first(task.reborrow())?;
+        let (_, _, mut gradient) = task.into_parts().0.into_parts();
         self.poison(Phase::AboveFirst, gradient.as_mut_slice());
         Ok(loss)
     }

@@ -84,6 +84,16 @@ impl<'a, T: Scalar> SplitGradientTask<'a, T> {
         Ok(SplitGradientTask { task, first_delta })
     }
 
+    /// The same task for a shorter while, as [`GradientTask::reborrow`]: lets
+    /// a wrapper hand it to an inner kernel and then go on with what that
+    /// kernel wrote.
+    pub fn reborrow(&mut self) -> SplitGradientTask<'_, T> {
+        SplitGradientTask {
+            task: self.task.reborrow(),
+            first_delta: self.first_delta,
+        }
+    }
+
     /// The gradient task, and the buffer for `delta^1` (`B x d_1`, row-major).
     pub fn into_parts(self) -> (GradientTask<'a, T>, &'a mut [T]) {
         (self.task, self.first_delta)
@@ -201,6 +211,19 @@ impl<'a, T: Scalar> FirstUnitsTask<'a, T> {
     pub fn outputs_mut(&mut self) -> (&mut [T], &mut [T]) {
         (self.activations, self.slopes)
     }
+
+    /// The same task for a shorter while, as [`GradientTask::reborrow`]: lets
+    /// a wrapper hand it to an inner kernel and then go on with the block
+    /// that kernel wrote.
+    pub fn reborrow(&mut self) -> FirstUnitsTask<'_, T> {
+        FirstUnitsTask {
+            layers: self.layers,
+            inputs: self.inputs,
+            units: self.units.clone(),
+            activations: self.activations,
+            slopes: self.slopes,
+        }
+    }
 }
 
 /// A [`SplitGradientTask`] whose first layer's activations and slopes over
@@ -230,6 +253,17 @@ impl<'a, T: Scalar> AboveFirstTask<'a, T> {
             slopes: MatrixRef::new(slopes, hidden, rows)?,
             split,
         })
+    }
+
+    /// The same task for a shorter while, as [`GradientTask::reborrow`]: lets
+    /// a wrapper hand it to an inner kernel and then go on with what that
+    /// kernel wrote.
+    pub fn reborrow(&mut self) -> AboveFirstTask<'_, T> {
+        AboveFirstTask {
+            split: self.split.reborrow(),
+            activations: self.activations,
+            slopes: self.slopes,
+        }
     }
 
     /// The gradient task, the buffer for `delta^1` (`B x d_1`), and the first
@@ -409,5 +443,53 @@ mod tests {
             .and_then(|task| AboveFirstTask::new(task, &given, &short))
             .unwrap_err();
         assert_eq!(error, split("slopes length", 6, 5));
+    }
+
+    #[test]
+    fn a_reborrowed_task_lends_the_same_pieces() {
+        // n = 4, d_1 = 3, m = 1, B = 2.
+        let network = Network::<f64>::zeros(Architecture::seed(4, 3, 1).expect("4-3-1"));
+        let (inputs, targets) = ([0.5; 8], [0.0; 2]);
+        let architecture = network.architecture();
+        let batch = Batch::from_slices(architecture, 2, &inputs, &targets).expect("batch");
+
+        // A block of units: what an inner kernel writes through the lent
+        // task is in the wrapper's buffers, and the block is the same.
+        let (mut a, mut s) = ([0.0; 4], [0.0; 4]);
+        let layers = Layers::of(&network);
+        let mut units =
+            FirstUnitsTask::new(layers, batch.inputs(), 1..3, &mut a, &mut s).expect("fits");
+        let mut lent = units.reborrow();
+        assert_eq!((lent.units(), lent.inputs().rows()), (1..3, 2));
+        assert_eq!(lent.layers().count(), 2);
+        let (activations, slopes) = lent.outputs_mut();
+        (activations[3], slopes[0]) = (1.0, 2.0);
+        let (activations, slopes) = units.outputs_mut();
+        assert_eq!((activations[3], slopes[0]), (1.0, 2.0));
+
+        // The layers above: the lent task has the wrapper's delta buffer,
+        // gradient buffer and first layer.
+        let mut gradient = network.zero_gradient();
+        let mut delta = [0.0; 6];
+        let (given, given_slopes) = ([1.0; 6], [2.0; 6]);
+        let task = GradientTask::new(&network, batch, &mut gradient).expect("task");
+        let mut above = SplitGradientTask::new(task, &mut delta)
+            .and_then(|task| AboveFirstTask::new(task, &given, &given_slopes))
+            .expect("fits");
+        let (task, delta_out, a, s) = above.reborrow().into_parts();
+        assert_eq!(
+            (a.as_slice(), s.as_slice()),
+            (&given[..], &given_slopes[..])
+        );
+        delta_out[5] = 3.0;
+        let (_, _, mut lent_gradient) = task.into_parts();
+        lent_gradient.as_mut_slice()[0] = 4.0;
+        let (task, delta_out, _, _) = above.into_parts();
+        assert_eq!(delta_out[5], 3.0);
+        let mut split = SplitGradientTask::new(task, delta_out).expect("fits");
+        let (task, delta_out) = split.reborrow().into_parts();
+        assert_eq!(delta_out[5], 3.0);
+        let (_, _, mut lent_gradient) = task.into_parts();
+        assert_eq!(lent_gradient.as_mut_slice()[0], 4.0);
     }
 }

@@ -3,11 +3,11 @@
 //!
 //! Run with `cargo run --release -p backprop-rayon --example units_crossover`
 //! for M's widths (784-256-10) at batches 1 to 256, or with `-- N H M
-//! BATCH,BATCH,... [ROUNDS]` for other cases. Each round times
-//! every variant in turn on the same network and batch (f32): two warm-up
-//! steps, then the median of 201 SGD steps; the summary gives the median
-//! over the rounds (15 unless given) and each variant's ratio to the
-//! partitioned one. "units" cuts the first layer by units at any batch
+//! BATCH,BATCH,... [ROUNDS] [f32|f64]` for other cases. Each round times
+//! every variant in turn on the same network and batch (`f32` unless
+//! given): two warm-up steps, then the median of 201 SGD steps; the summary
+//! gives the median over the rounds (15 unless given) and each variant's
+//! ratio to the partitioned one. "units" cuts the first layer by units at any batch
 //! (`with_units_max_rows(usize::MAX)`), "partitioned" never does
 //! (`with_units_max_rows(0)`), both forking for every batch of more than
 //! one row; the default `rayon-simd` switches from the one to the other at
@@ -15,10 +15,10 @@
 
 use std::time::Instant;
 
-use backprop_core::{Architecture, Backend, Batch, Network};
-use backprop_faer::FaerBackend;
+use backprop_core::{Architecture, Backend, Batch, Network, Scalar};
+use backprop_faer::{FaerBackend, FaerScalar};
 use backprop_rayon::{RayonBackend, UNITS_MAX_ROWS};
-use backprop_simd::SimdBackend;
+use backprop_simd::{SimdBackend, SimdScalar};
 
 /// The median of some values.
 fn median(mut values: Vec<f64>) -> f64 {
@@ -27,24 +27,26 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// Forks for every batch of more than one row.
-fn forking<B: Backend<f32>>(backend: RayonBackend<f32, B>) -> RayonBackend<f32, B> {
+fn forking<T: Scalar, B: Backend<T>>(backend: RayonBackend<T, B>) -> RayonBackend<T, B> {
     backend
         .with_parallel_threshold(0.0)
         .with_min_rows_per_partition(1)
 }
 
 /// Times every variant on `widths` at `rows`, `rounds` interleaved rounds.
-fn compare(widths: [usize; 3], rows: usize, rounds: usize) {
+fn compare<T: SimdScalar + FaerScalar>(widths: [usize; 3], rows: usize, rounds: usize) {
     let [n, h, m] = widths;
     let architecture = Architecture::seed(n, h, m).expect("a valid architecture");
-    let inputs: Vec<f32> = (0..rows * n).map(|i| (i * 7 % 17) as f32 / 17.0).collect();
-    let targets: Vec<f32> = (0..rows * m).map(|i| (i % 2) as f32).collect();
+    let inputs: Vec<T> = (0..rows * n)
+        .map(|i| T::from_f64((i * 7 % 17) as f64 / 17.0))
+        .collect();
+    let targets: Vec<T> = (0..rows * m).map(|i| T::from_f64((i % 2) as f64)).collect();
     let batch = Batch::from_slices(&architecture, rows, &inputs, &targets).expect("a batch");
-    let mut network = Network::<f32>::init(architecture, 1);
+    let mut network = Network::<T>::init(architecture, 1);
     let mut gradient = network.zero_gradient();
-    let units = RayonBackend::first_layer_by_units("units", SimdBackend::<f32>::new);
-    let partitioned = RayonBackend::first_layer_by_units("partitioned", SimdBackend::<f32>::new);
-    let mut variants: Vec<(&str, Box<dyn Backend<f32>>)> = vec![
+    let units = RayonBackend::first_layer_by_units("units", SimdBackend::<T>::new);
+    let partitioned = RayonBackend::first_layer_by_units("partitioned", SimdBackend::<T>::new);
+    let mut variants: Vec<(&str, Box<dyn Backend<T>>)> = vec![
         (
             "units",
             Box::new(forking(units.with_units_max_rows(usize::MAX))),
@@ -57,10 +59,10 @@ fn compare(widths: [usize; 3], rows: usize, rounds: usize) {
             "rayon-faer",
             Box::new(RayonBackend::splitting_first_layer(
                 "rayon-faer",
-                FaerBackend::<f32>::sequential,
+                FaerBackend::<T>::sequential,
             )),
         ),
-        ("simd", Box::new(SimdBackend::<f32>::new())),
+        ("simd", Box::new(SimdBackend::<T>::new())),
     ];
     let mut times = vec![Vec::new(); variants.len()];
     for _ in 0..rounds {
@@ -68,7 +70,7 @@ fn compare(widths: [usize; 3], rows: usize, rounds: usize) {
             let mut step = || {
                 let start = Instant::now();
                 backend
-                    .sgd_step(&mut network, &batch, &mut gradient, 1e-6)
+                    .sgd_step(&mut network, &batch, &mut gradient, T::from_f64(1e-6))
                     .expect("a valid step");
                 start.elapsed().as_secs_f64()
             };
@@ -78,7 +80,8 @@ fn compare(widths: [usize; 3], rows: usize, rounds: usize) {
         }
     }
     let medians: Vec<f64> = times.into_iter().map(median).collect();
-    print!("{n}-{h}-{m} batch {rows:>4} (f32, medians of {rounds} rounds):");
+    let dtype = std::any::type_name::<T>();
+    print!("{n}-{h}-{m} batch {rows:>4} ({dtype}, medians of {rounds} rounds):");
     for ((name, _), time) in variants.iter().zip(&medians) {
         print!(
             "  {name} {:>8.1} us ({:.2}x)",
@@ -90,12 +93,12 @@ fn compare(widths: [usize; 3], rows: usize, rounds: usize) {
 }
 
 fn main() {
-    let usage = "arguments: N H M BATCH,BATCH,... [ROUNDS]";
+    let usage = "arguments: N H M BATCH,BATCH,... [ROUNDS] [f32|f64]";
     let args: Vec<String> = std::env::args().skip(1).collect();
     println!("UNITS_MAX_ROWS = {UNITS_MAX_ROWS}");
     if args.is_empty() {
         for rows in [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 160, 192, 256] {
-            compare([784, 256, 10], rows, 15);
+            compare::<f32>([784, 256, 10], rows, 15);
         }
         return;
     }
@@ -104,7 +107,12 @@ fn main() {
         panic!("{usage}");
     };
     let rounds = rest.first().map_or(15, |rounds| number(rounds));
+    let widths = [number(n), number(h), number(m)];
     for rows in batches.split(',') {
-        compare([number(n), number(h), number(m)], number(rows), rounds);
+        match rest.get(1).map(String::as_str) {
+            None | Some("f32") => compare::<f32>(widths, number(rows), rounds),
+            Some("f64") => compare::<f64>(widths, number(rows), rounds),
+            Some(_) => panic!("{usage}"),
+        }
     }
 }
