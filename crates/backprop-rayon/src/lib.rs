@@ -277,7 +277,10 @@ pub const UNITS_MIN_FIRST_SHARE: f64 = 0.9;
 /// the example's default batches) and 0.92x-1.04x at 192 (below 1.0x in
 /// three runs). It wins clearly below that (in a run of the default
 /// batches, batch 32: 144.7 against 217.0 us; batch 64: 215.3 against
-/// 246.8 us). The runs are in `docs/simd-speed.md`.
+/// 246.8 us). In `f64` (`-- 784 256 10 32,64,96,128,160,192 9 f64` and
+/// `-- 784 256 10 128,160 15 f64`) it was 1.11x and 1.08x faster at 32 and
+/// 64 rows and level from 96 to 192 rows (0.92x-1.04x). The runs are in
+/// `docs/simd-speed.md`.
 pub const UNITS_MAX_ROWS: usize = 160;
 
 /// Whether the first layer of `architecture` holds at least
