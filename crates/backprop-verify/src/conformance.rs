@@ -5,7 +5,7 @@
 //! architecture changes), measures how small an error its oracle check sees
 //! by injecting one into the backend's own output, and runs the negative
 //! controls wrapped around the backend. [`Conformance::run`] returns a
-//! [`ConformanceReport`](crate::ConformanceReport).
+//! [`ConformanceReport`].
 
 use backprop_core::{Backend, FirstLayerSplit, FirstLayerUnits, Scalar};
 

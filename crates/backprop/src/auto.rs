@@ -24,13 +24,12 @@ pub const AUTO_SIMD_MIN_BATCH: usize = 16;
 
 /// Batches of at least this many rows go to the SIMD kernels, whatever
 /// [`AUTO_SIMD_MIN_BATCH`] says, where `rayon-simd` cuts the first layer by
-/// hidden units (a first layer that [dominates](crate::first_layer_dominates),
-/// at most [`UNITS_MAX_ROWS`](crate::UNITS_MAX_ROWS) rows): each thread then
-/// reads half of the first layer's weights, which a small batch's step is
-/// mostly spent reading. Such a step goes to `rayon-simd` as soon as it
-/// would fork there (from
-/// [`DEFAULT_PARALLEL_THRESHOLD_FLOPS`](crate::DEFAULT_PARALLEL_THRESHOLD_FLOPS)),
-/// not from [`AUTO_PARALLEL_MIN_FLOPS`].
+/// hidden units (a first layer that [dominates](first_layer_dominates), at
+/// most [`UNITS_MAX_ROWS`] rows): each thread then reads half of the first
+/// layer's weights, which a small batch's step is mostly spent reading.
+/// Such a step goes to `rayon-simd` as soon as it would fork there (from
+/// [`DEFAULT_PARALLEL_THRESHOLD_FLOPS`]), not from
+/// [`AUTO_PARALLEL_MIN_FLOPS`].
 ///
 /// Measured on 784-256-10 with `cargo run --release -p backprop --example
 /// auto_thresholds` (runs 8 and 9 of the grid, in
