@@ -388,6 +388,18 @@ mod tests {
     }
 
     #[test]
+    fn a_fork_of_no_items_runs_nothing() {
+        let mut crew = crew(2, Duration::from_millis(5));
+        let calls = AtomicUsize::new(0);
+        for _ in 0..10 {
+            crew.run(0, &|_| {
+                calls.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        assert_eq!(calls.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn the_calling_thread_runs_the_first_item_of_every_fork() {
         // With helpers spinning and ready to take items the moment they are
         // posted, item 0 still runs on the calling thread.
