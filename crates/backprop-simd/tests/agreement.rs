@@ -370,6 +370,15 @@ fn the_first_layer_by_units_gives_the_whole_steps_bits() {
             Loss::SoftmaxCrossEntropy,
             33,
         ),
+        // A batch of whole vectors (no padding): the given block is read
+        // where it lies, by every layer above and, with one layer, the loss.
+        (
+            &[40, 19, 7, 3],
+            &[Relu, Tanh, Identity],
+            Loss::SoftmaxCrossEntropy,
+            32,
+        ),
+        (&[12, 5], &[Sigmoid], Loss::Mse, 16),
     ] {
         let architecture = Architecture::new(widths, activations, loss).unwrap();
         check_units::<f64>(&architecture, rows);
