@@ -11,6 +11,7 @@
 //!
 //! ```text
 //! X^T, Y^T                 transposed once per step, in 16 x 16 (f32) register blocks
+//!                          (X^T one column panel of samples after another)
 //! forward   Z^l = W^l A^{l-1}      tile: a value of W broadcast, a vector of samples;
 //!           A^l = act(Z^l + b^l), act'    in the tile's epilogue, while it is in cache
 //! loss      delta^L = dJ/dZ^L, J   one pass over the output rows, samples in lanes
