@@ -1,9 +1,9 @@
 //! Negative controls: deliberately wrong kernels must be rejected by the same checks the real backends pass.
 
 use backprop::{
-    AboveFirstTask, Activation, Architecture, Backend, Error, FirstLayerSplit, FirstLayerUnits,
-    FirstUnitsTask, FirstWeightRowsTask, ForwardTask, GradientTask, Loss, NaiveBackend,
-    ParamLocation, SimdBackend, SplitGradientTask,
+    AboveFirstTask, Activation, Architecture, Backend, DeltaLayout, Error, FirstLayerSplit,
+    FirstLayerUnits, FirstUnitsTask, FirstWeightRowsTask, ForwardTask, GradientTask, Loss,
+    MatrixRef, NaiveBackend, ParamLocation, SimdBackend, SplitGradientTask,
 };
 use backprop_verify::checks;
 use backprop_verify::matrix::saturating_cells;
@@ -194,6 +194,8 @@ enum SplitFlaw {
     SlopesScaled,
     /// The last slope of a block of hidden units left unwritten.
     SlopeUnwritten,
+    /// A `delta^1` given by unit read as if it were by sample.
+    LayoutIgnored,
 }
 
 /// The SIMD kernel's first-layer split and cut by units, with `flaw`.
@@ -229,6 +231,15 @@ impl FirstLayerSplit<f64> for FlawedSplit {
     }
 
     fn run_first_weight_rows(&mut self, task: &mut FirstWeightRowsTask<'_, f64>) {
+        if self.flaw == SplitFlaw::LayoutIgnored && task.layout() == DeltaLayout::ByUnit {
+            let (delta, inputs, units) = (task.delta(), task.inputs(), task.units());
+            let misread =
+                MatrixRef::new(delta.as_slice(), delta.cols(), delta.rows()).and_then(|delta| {
+                    FirstWeightRowsTask::new(delta, inputs, units, task.output_mut())
+                });
+            let mut misread = misread.expect("the same sizes, by sample");
+            return self.inner.run_first_weight_rows(&mut misread);
+        }
         self.inner.run_first_weight_rows(task);
         if self.flaw == SplitFlaw::WeightRowsScaled {
             task.output_mut().iter_mut().for_each(|v| *v *= 1.0 + 1e-6);
@@ -282,6 +293,7 @@ fn wrong_first_layer_splits_are_rejected_by_the_split_and_units_checks() {
         (FirstWeightsWritten, true),
         (SlopesScaled, false),
         (SlopeUnwritten, false),
+        (LayoutIgnored, true),
     ] {
         for case in cases() {
             let oracle = Oracle::of(&case);

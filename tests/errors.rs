@@ -262,12 +262,30 @@ fn first_layer_splits_reject_pieces_that_do_not_fit() {
     let e = FirstWeightRowsTask::new(delta, inputs, 1..3, &mut [0.0; 5]).unwrap_err();
     assert_eq!(e, mismatch("output length", 6, 5));
 
-    // Pieces that fit run, and give the rows of delta^T X.
-    let mut out = [0.0; 6];
-    let mut task =
-        FirstWeightRowsTask::new(delta, inputs, 1..3, &mut out).expect("pieces that fit");
-    FaerBackend::<f64>::sequential().run_first_weight_rows(&mut task);
-    assert_eq!(task.output(), &[0.25; 6]);
+    // A delta by unit is d_1 x B: its columns are the batch's rows, its rows the units.
+    let by_unit = MatrixRef::new(&[0.25; 8], 4, 2).unwrap();
+    let e = FirstWeightRowsTask::by_unit(by_unit, three_rows, 0..4, &mut [0.0; 12]).unwrap_err();
+    assert_eq!(e, mismatch("delta columns", 3, 2));
+    assert_eq!(
+        message(&e),
+        "first-layer split: delta columns is 2, the other pieces need 3"
+    );
+    let e = FirstWeightRowsTask::by_unit(by_unit, inputs, 2..5, &mut [0.0; 9]).unwrap_err();
+    assert_eq!(e, mismatch("end of the units", 4, 5));
+    let e = FirstWeightRowsTask::by_unit(by_unit, inputs, 1..3, &mut [0.0; 5]).unwrap_err();
+    assert_eq!(e, mismatch("output length", 6, 5));
+
+    // Pieces that fit run, and give the rows of delta^T X, in either layout.
+    for by_unit in [None, Some(by_unit)] {
+        let mut out = [0.0; 6];
+        let mut task = match by_unit {
+            None => FirstWeightRowsTask::new(delta, inputs, 1..3, &mut out),
+            Some(by_unit) => FirstWeightRowsTask::by_unit(by_unit, inputs, 1..3, &mut out),
+        }
+        .expect("pieces that fit");
+        FaerBackend::<f64>::sequential().run_first_weight_rows(&mut task);
+        assert_eq!(task.output(), &[0.25; 6]);
+    }
 }
 
 #[test]

@@ -43,8 +43,8 @@ pub use params::{LayerParams, LayerParamsMut, Params};
 pub use pieces::{Fork, MAX_PIECES, MIN_PIECE_VALUES};
 pub use scalar::Scalar;
 pub use split::{
-    AboveFirstTask, FirstLayerSplit, FirstLayerUnits, FirstUnitsTask, FirstWeightRowsTask,
-    SplitGradientTask,
+    AboveFirstTask, DeltaLayout, FirstLayerSplit, FirstLayerUnits, FirstUnitsTask,
+    FirstWeightRowsTask, SplitGradientTask,
 };
 pub use task::{
     ForwardTask, GradientLayers, GradientTask, Layer, Layers, RowPart, RowSplit, SgdTask,

@@ -30,10 +30,11 @@ pub trait FirstLayerSplit<T: Scalar>: Backend<T> {
     ) -> Result<T, Error>;
 
     /// Writes the rows `units` of `delta^T X` into the task's output
-    /// (`units.len() x n`, row-major), where `delta` is `B x d_1` and `X`
-    /// is `B x n`: the first layer's weight gradient of those hidden units,
-    /// when `delta` is `delta^1` over the whole batch. The task is lent, so
-    /// that the caller can go on with the output (say, to update the weights).
+    /// (`units.len() x n`, row-major), where `delta` is `B x d_1` or
+    /// `d_1 x B`, as the task's [`DeltaLayout`] says, and `X` is `B x n`:
+    /// the first layer's weight gradient of those hidden units, when `delta`
+    /// is `delta^1` over the whole batch. The task is lent, so that the
+    /// caller can go on with the output (say, to update the weights).
     fn run_first_weight_rows(&mut self, task: &mut FirstWeightRowsTask<'_, T>);
 }
 
@@ -43,8 +44,9 @@ pub trait FirstLayerSplit<T: Scalar>: Backend<T> {
 /// ([`FirstLayerUnits::run_first_layer_units`]), one thread runs the layers
 /// above on the whole batch ([`FirstLayerUnits::run_gradient_above_first`]),
 /// and each thread then forms its block's rows of the first layer's weight
-/// gradient ([`FirstLayerSplit::run_first_weight_rows`]). No thread reads
-/// another's rows of `W^1`, and no gradient is combined.
+/// gradient ([`FirstLayerSplit::run_first_weight_rows`], with `delta^1` by
+/// unit). No thread reads another's rows of `W^1`, and no gradient is
+/// combined.
 ///
 /// An optional capability, asked for in the wrapper's type like
 /// [`FirstLayerSplit`] (see `RayonBackend::first_layer_by_units` in
@@ -60,11 +62,24 @@ pub trait FirstLayerUnits<T: Scalar>: FirstLayerSplit<T> {
     /// first layer's activations and slopes over the whole batch taken from
     /// the task (`d_1 x B`, one hidden unit per row, as
     /// [`FirstLayerUnits::run_first_layer_units`] writes them) instead of
-    /// computed from the inputs.
+    /// computed from the inputs, and `delta^1` written in their layout too:
+    /// one hidden unit per row, `d_1 x B` ([`DeltaLayout::ByUnit`]).
     fn run_gradient_above_first(&mut self, task: AboveFirstTask<'_, T>) -> Result<T, Error>;
 }
 
-/// A [`GradientTask`] that stops at `delta^1`, with a `B x d_1` buffer for it.
+/// How a first layer's `delta^1` over a batch of `B` rows lies in its buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeltaLayout {
+    /// One sample per row, `B x d_1`, row-major: what
+    /// [`FirstLayerSplit::run_gradient_but_first_weights`] writes.
+    BySample,
+    /// One hidden unit per row, `d_1 x B`, row-major: what
+    /// [`FirstLayerUnits::run_gradient_above_first`] writes.
+    ByUnit,
+}
+
+/// A [`GradientTask`] that stops at `delta^1`, with a buffer of `B x d_1`
+/// values for it.
 #[derive(Debug)]
 pub struct SplitGradientTask<'a, T> {
     task: GradientTask<'a, T>,
@@ -94,7 +109,8 @@ impl<'a, T: Scalar> SplitGradientTask<'a, T> {
         }
     }
 
-    /// The gradient task, and the buffer for `delta^1` (`B x d_1`, row-major).
+    /// The gradient task, and the buffer for `delta^1` (`B x d_1` values,
+    /// laid out as the method the task is given to says).
     pub fn into_parts(self) -> (GradientTask<'a, T>, &'a mut [T]) {
         (self.task, self.first_delta)
     }
@@ -104,13 +120,15 @@ impl<'a, T: Scalar> SplitGradientTask<'a, T> {
 #[derive(Debug)]
 pub struct FirstWeightRowsTask<'a, T> {
     delta: MatrixRef<'a, T>,
+    layout: DeltaLayout,
     inputs: MatrixRef<'a, T>,
     units: Range<usize>,
     out: &'a mut [T],
 }
 
 impl<'a, T: Scalar> FirstWeightRowsTask<'a, T> {
-    /// Checks that `delta` and `inputs` have the same rows, that `units` lies
+    /// For a `delta` with one sample per row ([`DeltaLayout::BySample`]):
+    /// checks that `delta` and `inputs` have the same rows, that `units` lies
     /// within `delta`'s columns and that `out` holds `units.len() x n` values.
     pub fn new(
         delta: MatrixRef<'a, T>,
@@ -119,20 +137,55 @@ impl<'a, T: Scalar> FirstWeightRowsTask<'a, T> {
         out: &'a mut [T],
     ) -> Result<Self, Error> {
         split_size("delta rows", inputs.rows(), delta.rows())?;
-        check_units(&units, delta.cols())?;
+        Self::checked(delta, DeltaLayout::BySample, inputs, units, out)
+    }
+
+    /// For a `delta` with one hidden unit per row ([`DeltaLayout::ByUnit`]):
+    /// checks that `delta`'s columns are `inputs`' rows, that `units` lies
+    /// within `delta`'s rows and that `out` holds `units.len() x n` values.
+    pub fn by_unit(
+        delta: MatrixRef<'a, T>,
+        inputs: MatrixRef<'a, T>,
+        units: Range<usize>,
+        out: &'a mut [T],
+    ) -> Result<Self, Error> {
+        split_size("delta columns", inputs.rows(), delta.cols())?;
+        Self::checked(delta, DeltaLayout::ByUnit, inputs, units, out)
+    }
+
+    /// The task, once `units` and `out` are checked against a `delta` of
+    /// the batch's size in `layout`.
+    fn checked(
+        delta: MatrixRef<'a, T>,
+        layout: DeltaLayout,
+        inputs: MatrixRef<'a, T>,
+        units: Range<usize>,
+        out: &'a mut [T],
+    ) -> Result<Self, Error> {
+        let hidden = match layout {
+            DeltaLayout::BySample => delta.cols(),
+            DeltaLayout::ByUnit => delta.rows(),
+        };
+        check_units(&units, hidden)?;
         let expected = units.len().checked_mul(inputs.cols());
         split_size("output length", expected.unwrap_or(usize::MAX), out.len())?;
         Ok(FirstWeightRowsTask {
             delta,
+            layout,
             inputs,
             units,
             out,
         })
     }
 
-    /// `delta`, `B x d_1`.
+    /// `delta`: `B x d_1` or `d_1 x B`, as [`FirstWeightRowsTask::layout`] says.
     pub fn delta(&self) -> MatrixRef<'a, T> {
         self.delta
+    }
+
+    /// How `delta` is laid out.
+    pub fn layout(&self) -> DeltaLayout {
+        self.layout
     }
 
     /// The inputs `X`, `B x n`.
@@ -266,8 +319,9 @@ impl<'a, T: Scalar> AboveFirstTask<'a, T> {
         }
     }
 
-    /// The gradient task, the buffer for `delta^1` (`B x d_1`), and the first
-    /// layer's activations and slopes (each `d_1 x B`).
+    /// The gradient task, the buffer for `delta^1` (`d_1 x B`, one hidden
+    /// unit per row), and the first layer's activations and slopes (each
+    /// `d_1 x B`).
     #[allow(clippy::type_complexity)]
     pub fn into_parts(
         self,
@@ -343,7 +397,9 @@ forward_split!(Box<B>, &mut B);
 
 #[cfg(test)]
 mod tests {
-    use super::{AboveFirstTask, FirstUnitsTask, FirstWeightRowsTask, SplitGradientTask};
+    use super::{
+        AboveFirstTask, DeltaLayout, FirstUnitsTask, FirstWeightRowsTask, SplitGradientTask,
+    };
     use crate::{
         Architecture, Batch, Error, GradientTask, Inputs, Layers, MatrixRef, MatrixRole, Network,
     };
@@ -374,6 +430,35 @@ mod tests {
         let three_rows = MatrixRef::new(&other, 3, 4).expect("3 x 4");
         let error = FirstWeightRowsTask::new(delta, three_rows, 1..3, &mut out).unwrap_err();
         assert_eq!(error, split("delta rows", 3, 2));
+        assert_eq!(
+            task_layout(delta, inputs, &mut out),
+            Ok(DeltaLayout::BySample)
+        );
+
+        // By unit: delta is d_1 x B = 3 x 2, the units within its rows.
+        let values = [0.0f32; 6];
+        let by_unit = MatrixRef::new(&values, 3, 2).expect("3 x 2");
+        let task = FirstWeightRowsTask::by_unit(by_unit, inputs, 1..3, &mut out).expect("fits");
+        assert_eq!(task.layout(), DeltaLayout::ByUnit);
+        assert_eq!((task.delta().rows(), task.units()), (3, 1..3));
+        let error = FirstWeightRowsTask::by_unit(by_unit, inputs, 2..4, &mut out).unwrap_err();
+        assert_eq!(error, split("end of the units", 3, 4));
+        let error = FirstWeightRowsTask::by_unit(by_unit, three_rows, 1..3, &mut out).unwrap_err();
+        assert_eq!(error, split("delta columns", 3, 2));
+        let error = FirstWeightRowsTask::by_unit(by_unit, inputs, 1..3, &mut short).unwrap_err();
+        assert_eq!(error, split("output length", 8, 7));
+        // A by-sample delta of the same values (2 x 3) is no by-unit one.
+        let error = FirstWeightRowsTask::by_unit(delta, inputs, 1..3, &mut out).unwrap_err();
+        assert_eq!(error, split("delta columns", 2, 3));
+    }
+
+    /// The layout of a task made with `new`.
+    fn task_layout(
+        delta: MatrixRef<'_, f32>,
+        inputs: MatrixRef<'_, f32>,
+        out: &mut [f32],
+    ) -> Result<DeltaLayout, Error> {
+        FirstWeightRowsTask::new(delta, inputs, 0..1, &mut out[..4]).map(|task| task.layout())
     }
 
     #[test]

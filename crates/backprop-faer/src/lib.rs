@@ -60,8 +60,8 @@ pub use gemm::{ProductPlan, TRANSPOSE_MIN_INNER};
 pub use parallelism::{AUTO_CROSSOVER_MNK, Parallelism};
 
 use backprop_core::{
-    Activation, Backend, Batch, Error, FirstLayerSplit, FirstWeightRowsTask, ForwardTask,
-    GradientLayers, GradientTask, Inputs, Layers, Scalar, SgdTask, SplitGradientTask,
+    Activation, Backend, Batch, DeltaLayout, Error, FirstLayerSplit, FirstWeightRowsTask,
+    ForwardTask, GradientLayers, GradientTask, Inputs, Layers, Scalar, SgdTask, SplitGradientTask,
 };
 use gemm::{OnTheWay, product, transpose, transposed_stride, transposed_view, view, view_mut};
 use parallelism::PassCost;
@@ -182,9 +182,16 @@ impl<T: FaerScalar> FirstLayerSplit<T> for FaerBackend<T> {
         // workers of a batch-parallel wrapper.
         let (delta, inputs, units) = (task.delta(), task.inputs(), task.units());
         let (rows, n, hidden) = (inputs.rows(), inputs.cols(), delta.cols());
+        let layout = task.layout();
         let inputs = view(inputs.as_slice(), rows, n);
         let output = view_mut(task.output_mut(), units.len(), n);
         let sequential = Parallelism::Sequential;
+        if layout == DeltaLayout::ByUnit {
+            // Already feature-major: the block's rows are its delta^T.
+            let block = &delta.as_slice()[units.start * rows..units.end * rows];
+            product(output, view(block, units.len(), rows), inputs, sequential);
+            return;
+        }
         // The block's delta^T feature-major, as for the whole step's weight
         // gradients (see `gemm.rs`), if the product is large enough and the
         // buffer can be had; else the slower layout.

@@ -1,8 +1,8 @@
 //! Unit tests: the faer backend against the naive reference, in both precisions.
 
 use backprop_core::{
-    Activation, Architecture, Backend, Batch, Error, FirstLayerSplit, FirstWeightRowsTask,
-    GradientTask, Inputs, Loss, MatrixRef, Network, SplitGradientTask,
+    Activation, Architecture, Backend, Batch, DeltaLayout, Error, FirstLayerSplit,
+    FirstWeightRowsTask, GradientTask, Inputs, Loss, MatrixRef, Network, SplitGradientTask,
 };
 use backprop_naive::NaiveBackend;
 
@@ -446,6 +446,10 @@ fn first_layer_blocks_of_every_size_in_a_row_on_one_backend() {
             whole.as_slice()[first_weights.end..],
             "{widths:?} rows {rows}"
         );
+        let transposed: Vec<f64> = (0..hidden * rows)
+            .map(|i| delta[i % rows * hidden + i / rows])
+            .collect();
+        let by_unit = MatrixRef::new(&transposed, hidden, rows).unwrap();
         let delta = MatrixRef::new(&delta, rows, hidden).unwrap();
         let inputs = MatrixRef::new(&x, rows, n).unwrap();
         for cuts in [
@@ -453,18 +457,28 @@ fn first_layer_blocks_of_every_size_in_a_row_on_one_backend() {
             vec![0, 1, hidden],
             vec![0, hidden / 2, hidden - 1, hidden],
         ] {
-            let mut first = vec![f64::NAN; hidden * n];
-            for pair in cuts.windows(2) {
-                let units = pair[0]..pair[1];
-                let out = &mut first[units.start * n..units.end * n];
-                let mut task = FirstWeightRowsTask::new(delta, inputs, units, out).unwrap();
-                faer.run_first_weight_rows(&mut task);
+            for layout in [DeltaLayout::BySample, DeltaLayout::ByUnit] {
+                let mut first = vec![f64::NAN; hidden * n];
+                for pair in cuts.windows(2) {
+                    let units = pair[0]..pair[1];
+                    let out = &mut first[units.start * n..units.end * n];
+                    let mut task = match layout {
+                        DeltaLayout::BySample => {
+                            FirstWeightRowsTask::new(delta, inputs, units, out)
+                        }
+                        DeltaLayout::ByUnit => {
+                            FirstWeightRowsTask::by_unit(by_unit, inputs, units, out)
+                        }
+                    }
+                    .unwrap();
+                    faer.run_first_weight_rows(&mut task);
+                }
+                let error = relative_difference(&first, &whole.as_slice()[first_weights.clone()]);
+                assert!(
+                    error <= 1e-14,
+                    "{widths:?} rows {rows} cuts {cuts:?} {layout:?}: {error:e}"
+                );
             }
-            let error = relative_difference(&first, &whole.as_slice()[first_weights.clone()]);
-            assert!(
-                error <= 1e-14,
-                "{widths:?} rows {rows} cuts {cuts:?}: {error:e}"
-            );
         }
     }
 }

@@ -71,15 +71,17 @@
 //!
 //! ```text
 //!   worker t: rows U_t of A^1 and act_1'(Z^1)   from X and rows U_t of W^1, b^1
-//!   caller:   layers 2..L on A^1, the loss, their gradient, db^1, delta^1
-//!   worker t: rows U_t of dJ/dW^1 = delta^1[:, U_t]^T X
+//!   caller:   layers 2..L on A^1, the loss, their gradient, db^1, delta^1^T
+//!   worker t: rows U_t of dJ/dW^1 = delta^1^T[U_t, :] X
 //!   update:   one piece of parameters per thread, close to rows U_t of W^1
 //! ```
 //!
 //! A partition of the batch makes every thread read all of `W^1`, half of
 //! which the other thread has just updated, and write a gradient that is
 //! then combined; cut by units, a thread reads and updates only its own
-//! rows of `W^1`, and nothing is combined. Its costs grow with the batch
+//! rows of `W^1`, and nothing is combined. `delta^1` stays one hidden unit
+//! per row, as `A^1` comes ([`DeltaLayout::ByUnit`]), so each worker reads
+//! its block's rows in one piece. Its costs grow with the batch
 //! instead: every worker transposes the whole batch's inputs, and the
 //! layers above run on one thread; so the batch partition takes over above
 //! [`UNITS_MAX_ROWS`] rows. Over SIMD workers the cut gives the SIMD
@@ -182,9 +184,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backprop_core::{
-    AboveFirstTask, Architecture, Backend, Batch, Error, FirstLayerSplit, FirstLayerUnits,
-    FirstUnitsTask, FirstWeightRowsTask, ForwardTask, GradientTask, LayerShape, MatrixRef, Params,
-    RowPart, RowSplit, Scalar, SgdTask, SplitGradientTask, resize_matrix, vector,
+    AboveFirstTask, Architecture, Backend, Batch, DeltaLayout, Error, FirstLayerSplit,
+    FirstLayerUnits, FirstUnitsTask, FirstWeightRowsTask, ForwardTask, GradientTask, LayerShape,
+    MatrixRef, Params, RowPart, RowSplit, Scalar, SgdTask, SplitGradientTask, resize_matrix,
+    vector,
 };
 use rayon::ThreadPool;
 
@@ -313,8 +316,9 @@ pub struct RayonBackend<T, B> {
     /// batch. Kept apart from the inner backends so that the combination can
     /// read every partition's from any thread (a backend need not be `Sync`).
     accumulators: Vec<Params<T>>,
-    /// `delta^1` of the whole batch, partition after partition, when the
-    /// first layer's weight gradient is split by hidden units.
+    /// `delta^1` of the whole batch: partition after partition (`B x d_1`)
+    /// when the first layer's weight gradient is split by hidden units, one
+    /// hidden unit per row (`d_1 x B`) when the first layer is cut by units.
     first_delta: Vec<T>,
     /// The first layer's activations and slopes of the whole batch, one
     /// hidden unit per row (`d_1 x B`), when the first layer is cut by
@@ -765,7 +769,8 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         let end = first_layer.weight_range().end;
         let (first, others) = gradient.split_at_mut(end);
         let blocks = RowSplit::new(first_layer.outputs, plan.split.count());
-        self.first_weight_rows(blocks, access, batch, first)?;
+        let layout = DeltaLayout::BySample;
+        self.first_weight_rows(blocks, access, (batch, layout), first)?;
         self.combine_from(end, plan, others);
         Ok(())
     }
@@ -789,7 +794,7 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
             rows,
         )?;
         resize_matrix(&mut self.first_slopes, "first-layer slopes", hidden, rows)?;
-        resize_matrix(&mut self.first_delta, "first-layer delta", rows, hidden)?;
+        resize_matrix(&mut self.first_delta, "first-layer delta", hidden, rows)?;
         let (layers, inputs) = (task.layers(), task.batch().inputs());
         let RayonBackend {
             crew,
@@ -825,27 +830,34 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
         let (_, batch, mut gradient) = task.into_parts();
         let end = first_layer.weight_range().end;
         let first = &mut gradient.as_mut_slice()[..end];
-        self.first_weight_rows(blocks, plan.split, batch, first)?;
+        let layout = DeltaLayout::ByUnit;
+        self.first_weight_rows(blocks, plan.split, (batch, layout), first)?;
         Ok(loss)
     }
 
     /// Forms the first layer's weight gradient `delta^1^T X` over the whole
     /// batch into `gradient` (those weights only), one block of hidden units
-    /// per worker. Every block's sizes are checked before any block runs.
+    /// per worker, from `delta^1` in the layout given. Every block's sizes
+    /// are checked before any block runs.
     fn first_weight_rows(
         &mut self,
         blocks: RowSplit,
         access: SplitAccess<T, B>,
-        batch: Batch<'_, T>,
+        (batch, layout): (Batch<'_, T>, DeltaLayout),
         gradient: &mut [T],
     ) -> Result<(), Error> {
         let inputs = batch.inputs().matrix();
         let (hidden, n, rows) = (blocks.rows(), inputs.cols(), inputs.rows());
-        let delta = MatrixRef::new(&self.first_delta[..], rows, hidden)?;
-        let tasks = blocks
-            .pieces(gradient, n)
-            .enumerate()
-            .map(|(t, out)| FirstWeightRowsTask::new(delta, inputs, blocks.range(t), out));
+        let delta = &self.first_delta[..];
+        let tasks = blocks.pieces(gradient, n).enumerate().map(|(t, out)| {
+            let units = blocks.range(t);
+            match layout {
+                DeltaLayout::BySample => MatrixRef::new(delta, rows, hidden)
+                    .and_then(|delta| FirstWeightRowsTask::new(delta, inputs, units, out)),
+                DeltaLayout::ByUnit => MatrixRef::new(delta, hidden, rows)
+                    .and_then(|delta| FirstWeightRowsTask::by_unit(delta, inputs, units, out)),
+            }
+        });
         let items = self.backends[..blocks.count()]
             .iter_mut()
             .zip(tasks)

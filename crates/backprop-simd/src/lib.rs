@@ -24,6 +24,16 @@
 //!                                  sample per row, then as for the first layer
 //! ```
 //!
+//! For a wrapper that cuts the first layer by hidden units
+//! ([`FirstLayerUnits`]), a block of rows of `W^1` is one tile loop over
+//! `X^T`, the layers above start from the given `A^1` and slopes, and
+//! `delta^1` is handed back one hidden unit per row, as the scratch holds it
+//! (formed straight in the caller's buffer when the batch is a whole number
+//! of vectors); a block of rows of `dJ/dW^1` then broadcasts each unit's
+//! values one after the other. A `delta^1` given one sample per row (the
+//! batch split, [`FirstLayerSplit`]) is copied a block at a time into that
+//! layout first, unless the rows of `X` are a multiple of 256 bytes apart.
+//!
 //! The slopes are formed from `Z` in the forward tiles' epilogue, from the
 //! activation's own exponential (`e q^2` for the sigmoid, `4 t q^2` for
 //! tanh, as `Activation::slope` defines them), not as `a (1 - a)` or
@@ -36,7 +46,9 @@
 //! Per shape, with `S` the batch rounded up to whole vectors: `A` and the
 //! slopes of every layer (`2 S sum_l d_l` values), `X^T` and `Y^T`, two
 //! `delta` buffers and the transposes of the layer inputs, each
-//! `S x` a layer's width; sized on the first call and reused.
+//! `S x` a layer's width; sized on the first call and reused. Blocks of the
+//! first layer's weight gradient from a `delta^1` by sample add room for a
+//! block of it by unit.
 //!
 //! The SGD step can fuse the update into the weight-gradient tiles'
 //! epilogue ([`SimdBackend::with_fused_update`]): as each tile of `dJ/dW^l`
@@ -85,13 +97,13 @@ mod x86;
 use std::fmt;
 
 use backprop_core::{
-    AboveFirstTask, Backend, Error, FirstLayerSplit, FirstLayerUnits, FirstUnitsTask,
+    AboveFirstTask, Backend, DeltaLayout, Error, FirstLayerSplit, FirstLayerUnits, FirstUnitsTask,
     FirstWeightRowsTask, ForwardTask, GradientTask, MatrixRef, Scalar, SgdTask, SplitGradientTask,
 };
 
 use kernels::{Kernels, PortableKernels};
 use lanes::Math;
-use scratch::Scratch;
+use scratch::{Scratch, copy_unpadded};
 use step::{First, FirstLayerValues, Weights};
 
 /// An instruction set the backend's kernels are compiled for.
@@ -391,18 +403,25 @@ impl<T: Math> Job<T> for GradientJob<'_, T> {
 /// Rows of the first layer's weight gradient.
 struct RowsJob<'a, 'b, T> {
     task: &'a mut FirstWeightRowsTask<'b, T>,
+    /// Room for the block's `delta^1` with one row per unit, if it could be sized.
+    by_unit: Option<&'a mut [T]>,
 }
 
 impl<T: Math> Job<T> for RowsJob<'_, '_, T> {
     type Output = ();
     fn run<K: Kernels<T>>(self, k: K) {
         let (delta, inputs, units) = (self.task.delta(), self.task.inputs(), self.task.units());
+        let layout = self.task.layout();
+        let hidden = match layout {
+            DeltaLayout::BySample => delta.cols(),
+            DeltaLayout::ByUnit => delta.rows(),
+        };
         step::first_weight_rows(
             k,
-            (delta.as_slice(), delta.cols()),
+            (delta.as_slice(), layout, hidden),
             (inputs.as_slice(), inputs.cols()),
-            inputs.rows(),
-            units,
+            (inputs.rows(), units),
+            self.by_unit,
             self.task.output_mut(),
         );
     }
@@ -432,10 +451,7 @@ impl<T: Math> Job<T> for UnitsJob<'_, '_, T> {
         }
         step::first_layer_units(k, plan, buffers, params, x, units.clone(), true, None);
         for (out, all) in [(activations, &buffers.a[0]), (slopes, &buffers.slopes[0])] {
-            let block = &all[units.start * stride..];
-            for (out, row) in out.chunks_exact_mut(rows).zip(block.chunks(stride)) {
-                out.copy_from_slice(&row[..rows]);
-            }
+            copy_unpadded(&all[units.start * stride..], stride, out, rows);
         }
     }
 }
@@ -512,7 +528,8 @@ impl<T: SimdScalar> SimdBackend<T> {
 
 /// The first layer's weight gradient left to the caller: the step writes
 /// `delta^1` (transposed back to one sample per row) instead, and a block of
-/// hidden units' rows of `delta^1^T X` is one product tile loop over `X`.
+/// hidden units' rows of `delta^1^T X`, from `delta^1` in either layout, is
+/// one product tile loop over `X`.
 impl<T: SimdScalar> FirstLayerSplit<T> for SimdBackend<T> {
     fn run_gradient_but_first_weights(
         &mut self,
@@ -523,7 +540,15 @@ impl<T: SimdScalar> FirstLayerSplit<T> for SimdBackend<T> {
     }
 
     fn run_first_weight_rows(&mut self, task: &mut FirstWeightRowsTask<'_, T>) {
-        T::dispatch(self.path, RowsJob { task });
+        let block = &mut self.scratch.delta_block;
+        let (units, rows) = (task.units().len(), task.inputs().rows());
+        // Room for a copy of a block of `delta^1` by sample, one row per
+        // unit; without it, the product reads the block where it lies: the
+        // same sums, only slower.
+        let sized = task.layout() == DeltaLayout::BySample
+            && block.resize("first-layer delta block", units, rows).is_ok();
+        let by_unit = sized.then_some(&mut block[..]);
+        T::dispatch(self.path, RowsJob { task, by_unit });
     }
 }
 
@@ -531,7 +556,8 @@ impl<T: SimdScalar> FirstLayerSplit<T> for SimdBackend<T> {
 /// `W^1` is one product tile loop over `X^T`, as in the whole step, so each
 /// value is the whole step's to the bit; the layers above start from the
 /// given activations and slopes, read where they lie when the batch is a
-/// whole number of vectors and copied into the padded scratch otherwise.
+/// whole number of vectors and copied into the padded scratch otherwise,
+/// and `delta^1` comes back in their layout, one hidden unit per row.
 impl<T: SimdScalar> FirstLayerUnits<T> for SimdBackend<T> {
     fn run_first_layer_units(&mut self, task: FirstUnitsTask<'_, T>) -> Result<(), Error> {
         let lanes = lanes_of::<T>(self.path);

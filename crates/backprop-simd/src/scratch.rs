@@ -54,6 +54,10 @@ pub(crate) struct Scratch<T> {
     pub(crate) plan: Plan,
     /// Sized for `plan` and the last batch.
     pub(crate) buffers: Buffers<T>,
+    /// A block of hidden units' `delta^1` with one row per unit (`units x
+    /// rows`), as the rows of the first layer's weight gradient read it (see
+    /// `step::first_weight_rows`); sized by each call, reusing its allocation.
+    pub(crate) delta_block: AlignedBuffer<T>,
     /// The lanes the buffers were padded for.
     lanes: usize,
 }
@@ -130,6 +134,18 @@ impl<T: Scalar> Scratch<T> {
         self.lanes = lanes;
         plan.widths.extend_from_slice(widths);
         Ok(())
+    }
+}
+
+/// Copies the first `rows` values of each row of `padded` (rows `stride`
+/// apart) into `out`, one row after the other: a matrix of the scratch
+/// without its padding.
+pub(crate) fn copy_unpadded<T: Copy>(padded: &[T], stride: usize, out: &mut [T], rows: usize) {
+    if rows == 0 {
+        return;
+    }
+    for (out, row) in out.chunks_exact_mut(rows).zip(padded.chunks(stride)) {
+        out.copy_from_slice(&row[..rows]);
     }
 }
 

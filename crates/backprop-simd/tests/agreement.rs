@@ -345,11 +345,11 @@ fn check_units<T: SimdScalar>(architecture: &Architecture, rows: usize) {
             "{label}"
         );
         let mut rows_out = vec![nan; first.len()];
-        let delta_matrix = MatrixRef::new(&delta, rows, hidden).unwrap();
+        let delta_matrix = MatrixRef::new(&delta, hidden, rows).unwrap();
         for units in blocks.clone() {
             let out = &mut rows_out[units.start * n..units.end * n];
             let mut task =
-                FirstWeightRowsTask::new(delta_matrix, batch.inputs().matrix(), units, out)
+                FirstWeightRowsTask::by_unit(delta_matrix, batch.inputs().matrix(), units, out)
                     .unwrap();
             fresh().run_first_weight_rows(&mut task);
         }

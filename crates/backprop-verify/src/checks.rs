@@ -40,9 +40,9 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use backprop_core::{
-    AboveFirstTask, Activation, Architecture, Backend, FirstLayerSplit, FirstLayerUnits,
-    FirstUnitsTask, FirstWeightRowsTask, GradientTask, Layers, Loss, MatrixRef, Network,
-    ParamLocation, Params, Scalar, SplitGradientTask,
+    AboveFirstTask, Activation, Architecture, Backend, DeltaLayout, FirstLayerSplit,
+    FirstLayerUnits, FirstUnitsTask, FirstWeightRowsTask, GradientTask, Layers, Loss, MatrixRef,
+    Network, ParamLocation, Params, Scalar, SplitGradientTask,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -643,7 +643,9 @@ pub fn sgd_step<T: Scalar>(
 /// loss and the same gradient except the first layer's weights, which it
 /// leaves unwritten (they must still hold the NaN they were prefilled
 /// with), and two blocks of hidden units' rows of `delta^1^T X` give those
-/// weights' gradient. Tolerances `2 k u S`, as for two computations in `T`.
+/// weights' gradient, from `delta^1` as the step wrote it (by sample) and
+/// from its transpose (by unit). Tolerances `2 k u S`, as for two
+/// computations in `T`.
 pub fn first_layer_split<T: Scalar>(
     split: &mut dyn FirstLayerSplit<T>,
     case: &Case<T>,
@@ -661,7 +663,8 @@ pub fn first_layer_split<T: Scalar>(
     match split_loss {
         Ok(loss) => {
             let report = CheckReport::new(kind);
-            first_layer_report(report, split, case, oracle, (loss, &gradient, &delta))
+            let written = (loss, &gradient, (&delta[..], DeltaLayout::BySample));
+            first_layer_report(report, split, case, oracle, written)
         }
         Err(e) => CheckReport::failed(kind, e),
     }
@@ -670,7 +673,8 @@ pub fn first_layer_split<T: Scalar>(
 /// The first layer cut by hidden units, of a kernel that offers it, against
 /// the kernel's own whole gradient: the first layer's activations and slopes
 /// formed in two blocks of hidden units (every value written), the layers
-/// above from them, and then as [`first_layer_split`]. Tolerances `2 k u S`.
+/// above from them (`delta^1` by unit), and then as [`first_layer_split`].
+/// Tolerances `2 k u S`.
 pub fn first_layer_units<T: Scalar>(
     units: &mut dyn FirstLayerUnits<T>,
     case: &Case<T>,
@@ -717,7 +721,10 @@ pub fn first_layer_units<T: Scalar>(
         .and_then(|task| AboveFirstTask::new(task, &activations, &slopes))
         .and_then(|task| units.run_gradient_above_first(task));
     match above_loss {
-        Ok(loss) => first_layer_report(report, units, case, oracle, (loss, &gradient, &delta)),
+        Ok(loss) => {
+            let written = (loss, &gradient, (&delta[..], DeltaLayout::ByUnit));
+            first_layer_report(report, units, case, oracle, written)
+        }
         Err(e) => CheckReport::failed(kind, e),
     }
 }
@@ -728,15 +735,16 @@ fn halves(hidden: usize) -> [std::ops::Range<usize>; 2] {
 }
 
 /// Adds to `report` the comparisons of a step that left the first layer's
-/// weights out, `(loss, gradient, delta^1)`, against `split`'s own whole
-/// gradient: the loss, the weights left unwritten, and the gradient with
-/// those weights formed from `delta^1` in two blocks of hidden units.
+/// weights out, `(loss, gradient, delta^1 and its layout)`, against
+/// `split`'s own whole gradient: the loss, the weights left unwritten, and
+/// the gradient with those weights formed in two blocks of hidden units,
+/// from `delta^1` in its layout and in the other one.
 fn first_layer_report<T: Scalar>(
     mut report: CheckReport,
     split: &mut dyn FirstLayerSplit<T>,
     case: &Case<T>,
     oracle: &Oracle,
-    (split_loss, gradient, delta): (T, &Params<T>, &[T]),
+    (split_loss, gradient, (delta, layout)): (T, &Params<T>, (&[T], DeltaLayout)),
 ) -> CheckReport {
     let kind = report.kind;
     let (loss, whole) = match loss_and_gradient(split, case) {
@@ -764,26 +772,46 @@ fn first_layer_report<T: Scalar>(
         report.compare(Quantity::Unwritten(location), written, 0.0, 0.0);
     }
     let expected = widen(whole.as_slice());
-    let mut actual = widen(gradient.as_slice());
-
-    // The first layer's weight gradient in two blocks of hidden units.
-    let blocks = halves(hidden);
-    let mut first_rows: Vec<T> = Prefill::Nan.values(hidden * n);
-    let (top, bottom) = first_rows.split_at_mut(blocks[0].end * n);
-    let matrices = MatrixRef::new(delta, rows, hidden)
-        .and_then(|delta| Ok((delta, MatrixRef::new(&case.inputs, rows, n)?)));
-    let (delta_matrix, inputs) = match matrices {
-        Ok(matrices) => matrices,
+    let inputs = match MatrixRef::new(&case.inputs, rows, n) {
+        Ok(inputs) => inputs,
         Err(e) => return CheckReport::failed(kind, e),
     };
-    for (units, out) in blocks.into_iter().zip([top, bottom]) {
-        match FirstWeightRowsTask::new(delta_matrix, inputs, units, out) {
-            Ok(mut task) => split.run_first_weight_rows(&mut task),
-            Err(e) => return CheckReport::failed(kind, e),
-        }
+    // `delta^1` in the other layout.
+    let other_layout = match layout {
+        DeltaLayout::BySample => DeltaLayout::ByUnit,
+        DeltaLayout::ByUnit => DeltaLayout::BySample,
+    };
+    let at = |layout, (r, u): (usize, usize)| match layout {
+        DeltaLayout::BySample => r * hidden + u,
+        DeltaLayout::ByUnit => u * rows + r,
+    };
+    let mut other: Vec<T> = Prefill::Nan.values(rows * hidden);
+    for sample_unit in (0..rows).flat_map(|r| (0..hidden).map(move |u| (r, u))) {
+        other[at(other_layout, sample_unit)] = delta[at(layout, sample_unit)];
     }
-    actual[weights].copy_from_slice(&widen(&first_rows));
-    compare_gradient::<T>(&mut report, architecture, &actual, &expected, oracle, 2.0);
+
+    // The first layer's weight gradient in two blocks of hidden units, from
+    // each layout of `delta^1`.
+    for (delta, layout) in [(delta, layout), (&other[..], other_layout)] {
+        let blocks = halves(hidden);
+        let mut first_rows: Vec<T> = Prefill::Nan.values(hidden * n);
+        let (top, bottom) = first_rows.split_at_mut(blocks[0].end * n);
+        for (units, out) in blocks.into_iter().zip([top, bottom]) {
+            let task = match layout {
+                DeltaLayout::BySample => MatrixRef::new(delta, rows, hidden)
+                    .and_then(|delta| FirstWeightRowsTask::new(delta, inputs, units, out)),
+                DeltaLayout::ByUnit => MatrixRef::new(delta, hidden, rows)
+                    .and_then(|delta| FirstWeightRowsTask::by_unit(delta, inputs, units, out)),
+            };
+            match task {
+                Ok(mut task) => split.run_first_weight_rows(&mut task),
+                Err(e) => return CheckReport::failed(kind, e),
+            }
+        }
+        let mut actual = widen(gradient.as_slice());
+        actual[weights.clone()].copy_from_slice(&widen(&first_rows));
+        compare_gradient::<T>(&mut report, architecture, &actual, &expected, oracle, 2.0);
+    }
     report
 }
 

@@ -27,7 +27,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 pub use backprop_core::{
-    AboveFirstTask, Activation, Architecture, Backend, Batch, Error, FirstLayerSplit,
+    AboveFirstTask, Activation, Architecture, Backend, Batch, DeltaLayout, Error, FirstLayerSplit,
     FirstLayerUnits, FirstUnitsTask, FirstWeightRowsTask, ForwardTask, GradientLayers,
     GradientTask, Inputs, Layer, LayerParams, LayerParamsMut, LayerShape, Layers, Loss, MatrixRef,
     MatrixRole, Network, ParamLocation, Params, RowPart, RowSplit, Scalar, SgdTask,
