@@ -631,9 +631,7 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
         crew.spread_if(plan.forks(), parts, &|((backend, outcome), part)| {
             *outcome = backend.run_forward(part).map(|()| T::ZERO);
         });
-        for outcome in &self.outcomes[..count] {
-            outcome.clone()?;
-        }
+        first_error(&self.outcomes[..count])?;
         Ok(())
     }
 
@@ -665,6 +663,14 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for RayonBackend<T, B> {
         let pieces = if step.forks() { self.threads() } else { 1 };
         let crew = &mut self.crew;
         task.apply_update_on(loss, pieces, &mut |count, work| crew.run(count, work))
+    }
+}
+
+/// The first error among workers' outcomes, if any.
+fn first_error<T>(outcomes: &[Result<T, Error>]) -> Result<(), Error> {
+    match outcomes.iter().find_map(|outcome| outcome.as_ref().err()) {
+        Some(error) => Err(error.clone()),
+        None => Ok(()),
     }
 }
 
@@ -821,9 +827,7 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
                 .run_first_layer_units(task)
                 .map(|()| T::ZERO);
         })?;
-        for outcome in &outcomes[..blocks.count()] {
-            outcome.clone()?;
-        }
+        first_error(&outcomes[..blocks.count()])?;
         let above = SplitGradientTask::new(task.reborrow(), first_delta)
             .and_then(|split| AboveFirstTask::new(split, first_activations, first_slopes))?;
         let loss = access(&mut backends[0]).run_gradient_above_first(above)?;

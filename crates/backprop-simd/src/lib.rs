@@ -98,13 +98,13 @@ use std::fmt;
 
 use backprop_core::{
     AboveFirstTask, Backend, DeltaLayout, Error, FirstLayerSplit, FirstLayerUnits, FirstUnitsTask,
-    FirstWeightRowsTask, ForwardTask, GradientTask, MatrixRef, Scalar, SgdTask, SplitGradientTask,
+    FirstWeightRowsTask, ForwardTask, GradientTask, Scalar, SgdTask, SplitGradientTask,
 };
 
 use kernels::{Kernels, PortableKernels};
 use lanes::Math;
-use scratch::{Scratch, copy_unpadded};
-use step::{First, FirstLayerValues, Weights};
+use scratch::{Scratch, copy_padded, copy_unpadded};
+use step::{First, FirstLayerValues, FirstOut, Weights};
 
 /// An instruction set the backend's kernels are compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -443,13 +443,14 @@ impl<T: Math> Job<T> for UnitsJob<'_, '_, T> {
         let params = self.task.layers().network().params().as_slice();
         let (rows, stride) = (buffers.rows, buffers.stride);
         let (activations, slopes) = self.task.outputs_mut();
-        if rows == stride {
+        if buffers.unpadded() {
             // No padding: the block is formed in the task's outputs.
-            let into = Some((activations, slopes));
-            step::first_layer_units(k, plan, buffers, params, x, units, true, into);
+            let into = FirstOut::Into(activations, slopes);
+            step::first_layer_units(k, plan, buffers, params, x, units, into);
             return;
         }
-        step::first_layer_units(k, plan, buffers, params, x, units.clone(), true, None);
+        let out = FirstOut::Scratch { slopes: true };
+        step::first_layer_units(k, plan, buffers, params, x, units.clone(), out);
         for (out, all) in [(activations, &buffers.a[0]), (slopes, &buffers.slopes[0])] {
             copy_unpadded(&all[units.start * stride..], stride, out, rows);
         }
@@ -579,8 +580,7 @@ impl<T: SimdScalar> FirstLayerUnits<T> for SimdBackend<T> {
         let (architecture, rows) = (task.layers().architecture(), task.batch().rows());
         self.scratch.fit(architecture, rows, lanes)?;
         let buffers = &mut self.scratch.buffers;
-        let stride = buffers.stride;
-        let values = if rows == stride {
+        let values = if buffers.unpadded() {
             // No padding: the layers above read the given values where they lie.
             Some(FirstLayerValues {
                 activations: activations.as_slice(),
@@ -591,24 +591,10 @@ impl<T: SimdScalar> FirstLayerUnits<T> for SimdBackend<T> {
                 (activations, &mut buffers.a[0]),
                 (slopes, &mut buffers.slopes[0]),
             ] {
-                copy_padded(given, all, stride);
+                copy_padded(given.as_slice(), given.cols(), all, buffers.stride);
             }
             None
         };
         self.gradient(task, None, First::Given(first_delta, values))
-    }
-}
-
-/// Copies `given` (one row per hidden unit) into `all`, rows `stride` apart,
-/// with zeros in the padding (which must hold finite values).
-fn copy_padded<T: Scalar>(given: MatrixRef<'_, T>, all: &mut [T], stride: usize) {
-    let cols = given.cols();
-    for (row, out) in given
-        .as_slice()
-        .chunks_exact(cols)
-        .zip(all.chunks_exact_mut(stride))
-    {
-        out[..cols].copy_from_slice(row);
-        out[cols..].fill(T::ZERO);
     }
 }

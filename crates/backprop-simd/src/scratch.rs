@@ -137,9 +137,33 @@ impl<T: Scalar> Scratch<T> {
     }
 }
 
+impl<T> Buffers<T> {
+    /// Whether the batch is a whole number of vectors: then the scratch has
+    /// no padding, and a `d x stride` matrix of it is laid out as a
+    /// `d x rows` one of the caller's.
+    pub(crate) fn unpadded(&self) -> bool {
+        self.rows == self.stride
+    }
+}
+
+/// Copies `given` (`d x cols`, one row after the other) into `padded`, rows
+/// `stride` apart, with zeros in the padding (which must hold finite values).
+pub(crate) fn copy_padded<T: Scalar>(given: &[T], cols: usize, padded: &mut [T], stride: usize) {
+    if cols == 0 {
+        return;
+    }
+    for (row, out) in given
+        .chunks_exact(cols)
+        .zip(padded.chunks_exact_mut(stride))
+    {
+        out[..cols].copy_from_slice(row);
+        out[cols..].fill(T::ZERO);
+    }
+}
+
 /// Copies the first `rows` values of each row of `padded` (rows `stride`
 /// apart) into `out`, one row after the other: a matrix of the scratch
-/// without its padding.
+/// without its padding (the reverse of [`copy_padded`]).
 pub(crate) fn copy_unpadded<T: Copy>(padded: &[T], stride: usize, out: &mut [T], rows: usize) {
     if rows == 0 {
         return;

@@ -231,14 +231,22 @@ pub(crate) fn forward<T: Math, K: Kernels<T>>(
     slopes: bool,
 ) {
     let hidden = plan.shapes[0].outputs;
-    first_layer_units(k, plan, buffers, params, x, 0..hidden, slopes, None);
+    let out = FirstOut::Scratch { slopes };
+    first_layer_units(k, plan, buffers, params, x, 0..hidden, out);
     forward_above_first(k, plan, buffers, params, None, slopes);
 }
 
-/// The rows `units` of the first layer's activations (and, with `slopes`,
-/// `act'`) of the samples `x` (`rows x n`, row-major), left in the buffers,
-/// or with `into`, written there instead (each `units.len() x stride`).
-#[allow(clippy::too_many_arguments)]
+/// Where a block of hidden units' first-layer activations goes.
+#[derive(Debug)]
+pub(crate) enum FirstOut<'a, T> {
+    /// The buffers, with the slopes `act'` too if `slopes`.
+    Scratch { slopes: bool },
+    /// The caller's activations and slopes (each `units.len() x stride`).
+    Into(&'a mut [T], &'a mut [T]),
+}
+
+/// The rows `units` of the first layer's activations of the samples `x`
+/// (`rows x n`, row-major), with or without their slopes, where `out` says.
 pub(crate) fn first_layer_units<T: Math, K: Kernels<T>>(
     k: K,
     plan: &Plan,
@@ -246,8 +254,7 @@ pub(crate) fn first_layer_units<T: Math, K: Kernels<T>>(
     params: &[T],
     x: &[T],
     units: Range<usize>,
-    slopes: bool,
-    into: Option<(&mut [T], &mut [T])>,
+    out: FirstOut<'_, T>,
 ) {
     let (rows, stride) = (buffers.rows, buffers.stride);
     let n = plan.widths[0];
@@ -265,9 +272,9 @@ pub(crate) fn first_layer_units<T: Math, K: Kernels<T>>(
         );
     }
     let first = units.start * stride;
-    let (out, slope) = match into {
-        Some((out, slope)) => (out, slopes.then_some(slope)),
-        None => (
+    let (out, slope) = match out {
+        FirstOut::Into(out, slope) => (out, Some(slope)),
+        FirstOut::Scratch { slopes } => (
             &mut buffers.a[0][first..],
             slopes.then_some(&mut buffers.slopes[0][first..]),
         ),
@@ -407,7 +414,7 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
     // `d_1 x rows`) is formed straight in the caller's buffer by the layer
     // above's product, when there is one.
     let (mut first_delta, mut direct) = match first_delta {
-        FirstDelta::Out(out, DeltaLayout::ByUnit) if rows == stride && last > 0 => {
+        FirstDelta::Out(out, DeltaLayout::ByUnit) if buffers.unpadded() && last > 0 => {
             (FirstDelta::Formed, Some(out))
         }
         first_delta => (first_delta, None),
