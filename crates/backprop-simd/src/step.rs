@@ -530,14 +530,16 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
 /// (`rows x n`), all row-major.
 ///
 /// A `delta` by sample is read where it lies, or, with `by_unit` (room for
-/// `units.len() x rows` values), its block is first transposed there, one row per unit, so that the
-/// product's broadcasts read each unit's values one after the other rather
-/// than one line per step, `hidden` values apart: in the depth blocks of
-/// 128 steps a product over an `x` whose rows are not [`strided`] runs in,
-/// those lines crowd the first-level cache (on M, rows of 1 KiB fall into
-/// 4 of its 64 sets). Over a strided `x` the blocks are short enough for
-/// them, and `delta` is read where it lies. The sums run in the same order
-/// either way, so the values are the same to the bit.
+/// `units.len() x rows` values), its block is first transposed there, one
+/// row per unit, so that the product's broadcasts read each unit's values
+/// one after the other rather than one line per step, `hidden` values
+/// apart: in the depth blocks of 128 steps a product over an `x` whose rows
+/// are not [`strided`] runs in, those lines crowd the first-level cache (on
+/// M, rows of 1 KiB fall into 4 of its 64 sets). Over a strided `x` the
+/// blocks are short enough for them, and `delta` is read where it lies. A
+/// `delta` by unit is read where it lies, each unit's values in one piece.
+/// The sums run in the same order either way, so the values are the same
+/// to the bit.
 ///
 /// Measured with throwaway probes (f32, AVX-512): on M at batch 128, the
 /// `rayon-simd` step cut by hidden units took 0.963-0.969 times as long
