@@ -136,8 +136,7 @@ impl<'a, T: Scalar> FirstWeightRowsTask<'a, T> {
         units: Range<usize>,
         out: &'a mut [T],
     ) -> Result<Self, Error> {
-        split_size("delta rows", inputs.rows(), delta.rows())?;
-        Self::checked(delta, DeltaLayout::BySample, inputs, units, out)
+        Self::with_layout(DeltaLayout::BySample, delta, inputs, units, out)
     }
 
     /// For a `delta` with one hidden unit per row ([`DeltaLayout::ByUnit`]):
@@ -149,24 +148,24 @@ impl<'a, T: Scalar> FirstWeightRowsTask<'a, T> {
         units: Range<usize>,
         out: &'a mut [T],
     ) -> Result<Self, Error> {
-        split_size("delta columns", inputs.rows(), delta.cols())?;
-        Self::checked(delta, DeltaLayout::ByUnit, inputs, units, out)
+        Self::with_layout(DeltaLayout::ByUnit, delta, inputs, units, out)
     }
 
-    /// The task, once `units` and `out` are checked against a `delta` of
-    /// the batch's size in `layout`.
-    fn checked(
-        delta: MatrixRef<'a, T>,
+    /// For a `delta` in `layout`: [`FirstWeightRowsTask::new`] or
+    /// [`FirstWeightRowsTask::by_unit`], as `layout` says.
+    pub fn with_layout(
         layout: DeltaLayout,
+        delta: MatrixRef<'a, T>,
         inputs: MatrixRef<'a, T>,
         units: Range<usize>,
         out: &'a mut [T],
     ) -> Result<Self, Error> {
-        let hidden = match layout {
-            DeltaLayout::BySample => delta.cols(),
-            DeltaLayout::ByUnit => delta.rows(),
+        let samples = match layout {
+            DeltaLayout::BySample => ("delta rows", delta.rows()),
+            DeltaLayout::ByUnit => ("delta columns", delta.cols()),
         };
-        check_units(&units, hidden)?;
+        split_size(samples.0, inputs.rows(), samples.1)?;
+        check_units(&units, hidden_units(delta, layout))?;
         let expected = units.len().checked_mul(inputs.cols());
         split_size("output length", expected.unwrap_or(usize::MAX), out.len())?;
         Ok(FirstWeightRowsTask {
@@ -176,6 +175,11 @@ impl<'a, T: Scalar> FirstWeightRowsTask<'a, T> {
             units,
             out,
         })
+    }
+
+    /// `d_1`, the hidden units `delta` has, whichever its layout.
+    pub fn hidden(&self) -> usize {
+        hidden_units(self.delta, self.layout)
     }
 
     /// `delta`: `B x d_1` or `d_1 x B`, as [`FirstWeightRowsTask::layout`] says.
@@ -333,6 +337,14 @@ impl<'a, T: Scalar> AboveFirstTask<'a, T> {
     ) {
         let (task, first_delta) = self.split.into_parts();
         (task, first_delta, self.activations, self.slopes)
+    }
+}
+
+/// The hidden units of a `delta` laid out as `layout` says.
+fn hidden_units<T>(delta: MatrixRef<'_, T>, layout: DeltaLayout) -> usize {
+    match layout {
+        DeltaLayout::BySample => delta.cols(),
+        DeltaLayout::ByUnit => delta.rows(),
     }
 }
 

@@ -852,15 +852,12 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
     ) -> Result<(), Error> {
         let inputs = batch.inputs().matrix();
         let (hidden, n, rows) = (blocks.rows(), inputs.cols(), inputs.rows());
-        let delta = &self.first_delta[..];
+        let delta = match layout {
+            DeltaLayout::BySample => MatrixRef::new(&self.first_delta[..], rows, hidden)?,
+            DeltaLayout::ByUnit => MatrixRef::new(&self.first_delta[..], hidden, rows)?,
+        };
         let tasks = blocks.pieces(gradient, n).enumerate().map(|(t, out)| {
-            let units = blocks.range(t);
-            match layout {
-                DeltaLayout::BySample => MatrixRef::new(delta, rows, hidden)
-                    .and_then(|delta| FirstWeightRowsTask::new(delta, inputs, units, out)),
-                DeltaLayout::ByUnit => MatrixRef::new(delta, hidden, rows)
-                    .and_then(|delta| FirstWeightRowsTask::by_unit(delta, inputs, units, out)),
-            }
+            FirstWeightRowsTask::with_layout(layout, delta, inputs, blocks.range(t), out)
         });
         let items = self.backends[..blocks.count()]
             .iter_mut()

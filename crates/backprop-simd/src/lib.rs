@@ -411,11 +411,7 @@ impl<T: Math> Job<T> for RowsJob<'_, '_, T> {
     type Output = ();
     fn run<K: Kernels<T>>(self, k: K) {
         let (delta, inputs, units) = (self.task.delta(), self.task.inputs(), self.task.units());
-        let layout = self.task.layout();
-        let hidden = match layout {
-            DeltaLayout::BySample => delta.cols(),
-            DeltaLayout::ByUnit => delta.rows(),
-        };
+        let (layout, hidden) = (self.task.layout(), self.task.hidden());
         step::first_weight_rows(
             k,
             (delta.as_slice(), layout, hidden),

@@ -796,13 +796,14 @@ fn first_layer_report<T: Scalar>(
         let blocks = halves(hidden);
         let mut first_rows: Vec<T> = Prefill::Nan.values(hidden * n);
         let (top, bottom) = first_rows.split_at_mut(blocks[0].end * n);
+        let delta = match layout {
+            DeltaLayout::BySample => MatrixRef::new(delta, rows, hidden),
+            DeltaLayout::ByUnit => MatrixRef::new(delta, hidden, rows),
+        };
         for (units, out) in blocks.into_iter().zip([top, bottom]) {
-            let task = match layout {
-                DeltaLayout::BySample => MatrixRef::new(delta, rows, hidden)
-                    .and_then(|delta| FirstWeightRowsTask::new(delta, inputs, units, out)),
-                DeltaLayout::ByUnit => MatrixRef::new(delta, hidden, rows)
-                    .and_then(|delta| FirstWeightRowsTask::by_unit(delta, inputs, units, out)),
-            };
+            let task = delta.clone().and_then(|delta| {
+                FirstWeightRowsTask::with_layout(layout, delta, inputs, units, out)
+            });
             match task {
                 Ok(mut task) => split.run_first_weight_rows(&mut task),
                 Err(e) => return CheckReport::failed(kind, e),
