@@ -10,8 +10,9 @@
 //! work on whole vectors of samples. For layers `l = 1..L` (`A^0 = X^T`):
 //!
 //! ```text
-//! X^T, Y^T                 transposed once per step, in 16 x 16 (f32) register blocks
-//!                          (X^T one column panel of samples after another)
+//! Y^T                      transposed once per step, in 16 x 16 (f32) register blocks
+//! X^T                      transposed the same way, one depth block of one column
+//!                          panel of samples at a time, just before the tiles read it
 //! forward   Z^l = W^l A^{l-1}      tile: a value of W broadcast, a vector of samples;
 //!           A^l = act(Z^l + b^l), act'    in the tile's epilogue, while it is in cache
 //! loss      delta^L = dJ/dZ^L, J   one pass over the output rows, samples in lanes
@@ -21,7 +22,8 @@
 //!           dJ/dW^1 = delta^1 X     tile: a value of delta broadcast, a vector of a
 //!                                  row of X
 //!           dJ/dW^l = delta^l A^{l-1}^T (l > 1)   A^{l-1} transposed back to one
-//!                                  sample per row, then as for the first layer
+//!                                  sample per row a block at a time, as X^T is,
+//!                                  then as for the first layer
 //! ```
 //!
 //! For a wrapper that cuts the first layer by hidden units
@@ -44,11 +46,11 @@
 //! # Memory
 //!
 //! Per shape, with `S` the batch rounded up to whole vectors: `A` and the
-//! slopes of every layer (`2 S sum_l d_l` values), `X^T` and `Y^T`, two
-//! `delta` buffers and the transposes of the layer inputs, each
-//! `S x` a layer's width; sized on the first call and reused. Blocks of the
-//! first layer's weight gradient from a `delta^1` by sample add room for a
-//! block of it by unit.
+//! slopes of every layer (`2 S sum_l d_l` values), `Y^T` and two `delta`
+//! buffers, each `S x` a layer's width, and 32 KiB for a block of a
+//! transpose (`X^T` or `A^{l-1}^T` are never stored whole); sized on the
+//! first call and reused. Blocks of the first layer's weight gradient from
+//! a `delta^1` by sample add room for a block of it by unit.
 //!
 //! The SGD step can fuse the update into the weight-gradient tiles'
 //! epilogue ([`SimdBackend::with_fused_update`]): as each tile of `dJ/dW^l`

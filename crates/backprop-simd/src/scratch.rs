@@ -3,6 +3,8 @@
 
 use backprop_core::{Activation, AlignedBuffer, Architecture, Error, LayerShape, Loss, Scalar};
 
+use crate::step::transposed_block_len;
+
 /// What a step needs to know of the architecture, copied so that a fused SGD
 /// step can hold the parameters mutably while it runs.
 #[derive(Debug)]
@@ -27,10 +29,10 @@ pub(crate) struct Buffers<T> {
     pub(crate) rows: usize,
     /// Columns per row: `rows` rounded up to whole vectors.
     pub(crate) stride: usize,
-    /// The inputs `X^T`, `n x stride`, stored panel by panel of samples as
-    /// the first layer's product reads them (see `step::panels`): the
-    /// `n x width` values of each panel one after the other.
-    pub(crate) xt: AlignedBuffer<T>,
+    /// Room for one block of the inputs `X^T`, which the first layer's
+    /// product transposes a depth block of a column panel at a time (see
+    /// `step::Operand::Transposed`).
+    pub(crate) x_block: AlignedBuffer<T>,
     /// The targets `Y^T`, `m x stride`.
     pub(crate) yt: AlignedBuffer<T>,
     /// `a[l]`: the activations of weight layer `l`, `d_{l+1} x stride`
@@ -42,9 +44,6 @@ pub(crate) struct Buffers<T> {
     pub(crate) delta: AlignedBuffer<T>,
     /// `delta` of the layer below; the two swap roles per layer.
     pub(crate) below: AlignedBuffer<T>,
-    /// The activations of a hidden layer transposed back to one sample per
-    /// row (`rows x d_l`), for the weight gradient of the layer after it.
-    pub(crate) by_sample: AlignedBuffer<T>,
 }
 
 /// The plan and the buffers, for the last shape seen.
@@ -112,7 +111,8 @@ impl<T: Scalar> Scratch<T> {
             .ok_or_else(too_large)?;
         let widths = architecture.widths();
         let layers = &widths[1..];
-        b.xt.resize("simd scratch X^T", widths[0], stride)?;
+        b.x_block
+            .resize("simd scratch X^T block", 1, transposed_block_len::<T>())?;
         b.yt.resize("simd scratch Y^T", architecture.output_width(), stride)?;
         b.a.resize_with(layers.len(), AlignedBuffer::default);
         b.slopes.resize_with(layers.len(), AlignedBuffer::default);
@@ -123,12 +123,6 @@ impl<T: Scalar> Scratch<T> {
         let widest = layers.iter().copied().max().unwrap_or(1);
         b.delta.resize("simd scratch delta", widest, stride)?;
         b.below.resize("simd scratch delta", widest, stride)?;
-        let widest_hidden = layers[..layers.len() - 1]
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(0);
-        b.by_sample.resize("simd scratch A", rows, widest_hidden)?;
         b.stride = stride;
         b.rows = rows;
         self.lanes = lanes;
@@ -194,8 +188,8 @@ mod tests {
             let b = &scratch.buffers;
             let stride = rows.next_multiple_of(lanes);
             assert_eq!(b.stride, stride);
-            assert_eq!(b.xt.len(), widths[0] * stride);
-            let mut all = vec![&b.xt[..], &b.yt, &b.delta, &b.below, &b.by_sample];
+            assert_eq!(b.x_block.len(), (32 << 10) / 8);
+            let mut all = vec![&b.x_block[..], &b.yt, &b.delta, &b.below];
             all.extend(b.a.iter().chain(&b.slopes).map(|m| &m[..]));
             for matrix in all {
                 assert_eq!(

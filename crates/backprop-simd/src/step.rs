@@ -18,9 +18,17 @@ use crate::scratch::{Buffers, Plan, copy_unpadded};
 /// when it read `X^T` in rows 512 bytes apart, ran about 8% faster with
 /// blocks of 64 steps than of 128; the products whose steps read contiguous
 /// or unevenly spaced vectors ran as fast with 128 as with 256. `X^T` is
-/// now stored panel by panel ([`Product::b_panels`]), so that product reads
-/// blocks of 128 contiguous steps.
+/// now transposed one block at a time ([`Operand::Transposed`]), so that
+/// product reads blocks of 128 contiguous steps.
 const PANEL_BYTES: usize = 32 << 10;
+
+/// Values of the room [`Operand::Transposed`] needs: one depth block of one
+/// column panel, at most [`PANEL_BYTES`], since no path's panel is wide
+/// enough (`NR_MAX x LANES`) for the block's floor of 16 steps to exceed it
+/// (a test checks every path).
+pub(crate) fn transposed_block_len<T>() -> usize {
+    PANEL_BYTES / size_of::<T>()
+}
 
 /// A product `C = A B` as [`TileSpec`] describes its tiles, over `rows x cols`
 /// values of `C` and `depth` steps.
@@ -31,11 +39,26 @@ pub(crate) struct Product {
     pub(crate) depth: usize,
     pub(crate) a_row: usize,
     pub(crate) a_step: usize,
-    pub(crate) b_step: usize,
     pub(crate) c_row: usize,
-    /// `B` is stored panel by panel ([`panels`]), each panel's steps one
-    /// after the other (`nr` whole vectors apart), instead of `b_step` apart.
-    pub(crate) b_panels: bool,
+}
+
+/// The `B` of a product.
+#[derive(Debug)]
+pub(crate) enum Operand<'a, T> {
+    /// Read where it lies, its steps `step` values apart.
+    InPlace { b: &'a [T], step: usize },
+    /// The transpose of `x` (`rows x depth` values, rows `stride` apart:
+    /// the product's columns are the rows of `x`, and zero past `rows`),
+    /// formed in `room` (at least [`transposed_block_len`] values) one depth
+    /// block of one column panel at a time, just before that block's tiles
+    /// read it: so the transpose is never stored whole, and the tiles find
+    /// each block in the first-level cache, its steps one after the other.
+    Transposed {
+        x: &'a [T],
+        rows: usize,
+        stride: usize,
+        room: &'a mut [T],
+    },
 }
 
 /// The column panels of a product `cols` values wide, in vectors: up to
@@ -61,7 +84,7 @@ pub(crate) fn broadcast_product<T: Math, K: Kernels<T>>(
     k: K,
     p: Product,
     a: &[T],
-    b: &[T],
+    mut b: Operand<'_, T>,
     c: &mut [T],
     mut epilogue: impl FnMut(&mut [T], Range<usize>, Range<usize>),
 ) {
@@ -76,10 +99,9 @@ pub(crate) fn broadcast_product<T: Math, K: Kernels<T>>(
         let ends_row = v1 == vecs;
         let partial = ends_row && last < l;
         let tiles = p.rows.div_ceil(K::mr_max(nr));
-        let (b_start, b_step) = if p.b_panels {
-            (v0 * l * p.depth, nr * l)
-        } else {
-            (v0 * l, p.b_step)
+        let b_step = match b {
+            Operand::InPlace { step, .. } => step,
+            Operand::Transposed { .. } => nr * l,
         };
         // The block is sized by the whole span of a step when its rows fall
         // into a fraction of the cache's sets.
@@ -93,6 +115,21 @@ pub(crate) fn broadcast_product<T: Math, K: Kernels<T>>(
         let mut d0 = 0;
         while d0 < p.depth {
             let d1 = (d0 + block).min(p.depth);
+            let b = match &mut b {
+                Operand::InPlace { b, .. } => &b[v0 * l + d0 * b_step..],
+                Operand::Transposed {
+                    x,
+                    rows,
+                    stride,
+                    room,
+                } => {
+                    let (first, width) = (v0 * l, nr * l);
+                    let valid = rows.saturating_sub(first).min(width);
+                    let x = x.get(first * *stride + d0..).unwrap_or_default();
+                    k.transpose(x, (valid, d1 - d0, *stride), room, width, width);
+                    &room[..]
+                }
+            };
             let spec = TileSpec {
                 depth: d1 - d0,
                 a_row: p.a_row,
@@ -107,7 +144,7 @@ pub(crate) fn broadcast_product<T: Math, K: Kernels<T>>(
                 k.tile(
                     (r1 - r0, nr, partial),
                     &a[r0 * p.a_row + d0 * p.a_step..],
-                    &b[b_start + d0 * b_step..],
+                    b,
                     &mut c[r0 * p.c_row + v0 * l..],
                     &spec,
                 );
@@ -257,20 +294,6 @@ pub(crate) fn first_layer_units<T: Math, K: Kernels<T>>(
     out: FirstOut<'_, T>,
 ) {
     let (rows, stride) = (buffers.rows, buffers.stride);
-    let n = plan.widths[0];
-    // X^T panel by panel of samples, as the first layer's product reads it.
-    let l = K::LANES;
-    for panel in panels::<T, K>(stride) {
-        let (first, width) = (panel.start * l, panel.len() * l);
-        let samples = rows.saturating_sub(first).min(width);
-        k.transpose(
-            x.get(first * n..).unwrap_or_default(),
-            (samples, n, n),
-            &mut buffers.xt[first * n..],
-            width,
-            width,
-        );
-    }
     let first = units.start * stride;
     let (out, slope) = match out {
         FirstOut::Into(out, slope) => (out, Some(slope)),
@@ -279,16 +302,15 @@ pub(crate) fn first_layer_units<T: Math, K: Kernels<T>>(
             slopes.then_some(&mut buffers.slopes[0][first..]),
         ),
     };
-    layer_forward(
-        k,
-        plan,
-        0,
-        params,
-        (&buffers.xt, stride, true),
-        units,
-        out,
-        slope,
-    );
+    let room = &mut buffers.x_block;
+    let n = plan.widths[0];
+    let input = Operand::Transposed {
+        x,
+        rows,
+        stride: n,
+        room,
+    };
+    layer_forward(k, plan, 0, params, (input, stride), units, out, slope);
 }
 
 /// The layers above the first, from the first layer's activations in the
@@ -315,7 +337,13 @@ fn forward_above_first<T: Math, K: Kernels<T>>(
             plan,
             l,
             params,
-            (input, stride, false),
+            (
+                Operand::InPlace {
+                    b: input,
+                    step: stride,
+                },
+                stride,
+            ),
             units,
             &mut here[0],
             slope,
@@ -324,8 +352,8 @@ fn forward_above_first<T: Math, K: Kernels<T>>(
 }
 
 /// The rows `units` of layer `l`'s `Z^l = W^l A^{l-1}` from `input`
-/// (`A^{l-1}`, rows `stride` apart, or panel by panel when `b_panels`; see
-/// [`Product::b_panels`]), activated into `out` (and their `act'` into
+/// (`A^{l-1}`, rows `stride` apart, or `X^T` transposed block by block:
+/// [`Operand`]), activated into `out` (and their `act'` into
 /// `slope`), both `units.len() x stride` from the block's first unit on: a
 /// row of W broadcast, samples in the vectors.
 #[allow(clippy::too_many_arguments)]
@@ -334,7 +362,7 @@ fn layer_forward<T: Math, K: Kernels<T>>(
     plan: &Plan,
     l: usize,
     params: &[T],
-    (input, stride, b_panels): (&[T], usize, bool),
+    (input, stride): (Operand<'_, T>, usize),
     units: Range<usize>,
     out: &mut [T],
     mut slope: Option<&mut [T]>,
@@ -347,9 +375,7 @@ fn layer_forward<T: Math, K: Kernels<T>>(
         depth: shape.inputs,
         a_row: shape.inputs,
         a_step: 1,
-        b_step: stride,
         c_row: stride,
-        b_panels,
     };
     let weights = &params[shape.weight_range()][units.start * shape.inputs..];
     let bias = &params[shape.bias_range()][units.start..];
@@ -455,16 +481,21 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
                 depth: n_out,
                 a_row: 1,
                 a_step: n_in,
-                b_step: stride,
                 c_row: stride,
-                b_panels: false,
             };
             let w = &weights.values()[shape.weight_range()];
-            broadcast_product(k, product, w, d, below, |c, rows, cols| {
-                if !identity {
-                    k.scale(c, slopes, stride, rows, cols);
-                }
-            });
+            broadcast_product(
+                k,
+                product,
+                w,
+                Operand::InPlace { b: d, step: stride },
+                below,
+                |c, rows, cols| {
+                    if !identity {
+                        k.scale(c, slopes, stride, rows, cols);
+                    }
+                },
+            );
         }
 
         // dJ/db^l: the sums of delta^l's rows, then the update of b^l.
@@ -491,32 +522,40 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
                         depth: rows,
                         a_row: stride,
                         a_step: 1,
-                        b_step: n_in,
                         c_row: n_in,
-                        b_panels: false,
                     };
-                    broadcast_product(k, product, d, x, grad_w, |c, rows, cols| {
-                        weights.update(k, weights_at, c, (rows, cols));
-                    });
+                    broadcast_product(
+                        k,
+                        product,
+                        d,
+                        Operand::InPlace { b: x, step: n_in },
+                        grad_w,
+                        |c, rows, cols| {
+                            weights.update(k, weights_at, c, (rows, cols));
+                        },
+                    );
                 }
             }
         } else {
-            // A^{l-1} back to one sample per row, then as for the first
-            // layer: a value of delta broadcast, a row of A^{l-1} in the vectors.
+            // As for the first layer, with A^{l-1} transposed back to one
+            // sample per row a block at a time: a value of delta broadcast,
+            // a row of A^{l-1}^T in the vectors.
             let (a, _) = layer_values((&buffers.a, &buffers.slopes), given, l - 1);
-            let by_sample = &mut buffers.by_sample[..rows * n_in];
-            k.transpose(a, (n_in, rows, stride), by_sample, n_in, n_in);
+            let input = Operand::Transposed {
+                x: a,
+                rows: n_in,
+                stride,
+                room: &mut buffers.x_block,
+            };
             let product = Product {
                 rows: n_out,
                 cols: n_in,
                 depth: rows,
                 a_row: stride,
                 a_step: 1,
-                b_step: n_in,
                 c_row: n_in,
-                b_panels: false,
             };
-            broadcast_product(k, product, d, by_sample, grad_w, |c, rows, cols| {
+            broadcast_product(k, product, d, input, grad_w, |c, rows, cols| {
                 weights.update(k, weights_at, c, (rows, cols));
             });
             std::mem::swap(&mut delta, &mut below);
@@ -577,18 +616,17 @@ pub(crate) fn first_weight_rows<T: Math, K: Kernels<T>>(
         depth: rows,
         a_row,
         a_step,
-        b_step: n,
         c_row: n,
-        b_panels: false,
     };
-    broadcast_product(k, product, a, x, out, |_, _, _| {});
+    let b = Operand::InPlace { b: x, step: n };
+    broadcast_product(k, product, a, b, out, |_, _, _| {});
 }
 
 #[cfg(test)]
 mod tests {
     use backprop_core::DeltaLayout;
 
-    use super::first_weight_rows;
+    use super::{first_weight_rows, transposed_block_len};
     use crate::kernels::{Kernels, PortableKernels};
 
     /// Rows 2..5 of `delta^T X` over 19 samples of `n` inputs, with `delta`
@@ -630,6 +668,32 @@ mod tests {
                     .map(|r| delta[r * hidden + unit] * x[r * n + c])
                     .sum();
                 assert!((in_place[i * n + c] - sum).abs() <= 1e-12 * (1.0 + sum.abs()));
+            }
+        }
+    }
+
+    /// The widest column panel of `K`'s products keeps a depth block of
+    /// [`transposed_block_len`] values at least the floor of 16 steps deep,
+    /// so the room of a transposed block is never too small.
+    fn the_room_fits<T: crate::lanes::Math, K: Kernels<T>>(_: K) {
+        let width = K::NR_MAX * K::LANES;
+        assert!(16 * width <= transposed_block_len::<T>(), "{width} lanes");
+    }
+
+    #[test]
+    fn a_transposed_block_of_the_widest_panel_fits_its_room() {
+        the_room_fits::<f32, _>(PortableKernels);
+        the_room_fits::<f64, _>(PortableKernels);
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::kernels::{Avx2Kernels, Avx512Kernels};
+            if let Some(k) = Avx512Kernels::detect() {
+                the_room_fits::<f32, _>(k);
+                the_room_fits::<f64, _>(k);
+            }
+            if let Some(k) = Avx2Kernels::detect() {
+                the_room_fits::<f32, _>(k);
+                the_room_fits::<f64, _>(k);
             }
         }
     }

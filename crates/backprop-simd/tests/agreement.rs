@@ -140,6 +140,20 @@ fn batch_sizes_on_both_sides_of_vector_edges() {
 }
 
 #[test]
+fn transposed_blocks_deeper_than_one_block_with_ragged_batches() {
+    // 300 inputs take two or three depth blocks of `X^T`, transposed one at
+    // a time; 130 samples fill three to five column panels, the last ragged.
+    // The 70 hidden units' `A^1`, transposed back a block at a time for
+    // `dJ/dW^2`, span two or three column panels, and 300 samples two depth
+    // blocks.
+    let architecture = Architecture::seed(300, 70, 4).unwrap();
+    for rows in [1, 63, 130, 300] {
+        check_all_paths::<f64>(&architecture, rows, rows as u64);
+        check_all_paths::<f32>(&architecture, rows, rows as u64);
+    }
+}
+
+#[test]
 fn every_activation_and_loss() {
     for hidden in Activation::ALL {
         for loss in Loss::ALL {
