@@ -20,7 +20,8 @@
 //!                                  slopes in the epilogue; never for l = 1
 //!           dJ/db^l = row sums of delta^l
 //!           dJ/dW^1 = delta^1 X     tile: a value of delta broadcast, a vector of a
-//!                                  row of X
+//!                                  row of X (copied a block at a time, when X is
+//!                                  larger than a block, just before the tiles)
 //!           dJ/dW^l = delta^l A^{l-1}^T (l > 1)   A^{l-1} transposed back to one
 //!                                  sample per row a block at a time, as X^T is,
 //!                                  then as for the first layer
@@ -34,7 +35,7 @@
 //! of vectors); a block of rows of `dJ/dW^1` then broadcasts each unit's
 //! values one after the other. A `delta^1` given one sample per row (the
 //! batch split, [`FirstLayerSplit`]) is copied a block at a time into that
-//! layout first, unless the rows of `X` are a multiple of 256 bytes apart.
+//! layout first.
 //!
 //! The slopes are formed from `Z` in the forward tiles' epilogue, from the
 //! activation's own exponential (`e q^2` for the sigmoid, `4 t q^2` for
@@ -47,9 +48,9 @@
 //!
 //! Per shape, with `S` the batch rounded up to whole vectors: `A` and the
 //! slopes of every layer (`2 S sum_l d_l` values), `Y^T` and two `delta`
-//! buffers, each `S x` a layer's width, and 32 KiB for a block of a
-//! transpose (`X^T` or `A^{l-1}^T` are never stored whole); sized on the
-//! first call and reused. Blocks of the first layer's weight gradient from
+//! buffers, each `S x` a layer's width, and 32 KiB of room for one block of
+//! a product's operand (of `X^T` or `A^{l-1}^T`, never stored whole, or of
+//! `X` copied); sized on the first call and reused. Blocks of the first layer's weight gradient from
 //! a `delta^1` by sample add room for a block of it by unit.
 //!
 //! The SGD step can fuse the update into the weight-gradient tiles'
@@ -407,6 +408,8 @@ struct RowsJob<'a, 'b, T> {
     task: &'a mut FirstWeightRowsTask<'b, T>,
     /// Room for the block's `delta^1` with one row per unit, if it could be sized.
     by_unit: Option<&'a mut [T]>,
+    /// Room for blocks of `X`, if it could be sized.
+    room: Option<&'a mut [T]>,
 }
 
 impl<T: Math> Job<T> for RowsJob<'_, '_, T> {
@@ -421,6 +424,7 @@ impl<T: Math> Job<T> for RowsJob<'_, '_, T> {
             (inputs.rows(), units),
             self.by_unit,
             self.task.output_mut(),
+            self.room,
         );
     }
 }
@@ -547,7 +551,20 @@ impl<T: SimdScalar> FirstLayerSplit<T> for SimdBackend<T> {
         let sized = task.layout() == DeltaLayout::BySample
             && block.resize("first-layer delta block", units, rows).is_ok();
         let by_unit = sized.then_some(&mut block[..]);
-        T::dispatch(self.path, RowsJob { task, by_unit });
+        // Room for blocks of `X`; without it, `X` is read where it lies.
+        let buffers = &mut self.scratch.buffers;
+        let room = buffers
+            .size_block_room()
+            .is_ok()
+            .then_some(&mut buffers.block_room[..]);
+        T::dispatch(
+            self.path,
+            RowsJob {
+                task,
+                by_unit,
+                room,
+            },
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 
 use backprop_core::{Activation, AlignedBuffer, Architecture, Error, LayerShape, Loss, Scalar};
 
-use crate::step::transposed_block_len;
+use crate::step::block_room_len;
 
 /// What a step needs to know of the architecture, copied so that a fused SGD
 /// step can hold the parameters mutably while it runs.
@@ -29,10 +29,10 @@ pub(crate) struct Buffers<T> {
     pub(crate) rows: usize,
     /// Columns per row: `rows` rounded up to whole vectors.
     pub(crate) stride: usize,
-    /// Room for one block of the inputs `X^T`, which the first layer's
-    /// product transposes a depth block of a column panel at a time (see
-    /// `step::Operand::Transposed`).
-    pub(crate) x_block: AlignedBuffer<T>,
+    /// Room for one depth block of one column panel of a product's `B`,
+    /// formed just before the tiles read it: a block of `X^T` or of
+    /// `A^{l-1}^T`, or of `X` copied (see `step::Operand`).
+    pub(crate) block_room: AlignedBuffer<T>,
     /// The targets `Y^T`, `m x stride`.
     pub(crate) yt: AlignedBuffer<T>,
     /// `a[l]`: the activations of weight layer `l`, `d_{l+1} x stride`
@@ -111,8 +111,7 @@ impl<T: Scalar> Scratch<T> {
             .ok_or_else(too_large)?;
         let widths = architecture.widths();
         let layers = &widths[1..];
-        b.x_block
-            .resize("simd scratch X^T block", 1, transposed_block_len::<T>())?;
+        b.size_block_room()?;
         b.yt.resize("simd scratch Y^T", architecture.output_width(), stride)?;
         b.a.resize_with(layers.len(), AlignedBuffer::default);
         b.slopes.resize_with(layers.len(), AlignedBuffer::default);
@@ -128,6 +127,14 @@ impl<T: Scalar> Scratch<T> {
         self.lanes = lanes;
         plan.widths.extend_from_slice(widths);
         Ok(())
+    }
+}
+
+impl<T: Scalar> Buffers<T> {
+    /// Sizes [`Buffers::block_room`] (32 KiB), reusing its allocation.
+    pub(crate) fn size_block_room(&mut self) -> Result<(), Error> {
+        let len = block_room_len::<T>();
+        self.block_room.resize("simd scratch block", 1, len)
     }
 }
 
@@ -188,8 +195,8 @@ mod tests {
             let b = &scratch.buffers;
             let stride = rows.next_multiple_of(lanes);
             assert_eq!(b.stride, stride);
-            assert_eq!(b.x_block.len(), (32 << 10) / 8);
-            let mut all = vec![&b.x_block[..], &b.yt, &b.delta, &b.below];
+            assert_eq!(b.block_room.len(), (32 << 10) / 8);
+            let mut all = vec![&b.block_room[..], &b.yt, &b.delta, &b.below];
             all.extend(b.a.iter().chain(&b.slopes).map(|m| &m[..]));
             for matrix in all {
                 assert_eq!(

@@ -22,11 +22,11 @@ use crate::scratch::{Buffers, Plan, copy_unpadded};
 /// product reads blocks of 128 contiguous steps.
 const PANEL_BYTES: usize = 32 << 10;
 
-/// Values of the room [`Operand::Transposed`] needs: one depth block of one
-/// column panel, at most [`PANEL_BYTES`], since no path's panel is wide
-/// enough (`NR_MAX x LANES`) for the block's floor of 16 steps to exceed it
-/// (a test checks every path).
-pub(crate) fn transposed_block_len<T>() -> usize {
+/// Values of the room [`Operand::Transposed`] and [`Operand::Copied`] need:
+/// one depth block of one column panel, at most [`PANEL_BYTES`], since no
+/// path's panel is wide enough (`NR_MAX x LANES`) for the block's floor of
+/// 16 steps to exceed it (a test checks every path).
+pub(crate) fn block_room_len<T>() -> usize {
     PANEL_BYTES / size_of::<T>()
 }
 
@@ -49,7 +49,7 @@ pub(crate) enum Operand<'a, T> {
     InPlace { b: &'a [T], step: usize },
     /// The transpose of `x` (`rows x depth` values, rows `stride` apart:
     /// the product's columns are the rows of `x`, and zero past `rows`),
-    /// formed in `room` (at least [`transposed_block_len`] values) one depth
+    /// formed in `room` (at least [`block_room_len`] values) one depth
     /// block of one column panel at a time, just before that block's tiles
     /// read it: so the transpose is never stored whole, and the tiles find
     /// each block in the first-level cache, its steps one after the other.
@@ -59,6 +59,38 @@ pub(crate) enum Operand<'a, T> {
         stride: usize,
         room: &'a mut [T],
     },
+    /// `B` as [`Operand::InPlace`] would read it, steps `step` values
+    /// apart, copied into `room` (at least [`block_room_len`] values)
+    /// one depth block of one column panel at a time, just before that
+    /// block's tiles read it, its steps one after the other.
+    Copied {
+        b: &'a [T],
+        step: usize,
+        room: &'a mut [T],
+    },
+}
+
+/// The rows of `x` (`rows x n`, row-major) as the `B` of a product that
+/// reads them in place, one step per row: copied a block at a time into
+/// `room` ([`Operand::Copied`]) when there is room and `x` is larger than a
+/// depth block may hold ([`PANEL_BYTES`]), read where they lie otherwise.
+///
+/// Measured with throwaway switches inside one process (f32, AVX-512,
+/// medians of 100-150 alternations of 21 steps each way): copying, the
+/// `rayon-simd` step cut by hidden units on M at batch 128 took 0.994 (the
+/// machine in its fast spell) to 0.936 (slow spell) times as long, one
+/// `simd` thread on M 0.905-0.938, the batch split at 256 and 1024 rows
+/// 0.950-0.972 (784 inputs) and 0.951-0.967 (256 inputs); on S
+/// (64-32-10, batch 64, an `x` of 16 KiB) 1.052-1.056, hence the size rule.
+fn rows_operand<'a, T>(x: &'a [T], n: usize, room: Option<&'a mut [T]>) -> Operand<'a, T> {
+    match room {
+        Some(room) if size_of_val(x) > PANEL_BYTES => Operand::Copied {
+            b: x,
+            step: n,
+            room,
+        },
+        _ => Operand::InPlace { b: x, step: n },
+    }
 }
 
 /// The column panels of a product `cols` values wide, in vectors: up to
@@ -101,7 +133,7 @@ pub(crate) fn broadcast_product<T: Math, K: Kernels<T>>(
         let tiles = p.rows.div_ceil(K::mr_max(nr));
         let b_step = match b {
             Operand::InPlace { step, .. } => step,
-            Operand::Transposed { .. } => nr * l,
+            Operand::Transposed { .. } | Operand::Copied { .. } => nr * l,
         };
         // The block is sized by the whole span of a step when its rows fall
         // into a fraction of the cache's sets.
@@ -127,6 +159,19 @@ pub(crate) fn broadcast_product<T: Math, K: Kernels<T>>(
                     let valid = rows.saturating_sub(first).min(width);
                     let x = x.get(first * *stride + d0..).unwrap_or_default();
                     k.transpose(x, (valid, d1 - d0, *stride), room, width, width);
+                    &room[..]
+                }
+                Operand::Copied { b, step, room } => {
+                    let (first, width) = (v0 * l, nr * l);
+                    let valid = (p.cols - first).min(width);
+                    let steps = b.get(first + d0 * *step..).unwrap_or_default();
+                    for (to, from) in room
+                        .chunks_exact_mut(width)
+                        .zip(steps.chunks(*step))
+                        .take(d1 - d0)
+                    {
+                        to[..valid].copy_from_slice(&from[..valid]);
+                    }
                     &room[..]
                 }
             };
@@ -302,7 +347,7 @@ pub(crate) fn first_layer_units<T: Math, K: Kernels<T>>(
             slopes.then_some(&mut buffers.slopes[0][first..]),
         ),
     };
-    let room = &mut buffers.x_block;
+    let room = &mut buffers.block_room;
     let n = plan.widths[0];
     let input = Operand::Transposed {
         x,
@@ -528,7 +573,7 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
                         k,
                         product,
                         d,
-                        Operand::InPlace { b: x, step: n_in },
+                        rows_operand(x, n_in, Some(&mut buffers.block_room)),
                         grad_w,
                         |c, rows, cols| {
                             weights.update(k, weights_at, c, (rows, cols));
@@ -545,7 +590,7 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
                 x: a,
                 rows: n_in,
                 stride,
-                room: &mut buffers.x_block,
+                room: &mut buffers.block_room,
             };
             let product = Product {
                 rows: n_out,
@@ -566,19 +611,18 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
 
 /// Rows `units` of `delta^T X` into `out` (`units.len() x n`), for `delta`
 /// (`rows x hidden` or, [`DeltaLayout::ByUnit`], `hidden x rows`) and `x`
-/// (`rows x n`), all row-major.
+/// (`rows x n`), all row-major; `x` read as [`rows_operand`] says, with
+/// `room` for its blocks.
 ///
 /// A `delta` by sample is read where it lies, or, with `by_unit` (room for
 /// `units.len() x rows` values), its block is first transposed there, one
 /// row per unit, so that the product's broadcasts read each unit's values
 /// one after the other rather than one line per step, `hidden` values
-/// apart: in the depth blocks of 128 steps a product over an `x` whose rows
-/// are not [`strided`] runs in, those lines crowd the first-level cache (on
-/// M, rows of 1 KiB fall into 4 of its 64 sets). Over a strided `x` the
-/// blocks are short enough for them, and `delta` is read where it lies. A
-/// `delta` by unit is read where it lies, each unit's values in one piece.
-/// The sums run in the same order either way, so the values are the same
-/// to the bit.
+/// apart: in the depth blocks of 128 steps the product runs in, those lines
+/// crowd the first-level cache (on M, rows of 1 KiB fall into 4 of its 64
+/// sets). A `delta` by unit is read where it lies, each unit's values in
+/// one piece. The sums run in the same order either way, so the values are
+/// the same to the bit.
 ///
 /// Measured with throwaway probes (f32, AVX-512): on M at batch 128, the
 /// `rayon-simd` step cut by hidden units took 0.963-0.969 times as long
@@ -587,8 +631,11 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
 /// `f64`; the partitioned step at batches 256 and 1024, 0.973 and 0.944.
 /// One block of 128 units alone, the median of interleaved calls: over M's
 /// `x` (784 wide) at 32 to 1024 rows, 0.85-0.99 times as long; with 100 or
-/// 300 hidden units, 0.84; over a 256-wide `x` (strided), 1.01-1.05 times
-/// as long, hence the exception.
+/// 300 hidden units, 0.84. Over a 256-wide `x`, whose rows are [`strided`],
+/// the copy once cost 1-5% while the product read `x` in place, in blocks
+/// of 32 steps; now that `x` is copied into blocks of 128 steps, reading
+/// `delta` in place there took 1.023-1.037 times as long (the batch split at
+/// 256 and 1024 rows, 256-256-10 and 512-128-10), so the copy is always made.
 pub(crate) fn first_weight_rows<T: Math, K: Kernels<T>>(
     k: K,
     (delta, layout, hidden): (&[T], DeltaLayout, usize),
@@ -596,8 +643,8 @@ pub(crate) fn first_weight_rows<T: Math, K: Kernels<T>>(
     (rows, units): (usize, Range<usize>),
     by_unit: Option<&mut [T]>,
     out: &mut [T],
+    room: Option<&mut [T]>,
 ) {
-    let by_unit = by_unit.filter(|_| !strided::<T>(n, K::NR_MAX * K::LANES));
     let (a, a_row, a_step) = match (layout, by_unit) {
         (DeltaLayout::ByUnit, _) => {
             let block = delta.get(units.start * rows..).unwrap_or_default();
@@ -618,7 +665,7 @@ pub(crate) fn first_weight_rows<T: Math, K: Kernels<T>>(
         a_step,
         c_row: n,
     };
-    let b = Operand::InPlace { b: x, step: n };
+    let b = rows_operand(x, n, room);
     broadcast_product(k, product, a, b, out, |_, _, _| {});
 }
 
@@ -626,14 +673,15 @@ pub(crate) fn first_weight_rows<T: Math, K: Kernels<T>>(
 mod tests {
     use backprop_core::DeltaLayout;
 
-    use super::{first_weight_rows, transposed_block_len};
+    use super::{block_room_len, first_weight_rows};
     use crate::kernels::{Kernels, PortableKernels};
 
     /// Rows 2..5 of `delta^T X` over 19 samples of `n` inputs, with `delta`
-    /// by sample read in place and with room for its copy by unit, and with
-    /// `delta` given by unit: the same bits, the sums of a direct loop to
-    /// within rounding, and the copy made unless the rows of `X` are
-    /// strided (64 `f64` values, 512 bytes).
+    /// by sample read in place and with room for its copy by unit (and for
+    /// blocks of `X`), and with `delta` given by unit: the same bits, the
+    /// sums of a direct loop to within rounding, the copy by unit always
+    /// made, and `X` copied only when it is larger than a block (300 `f64`
+    /// inputs: 44.5 KiB).
     fn by_unit_is_where_it_lies<K: Kernels<f64>>(k: K, n: usize) {
         let (rows, hidden, units) = (19, 7, 2..5);
         let delta: Vec<f64> = (0..rows * hidden)
@@ -642,27 +690,37 @@ mod tests {
         let x: Vec<f64> = (0..rows * n).map(|i| (i * 7 % 17) as f64 / 17.0).collect();
         let mut in_place = vec![f64::NAN; units.len() * n];
         let mut by_unit = vec![f64::NAN; units.len() * rows];
+        let mut room = vec![f64::NAN; block_room_len::<f64>()];
         let mut copied = in_place.clone();
         let mut given = in_place.clone();
         let (d, xs) = ((&delta[..], DeltaLayout::BySample, hidden), (&x[..], n));
-        first_weight_rows(k, d, xs, (rows, units.clone()), None, &mut in_place);
-        let room = Some(&mut by_unit[..]);
-        first_weight_rows(k, d, xs, (rows, units.clone()), room, &mut copied);
+        first_weight_rows(k, d, xs, (rows, units.clone()), None, &mut in_place, None);
+        let (by_unit_room, x_room) = (Some(&mut by_unit[..]), Some(&mut room[..]));
+        first_weight_rows(
+            k,
+            d,
+            xs,
+            (rows, units.clone()),
+            by_unit_room,
+            &mut copied,
+            x_room,
+        );
         let transposed: Vec<f64> = (0..hidden * rows)
             .map(|i| delta[i % rows * hidden + i / rows])
             .collect();
         let d = (&transposed[..], DeltaLayout::ByUnit, hidden);
-        first_weight_rows(k, d, xs, (rows, units.clone()), None, &mut given);
+        first_weight_rows(k, d, xs, (rows, units.clone()), None, &mut given, None);
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&in_place), bits(&copied), "n = {n}");
         assert_eq!(bits(&in_place), bits(&given), "n = {n}");
+        assert_eq!(
+            room.iter().any(|v| !v.is_nan()),
+            n == 300,
+            "X copied, n = {n}"
+        );
         for (i, unit) in units.enumerate() {
             let column = (0..rows).map(|r| delta[r * hidden + unit]);
-            if n == 64 {
-                assert!(by_unit.iter().all(|v| v.is_nan()), "copied for n = {n}");
-            } else {
-                assert!(by_unit[i * rows..(i + 1) * rows].iter().copied().eq(column));
-            }
+            assert!(by_unit[i * rows..(i + 1) * rows].iter().copied().eq(column));
             for c in 0..n {
                 let sum: f64 = (0..rows)
                     .map(|r| delta[r * hidden + unit] * x[r * n + c])
@@ -673,15 +731,15 @@ mod tests {
     }
 
     /// The widest column panel of `K`'s products keeps a depth block of
-    /// [`transposed_block_len`] values at least the floor of 16 steps deep,
-    /// so the room of a transposed block is never too small.
+    /// [`block_room_len`] values at least the floor of 16 steps deep,
+    /// so the room of a block is never too small.
     fn the_room_fits<T: crate::lanes::Math, K: Kernels<T>>(_: K) {
         let width = K::NR_MAX * K::LANES;
-        assert!(16 * width <= transposed_block_len::<T>(), "{width} lanes");
+        assert!(16 * width <= block_room_len::<T>(), "{width} lanes");
     }
 
     #[test]
-    fn a_transposed_block_of_the_widest_panel_fits_its_room() {
+    fn a_block_of_the_widest_panel_fits_its_room() {
         the_room_fits::<f32, _>(PortableKernels);
         the_room_fits::<f64, _>(PortableKernels);
         #[cfg(target_arch = "x86_64")]
@@ -700,7 +758,7 @@ mod tests {
 
     #[test]
     fn the_first_weight_rows_of_delta_in_either_layout_are_the_same_bits() {
-        for n in [37, 64] {
+        for n in [37, 64, 300] {
             by_unit_is_where_it_lies(PortableKernels, n);
             #[cfg(target_arch = "x86_64")]
             {
