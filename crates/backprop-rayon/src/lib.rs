@@ -270,21 +270,19 @@ pub const UNITS_MIN_FIRST_SHARE: f64 = 0.9;
 /// the cut saves (each thread reads only its own rows of `W^1`) does not
 /// grow with it.
 ///
-/// Measured on 784-256-10 in `f32` with `cargo run --release -p
-/// backprop-rayon --example units_crossover` (rayon over SIMD workers, cut
-/// by units against the batch partitioned, medians of interleaved rounds,
-/// on the 2-core AVX-512 machine), in five runs (`-- 784 256 10
-/// 96,128,160,192 9` three times, `-- 784 256 10 128,160,192 15` twice): the
-/// cut came out 1.11x-1.15x faster at 96 rows, 0.90x-1.11x at 128 (above
-/// 1.0x in four runs), 1.02x-1.08x at 160 (every run; 0.95x in a run of
-/// the example's default batches) and 0.92x-1.04x at 192 (below 1.0x in
-/// three runs). It wins clearly below that (in a run of the default
-/// batches, batch 32: 144.7 against 217.0 us; batch 64: 215.3 against
-/// 246.8 us). In `f64` (`-- 784 256 10 32,64,96,128,160,192 9 f64` and
-/// `-- 784 256 10 128,160 15 f64`) it was 1.11x and 1.08x faster at 32 and
-/// 64 rows and level from 96 to 192 rows (0.92x-1.04x). The runs are in
-/// `docs/simd-speed.md`.
-pub const UNITS_MAX_ROWS: usize = 160;
+/// Measured on 784-256-10 with `cargo run --release -p backprop-rayon
+/// --example units_crossover` (rayon over SIMD workers, cut by units against
+/// the batch partitioned, medians of interleaved rounds, on the 2-core
+/// AVX-512 machine), since the SIMD kernel transposes and copies its
+/// operands a block at a time: in `f32`, one default run and two of `-- 784
+/// 256 10 128,160,192,256,320,384,512 9`, the cut came out 1.06x, 1.14x
+/// and 1.21x faster at 128 rows, 1.00x-1.05x at 192, 1.04x-1.11x at 256,
+/// then 0.98x-1.00x at 320, 1.03x-1.04x at 384 and 0.98x-0.99x at 512;
+/// in `f64` (`-- 784 256 10 128,160,192,256,320 9 f64`, twice) 1.13x-1.14x
+/// at 128, 1.04x-1.08x at 192, 1.03x-1.04x at 256 and 1.07x-1.09x at 320.
+/// Before that change the crossover was near 160 rows (the earlier runs are
+/// in `docs/simd-speed.md`).
+pub const UNITS_MAX_ROWS: usize = 256;
 
 /// Whether the first layer of `architecture` holds at least
 /// [`UNITS_MIN_FIRST_SHARE`] of its weights, as a step cut by hidden units

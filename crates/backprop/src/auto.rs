@@ -46,18 +46,20 @@ pub const AUTO_UNITS_MIN_BATCH: usize = 2;
 
 /// Steps with a product `B d_(l-1) d_l` (multiply-adds) of at least this
 /// size go to the faer kernels, whose packed GEMM keeps large products in
-/// cache better than the SIMD tiles do: `2^27`, 1024 x 1024 x 128.
+/// cache better than the SIMD tiles do: `2^28`, 1024 x 1024 x 256.
 ///
 /// Measured with `cargo run --release -p backprop --example auto_thresholds`
-/// (`docs/auto-thresholds.txt`): faer's kernels won 1024-1024-1024 at
-/// batches 256 and 1024, 512-512-512 at batch 1024 and 784-256-10 at
-/// batches 1024 (`2^27.6`; rayon-faer 4.87 ms against rayon-simd's 5.79 ms
-/// over 15 interleaved rounds at load average 0.3) and 4096; the SIMD
-/// kernels won 784-256-10 up to batch 256 (`2^25.6`) and, within a few
-/// percent either way, the products of `2^26`. (An earlier run under a load
-/// average of 8 to 10, which slows the parallel kernels most, had the
-/// single-thread SIMD kernel ahead at 784-256-10 batch 1024.)
-pub const AUTO_SIMD_MAX_PRODUCT: usize = 1 << 27;
+/// (runs 12 to 14 in `docs/auto-thresholds.txt`), since the SIMD kernel
+/// transposes and copies its operands a block at a time: `rayon-simd` won
+/// 784-256-10 at batch 1024 (`2^27.6`) in all three runs (3.93, 4.78 and
+/// 3.42 ms against the faer kernels' best 4.59, 5.36 and 4.24 ms), which
+/// faer's kernels had won before (at `2^27`). At `2^28` the winners split:
+/// `rayon-simd` took 2048-512-10 at batch 256 in all three (by 9-19%) and
+/// 1024-1024-1024 at 256 in two (by 2-17%), faer's kernels 512-512-512 at
+/// batch 1024 in all three (by 10-17%). Above, faer's kernels won
+/// 1024-1024-1024 at batch 1024 (`2^30`) every time, and 784-256-10 at
+/// batch 4096 (`2^29.6`) went either way by up to 10%.
+pub const AUTO_SIMD_MAX_PRODUCT: usize = 1 << 28;
 
 /// Steps of at least this many flops (by the conventional count
 /// `6 B sum d_(l-1) d_l`) go to the batch-parallel kernels, which then fork
@@ -210,19 +212,19 @@ mod tests {
         let narrow = seed(300, 256, 10);
         assert_eq!(choose(&narrow, 3), Simd);
         assert_eq!(choose(&narrow, 4), RayonSimd);
-        // 100-20-1 (12 kflop a row): above UNITS_MAX_ROWS rows its steps are
+        // 50-20-1 (6.1 kflop a row): above UNITS_MAX_ROWS rows its steps are
         // not cut, and go parallel only from 3 Mflop again.
-        let small = seed(100, 20, 1);
+        let small = seed(50, 20, 1);
         let flops = |rows: usize| small.step_flops(rows);
         assert!(flops(UNITS_MAX_ROWS) >= 1.5e6 && flops(UNITS_MAX_ROWS + 1) < 3e6);
         assert_eq!(choose(&small, UNITS_MAX_ROWS), RayonSimd);
         assert_eq!(choose(&small, UNITS_MAX_ROWS + 1), Simd);
-        // Products of 2^27 multiply-adds or more go to faer: batch 669.
-        assert_eq!(choose(&m, 668), RayonSimd);
-        assert_eq!(choose(&m, 669), RayonFaer);
-        // 128 x 1024 x 1024 is 2^27 exactly.
-        assert_eq!(choose(&seed(1024, 1024, 10), 128), RayonFaer);
-        assert_eq!(choose(&seed(1023, 1024, 10), 128), RayonSimd);
+        // Products of 2^28 multiply-adds or more go to faer: batch 1338.
+        assert_eq!(choose(&m, 1337), RayonSimd);
+        assert_eq!(choose(&m, 1338), RayonFaer);
+        // 256 x 1024 x 1024 is 2^28 exactly.
+        assert_eq!(choose(&seed(1024, 1024, 10), 256), RayonFaer);
+        assert_eq!(choose(&seed(1023, 1024, 10), 256), RayonSimd);
         // 256-256-256: its first layer holds half the weights.
         let even = seed(256, 256, 256);
         assert_eq!(choose(&even, AUTO_SIMD_MIN_BATCH - 1), RayonFaer);
