@@ -673,7 +673,7 @@ pub(crate) fn first_weight_rows<T: Math, K: Kernels<T>>(
 mod tests {
     use backprop_core::DeltaLayout;
 
-    use super::{block_room_len, first_weight_rows};
+    use super::{Operand, block_room_len, first_weight_rows, rows_operand};
     use crate::kernels::{Kernels, PortableKernels};
 
     /// Rows 2..5 of `delta^T X` over 19 samples of `n` inputs, with `delta`
@@ -728,6 +728,21 @@ mod tests {
                 assert!((in_place[i * n + c] - sum).abs() <= 1e-12 * (1.0 + sum.abs()));
             }
         }
+    }
+
+    #[test]
+    fn rows_are_copied_only_when_larger_than_a_block() {
+        // 32 KiB of `f64` is 4096 values: read in place; one more: copied.
+        let x = vec![0.5_f64; 4097];
+        let mut room = vec![0.0; block_room_len::<f64>()];
+        let fits = rows_operand(&x[..4096], 64, Some(&mut room[..]));
+        assert!(matches!(fits, Operand::InPlace { step: 64, .. }));
+        let larger = rows_operand(&x[..4097], 64, Some(&mut room[..]));
+        assert!(matches!(larger, Operand::Copied { step: 64, .. }));
+        assert!(matches!(
+            rows_operand(&x[..4097], 64, None),
+            Operand::InPlace { .. }
+        ));
     }
 
     /// The widest column panel of `K`'s products keeps a depth block of
