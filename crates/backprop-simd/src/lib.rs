@@ -50,8 +50,9 @@
 //! slopes of every layer (`2 S sum_l d_l` values), `Y^T` and two `delta`
 //! buffers, each `S x` a layer's width, and 32 KiB of room for one block of
 //! a product's operand (of `X^T` or `A^{l-1}^T`, never stored whole, or of
-//! `X` copied); sized on the first call and reused. Blocks of the first layer's weight gradient from
-//! a `delta^1` by sample add room for a block of it by unit.
+//! `X` copied); sized on the first call and reused. Blocks of the first
+//! layer's weight gradient from a `delta^1` by sample add room for a block
+//! of it by unit.
 //!
 //! The SGD step can fuse the update into the weight-gradient tiles'
 //! epilogue ([`SimdBackend::with_fused_update`]): as each tile of `dJ/dW^l`
