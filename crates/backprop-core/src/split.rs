@@ -78,6 +78,31 @@ pub enum DeltaLayout {
     ByUnit,
 }
 
+impl DeltaLayout {
+    /// `values` as a `delta^1` of `rows` samples and `hidden` units in this
+    /// layout: `rows x hidden` by sample, `hidden x rows` by unit; an error
+    /// as [`MatrixRef::new`] gives one if they do not fit.
+    pub fn matrix<T>(
+        self,
+        values: &[T],
+        rows: usize,
+        hidden: usize,
+    ) -> Result<MatrixRef<'_, T>, Error> {
+        match self {
+            DeltaLayout::BySample => MatrixRef::new(values, rows, hidden),
+            DeltaLayout::ByUnit => MatrixRef::new(values, hidden, rows),
+        }
+    }
+
+    /// The hidden units of a `delta` laid out this way.
+    fn hidden_units<T>(self, delta: MatrixRef<'_, T>) -> usize {
+        match self {
+            DeltaLayout::BySample => delta.cols(),
+            DeltaLayout::ByUnit => delta.rows(),
+        }
+    }
+}
+
 /// A [`GradientTask`] that stops at `delta^1`, with a buffer of `B x d_1`
 /// values for it.
 #[derive(Debug)]
@@ -165,7 +190,7 @@ impl<'a, T: Scalar> FirstWeightRowsTask<'a, T> {
             DeltaLayout::ByUnit => ("delta columns", delta.cols()),
         };
         split_size(samples.0, inputs.rows(), samples.1)?;
-        check_units(&units, hidden_units(delta, layout))?;
+        check_units(&units, layout.hidden_units(delta))?;
         let expected = units.len().checked_mul(inputs.cols());
         split_size("output length", expected.unwrap_or(usize::MAX), out.len())?;
         Ok(FirstWeightRowsTask {
@@ -179,7 +204,7 @@ impl<'a, T: Scalar> FirstWeightRowsTask<'a, T> {
 
     /// `d_1`, the hidden units `delta` has, whichever its layout.
     pub fn hidden(&self) -> usize {
-        hidden_units(self.delta, self.layout)
+        self.layout.hidden_units(self.delta)
     }
 
     /// `delta`: `B x d_1` or `d_1 x B`, as [`FirstWeightRowsTask::layout`] says.
@@ -337,14 +362,6 @@ impl<'a, T: Scalar> AboveFirstTask<'a, T> {
     ) {
         let (task, first_delta) = self.split.into_parts();
         (task, first_delta, self.activations, self.slopes)
-    }
-}
-
-/// The hidden units of a `delta` laid out as `layout` says.
-fn hidden_units<T>(delta: MatrixRef<'_, T>, layout: DeltaLayout) -> usize {
-    match layout {
-        DeltaLayout::BySample => delta.cols(),
-        DeltaLayout::ByUnit => delta.rows(),
     }
 }
 

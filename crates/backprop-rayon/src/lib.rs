@@ -186,8 +186,7 @@ use std::time::Duration;
 use backprop_core::{
     AboveFirstTask, Architecture, Backend, Batch, DeltaLayout, Error, FirstLayerSplit,
     FirstLayerUnits, FirstUnitsTask, FirstWeightRowsTask, ForwardTask, GradientTask, LayerShape,
-    MatrixRef, Params, RowPart, RowSplit, Scalar, SgdTask, SplitGradientTask, resize_matrix,
-    vector,
+    Params, RowPart, RowSplit, Scalar, SgdTask, SplitGradientTask, resize_matrix, vector,
 };
 use rayon::ThreadPool;
 
@@ -850,10 +849,7 @@ impl<T: Scalar, B: Backend<T>> RayonBackend<T, B> {
     ) -> Result<(), Error> {
         let inputs = batch.inputs().matrix();
         let (hidden, n, rows) = (blocks.rows(), inputs.cols(), inputs.rows());
-        let delta = match layout {
-            DeltaLayout::BySample => MatrixRef::new(&self.first_delta[..], rows, hidden)?,
-            DeltaLayout::ByUnit => MatrixRef::new(&self.first_delta[..], hidden, rows)?,
-        };
+        let delta = layout.matrix(&self.first_delta[..], rows, hidden)?;
         let tasks = blocks.pieces(gradient, n).enumerate().map(|(t, out)| {
             FirstWeightRowsTask::with_layout(layout, delta, inputs, blocks.range(t), out)
         });

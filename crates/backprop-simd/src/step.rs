@@ -131,38 +131,37 @@ pub(crate) fn broadcast_product<T: Math, K: Kernels<T>>(
         let ends_row = v1 == vecs;
         let partial = ends_row && last < l;
         let tiles = p.rows.div_ceil(K::mr_max(nr));
+        let (first, width) = (v0 * l, nr * l);
         let b_step = match b {
             Operand::InPlace { step, .. } => step,
-            Operand::Transposed { .. } | Operand::Copied { .. } => nr * l,
+            Operand::Transposed { .. } | Operand::Copied { .. } => width,
         };
         // The block is sized by the whole span of a step when its rows fall
         // into a fraction of the cache's sets.
-        let span = if strided::<T>(b_step, nr * l) {
+        let span = if strided::<T>(b_step, width) {
             b_step
         } else {
-            nr * l
+            width
         };
         let block = (PANEL_BYTES / (span * size_of::<T>())).max(16);
-        let cols = v0 * l..(v1 * l).min(p.cols);
+        let cols = first..(v1 * l).min(p.cols);
         let mut d0 = 0;
         while d0 < p.depth {
             let d1 = (d0 + block).min(p.depth);
             let b = match &mut b {
-                Operand::InPlace { b, .. } => &b[v0 * l + d0 * b_step..],
+                Operand::InPlace { b, .. } => &b[first + d0 * b_step..],
                 Operand::Transposed {
                     x,
                     rows,
                     stride,
                     room,
                 } => {
-                    let (first, width) = (v0 * l, nr * l);
                     let valid = rows.saturating_sub(first).min(width);
                     let x = x.get(first * *stride + d0..).unwrap_or_default();
                     k.transpose(x, (valid, d1 - d0, *stride), room, width, width);
                     &room[..]
                 }
                 Operand::Copied { b, step, room } => {
-                    let (first, width) = (v0 * l, nr * l);
                     let valid = (p.cols - first).min(width);
                     let steps = b.get(first + d0 * *step..).unwrap_or_default();
                     for (to, from) in room
@@ -190,7 +189,7 @@ pub(crate) fn broadcast_product<T: Math, K: Kernels<T>>(
                     (r1 - r0, nr, partial),
                     &a[r0 * p.a_row + d0 * p.a_step..],
                     b,
-                    &mut c[r0 * p.c_row + v0 * l..],
+                    &mut c[r0 * p.c_row + first..],
                     &spec,
                 );
                 if d1 == p.depth {

@@ -796,10 +796,7 @@ fn first_layer_report<T: Scalar>(
         let blocks = halves(hidden);
         let mut first_rows: Vec<T> = Prefill::Nan.values(hidden * n);
         let (top, bottom) = first_rows.split_at_mut(blocks[0].end * n);
-        let delta = match layout {
-            DeltaLayout::BySample => MatrixRef::new(delta, rows, hidden),
-            DeltaLayout::ByUnit => MatrixRef::new(delta, hidden, rows),
-        };
+        let delta = layout.matrix(delta, rows, hidden);
         for (units, out) in blocks.into_iter().zip([top, bottom]) {
             let task = delta.clone().and_then(|delta| {
                 FirstWeightRowsTask::with_layout(layout, delta, inputs, units, out)
