@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use backprop::{
-    Architecture, Backend, BackendKind, Batch, FaerBackend, Network, Precision, Scalar, SimdPath,
+    Architecture, Backend, BackendKind, Batch, FaerBackend, Network, Precision, SimdPath,
+    synthetic_batch,
 };
 use backprop_simd::{fma_peak_flops, fma_peak_loop};
 use criterion::measurement::WallTime;
@@ -36,15 +37,6 @@ pub const PEAK_SIDE: usize = 2048;
 /// Steps of the FMA loop that measures one core's peak (16 independent
 /// chains of vector multiply-adds per step; about 0.1 ms a loop).
 pub const FMA_ROUNDS: usize = 20_000;
-
-/// Deterministic inputs in `[0, 1)` and `{0, 1}` targets, `rows x n` and `rows x m`.
-pub fn data<T: Scalar>(rows: usize, n: usize, m: usize) -> (Vec<T>, Vec<T>) {
-    let inputs = (0..rows * n)
-        .map(|i| T::from_f64((i * 7 % 17) as f64 / 17.0))
-        .collect();
-    let targets = (0..rows * m).map(|i| T::from_f64((i % 2) as f64)).collect();
-    (inputs, targets)
-}
 
 /// Makes a fresh backend in precision `T`.
 type Make<T> = Box<dyn Fn() -> Box<dyn Backend<T>>>;
@@ -220,7 +212,9 @@ pub fn bench_step<T: Precision>(
     let Ok(architecture) = Architecture::seed(n, h, m) else {
         return;
     };
-    let (inputs, targets) = data::<T>(rows, n, m);
+    let Ok((inputs, targets)) = synthetic_batch::<T>(rows, n, m) else {
+        return;
+    };
     let Ok(batch) = Batch::from_slices(&architecture, rows, &inputs, &targets) else {
         return;
     };

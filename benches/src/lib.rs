@@ -23,5 +23,5 @@ pub mod harness;
 pub mod plot;
 pub mod results;
 
-pub use harness::{Contender, Harness, PEAK_SIDE, SHAPES, SWEEP, data};
+pub use harness::{Contender, Harness, PEAK_SIDE, SHAPES, SWEEP};
 pub use results::{Record, human};

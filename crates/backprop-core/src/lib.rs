@@ -28,6 +28,7 @@ mod params;
 mod pieces;
 mod scalar;
 mod split;
+mod synthetic;
 mod task;
 pub mod vector;
 
@@ -46,6 +47,7 @@ pub use split::{
     AboveFirstTask, DeltaLayout, FirstLayerSplit, FirstLayerUnits, FirstUnitsTask,
     FirstWeightRowsTask, SplitGradientTask,
 };
+pub use synthetic::synthetic_batch;
 pub use task::{
     ForwardTask, GradientLayers, GradientTask, Layer, Layers, RowPart, RowSplit, SgdTask,
 };

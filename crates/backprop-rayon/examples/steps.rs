@@ -20,7 +20,7 @@
 
 use std::time::Instant;
 
-use backprop_core::{Architecture, Backend, Batch, Network, Scalar};
+use backprop_core::{Architecture, Backend, Batch, Network, Scalar, synthetic_batch};
 use backprop_faer::{FaerBackend, FaerScalar, Parallelism};
 use backprop_rayon::RayonBackend;
 
@@ -115,12 +115,11 @@ impl<T: FaerScalar> Case<T> {
     fn new(widths: [usize; 3], rows: usize, reps: usize, backends: &[&str]) -> Self {
         let [n, h, m] = widths;
         let architecture = Architecture::seed(n, h, m).expect("a valid architecture");
+        let (inputs, targets) = synthetic_batch::<T>(rows, n, m).expect("a batch that fits");
         Case {
             network: Network::<T>::init(architecture, 1),
-            inputs: (0..rows * n)
-                .map(|i| T::from_f64((i * 7 % 17) as f64 / 17.0))
-                .collect(),
-            targets: (0..rows * m).map(|i| T::from_f64((i % 2) as f64)).collect(),
+            inputs,
+            targets,
             rows,
             reps,
             backends: backends.iter().map(|name| backend::<T>(name)).collect(),

@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use backprop_core::{Architecture, Backend, Batch, Network, Scalar};
+use backprop_core::{Architecture, Backend, Batch, Network, Scalar, synthetic_batch};
 use backprop_faer::{FaerBackend, FaerScalar};
 use backprop_rayon::{RayonBackend, UNITS_MAX_ROWS};
 use backprop_simd::{SimdBackend, SimdScalar};
@@ -37,10 +37,7 @@ fn forking<T: Scalar, B: Backend<T>>(backend: RayonBackend<T, B>) -> RayonBacken
 fn compare<T: SimdScalar + FaerScalar>(widths: [usize; 3], rows: usize, rounds: usize) {
     let [n, h, m] = widths;
     let architecture = Architecture::seed(n, h, m).expect("a valid architecture");
-    let inputs: Vec<T> = (0..rows * n)
-        .map(|i| T::from_f64((i * 7 % 17) as f64 / 17.0))
-        .collect();
-    let targets: Vec<T> = (0..rows * m).map(|i| T::from_f64((i % 2) as f64)).collect();
+    let (inputs, targets) = synthetic_batch::<T>(rows, n, m).expect("a batch that fits");
     let batch = Batch::from_slices(&architecture, rows, &inputs, &targets).expect("a batch");
     let mut network = Network::<T>::init(architecture, 1);
     let mut gradient = network.zero_gradient();

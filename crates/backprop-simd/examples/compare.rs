@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use backprop_core::{Architecture, Backend, Batch, Network, Scalar};
+use backprop_core::{Architecture, Backend, Batch, Network, Scalar, synthetic_batch};
 use backprop_faer::{FaerBackend, FaerScalar};
 use backprop_simd::{Path, SimdBackend, SimdScalar};
 
@@ -41,10 +41,7 @@ fn step_time<T: Scalar>(
 fn compare<T: SimdScalar + FaerScalar>(widths: [usize; 3], rows: usize, rounds: usize) {
     let [n, h, m] = widths;
     let architecture = Architecture::seed(n, h, m).expect("a valid architecture");
-    let inputs: Vec<T> = (0..rows * n)
-        .map(|i| T::from_f64((i * 7 % 17) as f64 / 17.0))
-        .collect();
-    let targets: Vec<T> = (0..rows * m).map(|i| T::from_f64((i % 2) as f64)).collect();
+    let (inputs, targets) = synthetic_batch::<T>(rows, n, m).expect("a batch that fits");
     let batch = Batch::from_slices(&architecture, rows, &inputs, &targets).expect("a valid batch");
     let mut network = Network::<T>::init(architecture.clone(), 1);
     let flops = architecture.step_flops(rows);

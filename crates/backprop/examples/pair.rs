@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use backprop::{Architecture, BackendKind, Batch, Network, Precision};
+use backprop::{Architecture, BackendKind, Batch, Network, Precision, synthetic_batch};
 
 /// Steps per block.
 const BLOCK: usize = 21;
@@ -25,10 +25,7 @@ fn quantile(values: &[f64], q: f64) -> f64 {
 fn compare<T: Precision>(kinds: [BackendKind; 2], widths: &[usize], rows: usize, seconds: f64) {
     let architecture = Architecture::seed(widths[0], widths[1], widths[2]).expect("valid widths");
     let (n, m) = (widths[0], widths[2]);
-    let inputs: Vec<T> = (0..rows * n)
-        .map(|i| T::from_f64((i * 7 % 17) as f64 / 17.0))
-        .collect();
-    let targets: Vec<T> = (0..rows * m).map(|i| T::from_f64((i % 2) as f64)).collect();
+    let (inputs, targets) = synthetic_batch::<T>(rows, n, m).expect("a batch that fits");
     let batch = Batch::from_slices(&architecture, rows, &inputs, &targets).expect("a batch");
     let mut network = Network::<T>::init(architecture, 1);
     let mut gradient = network.zero_gradient();

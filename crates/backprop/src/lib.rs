@@ -31,7 +31,7 @@ pub use backprop_core::{
     FirstLayerUnits, FirstUnitsTask, FirstWeightRowsTask, ForwardTask, GradientLayers,
     GradientTask, Inputs, Layer, LayerParams, LayerParamsMut, LayerShape, Layers, Loss, MatrixRef,
     MatrixRole, Network, ParamLocation, Params, RowPart, RowSplit, Scalar, SgdTask,
-    SplitGradientTask,
+    SplitGradientTask, synthetic_batch,
 };
 pub use backprop_faer::{AUTO_CROSSOVER_MNK, FaerBackend, FaerScalar, Parallelism};
 pub use backprop_naive::NaiveBackend;
