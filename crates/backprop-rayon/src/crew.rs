@@ -5,9 +5,10 @@
 //! A [`Crew`] runs a fork's items on the calling thread and on helpers: jobs
 //! spawned on the pool that, after the items they took are done, spin
 //! (calling `rayon::yield_now` now and then, so that other work on the pool
-//! still runs) until the next fork posts items or the linger time passes
-//! without one. This is the "block time" of OpenMP runtimes, on top of an
-//! ordinary rayon pool.
+//! still runs, and yielding the core when the pool has none, so that a
+//! thread sharing the core, the caller above all, runs) until the next fork
+//! posts items or the linger time passes without one. This is the "block
+//! time" of OpenMP runtimes, on top of an ordinary rayon pool.
 //!
 //! Items are taken one at a time from a shared board, so whichever threads
 //! turn up do the work: the calling thread takes items too, and a fork never
@@ -138,8 +139,19 @@ impl Shared {
             spins += 1;
             if spins == SPINS_PER_CHECK {
                 spins = 0;
-                // Lets other work queued on the pool run meanwhile.
-                rayon::yield_now();
+                // Lets other work queued on the pool run meanwhile, and when
+                // there is none gives the core away for a moment: a thread
+                // this one waits for (the caller, forking next) may share
+                // its core, and would otherwise wait for the scheduler to
+                // preempt a spinning helper.
+                if rayon::yield_now() == Some(rayon::Yield::Idle) {
+                    std::thread::yield_now();
+                }
+                // A fork posted while this thread was away (running other
+                // work, or not scheduled) counts: look before leaving.
+                if self.posts.load(Ordering::Acquire) != seen {
+                    continue;
+                }
                 if Instant::now() >= deadline {
                     let mut board = self.board();
                     let posted = board.work.is_some() && board.next_item < board.items;

@@ -147,7 +147,11 @@
 //! partition) stays on one thread from phase to phase and step to step.
 //! While spinning, a helper lets other jobs queued on the pool run, so
 //! several backends stepping at once on one pool share its threads: they
-//! slow each other down but never block each other. A helper
+//! slow each other down but never block each other. With no such jobs it
+//! yields its core to the operating system for a moment, so that when the
+//! scheduler has put it on the calling thread's core, the caller still
+//! runs: without that, each of the caller's steps there took as long as
+//! the helper's whole linger. A helper
 //! keeps a core busy while it waits; `with_linger(Duration::ZERO)` makes
 //! every step wake its helpers afresh instead.
 //!
