@@ -3,21 +3,26 @@
 //!
 //! `cargo run --release -p backprop --example auto_thresholds` times a grid of
 //! sigmoid/MSE networks (the sweep on M's widths, S's and L's widths, wider
-//! and deeper ones; about ten minutes, `-- --quick` for fewer rounds): one
+//! and deeper ones; about a minute, `-- --quick` for fewer rounds): one
 //! `f32` SGD step of every candidate of `auto`, interleaved in rounds, the
-//! median per step of each, the winner and what `auto` picks; then it derives
-//! `auto`'s constants from the winners.
+//! median per step of each, the winner (judged, like the next column, by the
+//! medians of the per-round ratios, which a change of the machine's speed
+//! between rounds leaves alone), what `auto` picks and how much slower that
+//! ran than the fastest other candidate (`auto/best`, the largest of its
+//! ratios' medians); then it derives `auto`'s constants from the winners. `-- --sweep` times only the batch sweep on M's
+//! widths, with more rounds.
 //!
 //! `cargo run --release -p backprop --example auto_thresholds -- 784-256-10 128 [ROUNDS]`
-//! (any number of `WIDTHS BATCH` pairs, then optionally the rounds) times the
+//! (any number of `WIDTHS BATCH` pairs, then optionally the least number of rounds; each case
+//! runs for three seconds at least) times the
 //! given cases instead, with `auto` and `faer-sequential` beside the candidates,
-//! and prints each one's median and its ratio to the fastest of the others.
+//! and prints each one's median and its time over the fastest fixed backend's.
 
 use std::time::Instant;
 
 use backprop::{
     Activation, Architecture, Backend, BackendKind, Batch, FaerBackend, Loss, Network,
-    UNITS_MAX_ROWS, auto, first_layer_dominates,
+    UNITS_MAX_ROWS, auto, first_layer_dominates, synthetic_batch,
 };
 
 /// The kernels `auto` chooses among.
@@ -27,6 +32,20 @@ const CANDIDATES: [BackendKind; 4] = [
     BackendKind::Faer,
     BackendKind::RayonFaer,
 ];
+
+/// The effort per case of the grid, of `--quick` and of `--sweep`.
+const FULL: Effort = Effort {
+    rounds: 7,
+    seconds: 1.5,
+};
+const QUICK: Effort = Effort {
+    rounds: 3,
+    seconds: 0.4,
+};
+const SWEEP: Effort = Effort {
+    rounds: 15,
+    seconds: 4.0,
+};
 
 /// The grid: widths and batch sizes.
 const GRID: [(&[usize], &[usize]); 7] = [
@@ -60,26 +79,40 @@ fn label(widths: &[usize]) -> String {
     widths.join("-")
 }
 
-/// The median seconds per step of each backend on one case, over `rounds`
-/// interleaved rounds, each the median of a loop of steps (about 20 ms of
-/// steps at 100 GFLOP/s).
+/// How long to time each case: at least `rounds` rounds and `seconds` seconds.
+#[derive(Clone, Copy)]
+struct Effort {
+    rounds: usize,
+    seconds: f64,
+}
+
+/// Each backend's seconds per step in every round on one case: the median of a block of steps
+/// (about 5 ms of steps at 100 GFLOP/s, at least three, after one untimed step), the backends
+/// taking turns in an order that rotates from round to round, so none always follows the same
+/// one. Short blocks and many rounds let the paired ratios see the machine's speed, which on
+/// shared cores can change by half from one second to the next, alike for every backend of a
+/// round.
 fn measure(
     widths: &[usize],
     rows: usize,
-    rounds: usize,
+    effort: Effort,
     backends: &mut [Box<dyn Backend<f32>>],
-) -> Vec<f64> {
+) -> Vec<Vec<f64>> {
     let architecture = architecture(widths);
     let (n, m) = (architecture.input_width(), architecture.output_width());
-    let inputs: Vec<f32> = (0..rows * n).map(|i| (i * 7 % 17) as f32 / 17.0).collect();
-    let targets: Vec<f32> = (0..rows * m).map(|i| (i % 2) as f32).collect();
+    let (inputs, targets) = synthetic_batch::<f32>(rows, n, m).expect("a batch that fits");
     let batch = Batch::from_slices(&architecture, rows, &inputs, &targets).expect("a valid batch");
     let mut network = Network::<f32>::init(architecture.clone(), 1);
     let mut gradient = network.zero_gradient();
-    let reps = ((2e9 / architecture.step_flops(rows)) as usize).clamp(3, 400);
-    let mut times = vec![Vec::new(); backends.len()];
-    for _ in 0..rounds {
-        for (backend, times) in backends.iter_mut().zip(&mut times) {
+    let reps = ((5e8 / architecture.step_flops(rows)) as usize).clamp(3, 400);
+    let count = backends.len();
+    let mut times = vec![Vec::new(); count];
+    let start = Instant::now();
+    let mut round = 0;
+    while round < effort.rounds || start.elapsed().as_secs_f64() < effort.seconds {
+        for turn in 0..count {
+            let index = (round + turn) % count;
+            let backend = &mut backends[index];
             let mut step = || {
                 let start = Instant::now();
                 backend
@@ -88,32 +121,58 @@ fn measure(
                 start.elapsed().as_secs_f64()
             };
             step();
-            times.push(median((0..reps).map(|_| step()).collect()));
+            times[index].push(median((0..reps).map(|_| step()).collect()));
         }
+        round += 1;
     }
-    times.into_iter().map(median).collect()
+    times
 }
 
-/// The index of the smallest value.
-fn fastest(times: &[f64]) -> usize {
+/// Each backend's median over the rounds.
+fn medians(times: &[Vec<f64>]) -> Vec<f64> {
+    times.iter().map(|rounds| median(rounds.clone())).collect()
+}
+
+/// The median over the rounds of backend `a`'s time over backend `b`'s in the same round, which
+/// a change of the machine's speed between rounds leaves alone.
+fn paired_ratio(times: &[Vec<f64>], a: usize, b: usize) -> f64 {
+    median(times[a].iter().zip(&times[b]).map(|(a, b)| a / b).collect())
+}
+
+/// The largest of backend `a`'s paired ratios to each of the others: how much slower it ran
+/// than the fastest of them, below 1 when it beat them all.
+fn slowdown(times: &[Vec<f64>], a: usize) -> f64 {
     (0..times.len())
-        .min_by(|&a, &b| times[a].total_cmp(&times[b]))
+        .filter(|&other| other != a)
+        .map(|other| paired_ratio(times, a, other))
+        .fold(0.0, f64::max)
+}
+
+/// The fastest backend: the one of least `slowdown`, which round by round beat or came
+/// closest to every other.
+fn fastest(times: &[Vec<f64>]) -> usize {
+    (0..times.len())
+        .min_by(|&a, &b| slowdown(times, a).total_cmp(&slowdown(times, b)))
         .unwrap_or(0)
 }
 
-/// One case of the grid: widths, batch, the candidates' medians.
+/// One case of the grid: widths, batch, the fastest candidate, and how much slower the one
+/// `auto` picks ran than the fastest of the others (its `slowdown`, 1 when it was the fastest).
 struct Measured {
     widths: Vec<usize>,
     rows: usize,
-    times: Vec<f64>,
+    fastest: usize,
+    auto_ratio: f64,
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let quick = args.iter().any(|arg| arg == "--quick");
+    let flag = |name: &str| args.iter().any(|arg| arg == name);
     let values: Vec<&String> = args.iter().filter(|arg| !arg.starts_with("--")).collect();
-    if values.is_empty() {
-        grid(if quick { 3 } else { 7 });
+    if flag("--sweep") {
+        grid(&GRID[..1], SWEEP);
+    } else if values.is_empty() {
+        grid(&GRID, if flag("--quick") { QUICK } else { FULL });
     } else {
         let rounds = if values.len() % 2 == 1 {
             values[values.len() - 1]
@@ -121,6 +180,10 @@ fn main() {
                 .expect("a number of rounds")
         } else {
             11
+        };
+        let effort = Effort {
+            rounds,
+            seconds: 3.0,
         };
         let cases: Vec<(Vec<usize>, usize)> = values
             .chunks_exact(2)
@@ -133,41 +196,50 @@ fn main() {
             })
             .collect();
         for (widths, rows) in cases {
-            case(&widths, rows, rounds);
+            case(&widths, rows, effort);
         }
     }
 }
 
 /// Times one case with `auto` and `faer-sequential` beside the candidates.
-fn case(widths: &[usize], rows: usize, rounds: usize) {
+fn case(widths: &[usize], rows: usize, effort: Effort) {
     let mut names: Vec<&str> = CANDIDATES.iter().map(|k| k.name()).collect();
     let mut backends: Vec<Box<dyn Backend<f32>>> = CANDIDATES.iter().map(|k| k.create()).collect();
     names.extend(["faer-sequential", "auto"]);
     backends.push(Box::new(FaerBackend::<f32>::sequential()));
     backends.push(BackendKind::Auto.create());
-    let times = measure(widths, rows, rounds, &mut backends);
-    let best = fastest(&times[..times.len() - 1]);
+    let rounds_times = measure(widths, rows, effort, &mut backends);
+    let times = medians(&rounds_times);
+    let auto = times.len() - 1;
+    let best = fastest(&rounds_times[..auto]);
     let flops = architecture(widths).step_flops(rows);
     println!(
-        "{} batch {rows}, f32, medians of {rounds} interleaved rounds (auto runs {}):",
+        "{} batch {rows}, f32, medians of {} interleaved rounds (auto runs {}):",
         label(widths),
+        rounds_times[0].len(),
         auto::choose(&architecture(widths), rows)
     );
-    for (name, time) in names.iter().zip(&times) {
+    for (index, (name, time)) in names.iter().zip(&times).enumerate() {
         println!(
-            "  {name:<16} {:>10.1} us {:>7.1} GFLOP/s  {:.2}x the fastest fixed backend ({})",
+            "  {name:<16} {:>10.1} us {:>7.1} GFLOP/s  {:.3}x the time of the fastest fixed backend ({}), paired by round",
             time * 1e6,
             flops / time * 1e-9,
-            times[best] / time,
+            paired_ratio(&rounds_times, index, best),
             names[best]
         );
     }
+    let worst = (0..auto)
+        .map(|other| paired_ratio(&rounds_times, auto, other))
+        .fold(1.0, f64::max);
+    println!("  auto against the fastest fixed backend, the largest paired ratio: {worst:.3}");
 }
 
 /// Times the grid and derives the constants.
-fn grid(rounds: usize) {
+fn grid(cases: &[(&[usize], &[usize])], effort: Effort) {
     println!(
-        "f32 SGD step, sigmoid/MSE, medians of {rounds} interleaved rounds; us per step\n\n{:<22} {:>6} {}  {:<11} {:<11} {:>9}",
+        "f32 SGD step, sigmoid/MSE, medians of at least {} interleaved rounds and {} s a case; us per step\n\n{:<22} {:>6} {}  {:<11} {:<11} {:>9}",
+        effort.rounds,
+        effort.seconds,
         "widths",
         "batch",
         CANDIDATES
@@ -176,17 +248,19 @@ fn grid(rounds: usize) {
             .collect::<String>(),
         "fastest",
         "auto",
-        "auto/best"
+        "auto/best",
     );
     let mut results = Vec::new();
-    for (widths, batches) in GRID {
+    for &(widths, batches) in cases {
         for &rows in batches {
             let mut backends: Vec<Box<dyn Backend<f32>>> =
                 CANDIDATES.iter().map(|k| k.create()).collect();
-            let times = measure(widths, rows, rounds, &mut backends);
-            let best = fastest(&times);
+            let rounds_times = measure(widths, rows, effort, &mut backends);
+            let times = medians(&rounds_times);
+            let best = fastest(&rounds_times);
             let choice = auto::choose(&architecture(widths), rows);
             let picked = CANDIDATES.iter().position(|&k| k == choice).unwrap_or(best);
+            let auto_ratio = slowdown(&rounds_times, picked).max(1.0);
             println!(
                 "{:<22} {rows:>6} {}  {:<11} {:<11} {:>9.2}",
                 label(widths),
@@ -196,29 +270,36 @@ fn grid(rounds: usize) {
                     .collect::<String>(),
                 CANDIDATES[best].name(),
                 choice.name(),
-                times[picked] / times[best],
+                auto_ratio,
             );
             results.push(Measured {
                 widths: widths.to_vec(),
                 rows,
-                times,
+                fastest: best,
+                auto_ratio,
             });
         }
     }
-    derive(&results);
+    if cases.len() == GRID.len() {
+        derive(&results);
+    }
+    let worst = results.iter().map(|m| m.auto_ratio).fold(0.0, f64::max);
+    println!(
+        "\nwith the current constants, auto's worst ratio to the fastest candidate on these cases: {worst:.3}"
+    );
 }
 
 /// Derives `auto`'s constants from the winners and prints them.
 fn derive(results: &[Measured]) {
     let simd = |m: &Measured| {
         matches!(
-            CANDIDATES[fastest(&m.times)],
+            CANDIDATES[m.fastest],
             BackendKind::Simd | BackendKind::RayonSimd
         )
     };
     let parallel = |m: &Measured| {
         matches!(
-            CANDIDATES[fastest(&m.times)],
+            CANDIDATES[m.fastest],
             BackendKind::RayonSimd | BackendKind::RayonFaer
         )
     };
@@ -281,16 +362,5 @@ fn derive(results: &[Measured]) {
     );
     println!(
         "  AUTO_PARALLEL_MIN_FLOPS: least work a parallel kernel won (batch 8 or more) {parallel_from:.3e}, most a sequential one won {sequential_up_to:.3e}"
-    );
-    let worst = results
-        .iter()
-        .map(|m| {
-            let choice = auto::choose(&architecture(&m.widths), m.rows);
-            let picked = CANDIDATES.iter().position(|&k| k == choice).unwrap_or(0);
-            m.times[picked] / m.times[fastest(&m.times)]
-        })
-        .fold(0.0, f64::max);
-    println!(
-        "  with the current constants, auto's worst ratio to the fastest candidate on this grid: {worst:.3}"
     );
 }
