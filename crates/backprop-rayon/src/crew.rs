@@ -582,6 +582,50 @@ mod tests {
     }
 
     #[test]
+    fn a_helper_kept_away_past_its_linger_stays_for_a_fork_posted_meanwhile() {
+        let linger = Duration::from_millis(100);
+        let mut crew = crew(2, linger);
+        // Two items that wait for each other: the helper has run one.
+        let arrived = AtomicUsize::new(0);
+        crew.spread(0..2usize, &|_| {
+            arrived.fetch_add(1, Ordering::SeqCst);
+            assert!(eventually(|| arrived.load(Ordering::SeqCst) == 2));
+        });
+        assert_eq!(crew.helpers(), 1);
+        // Two jobs that hold both threads of the pool: the lingering helper
+        // runs one of them from inside its wait, and is away until released.
+        let pool = Arc::clone(crew.pool.as_ref().expect("a pool"));
+        let (started, release) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        for _ in 0..2 {
+            let (started, release) = (Arc::clone(&started), Arc::clone(&release));
+            pool.spawn(move || {
+                started.fetch_add(1, Ordering::SeqCst);
+                while !release.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+        }
+        assert!(eventually(|| started.load(Ordering::SeqCst) == 2));
+        // Past the linger, a fork the caller runs alone...
+        std::thread::sleep(linger + linger / 2);
+        crew.spread(0..2usize, &|_| ());
+        // ...keeps the helper when it comes back: it sees that fork and
+        // waits a linger more, rather than leaving because its wait ran out
+        // while it was away.
+        release.store(true, Ordering::SeqCst);
+        std::thread::sleep(linger / 5);
+        assert_eq!(
+            crew.helpers(),
+            1,
+            "the helper left although a fork came while it was away"
+        );
+        assert!(eventually(|| crew.helpers() == 0));
+    }
+
+    #[test]
     fn a_zero_linger_lets_helpers_go_at_once() {
         let mut crew = crew(2, Duration::ZERO);
         for _ in 0..20 {
