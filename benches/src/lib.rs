@@ -1,4 +1,4 @@
-//! The benchmark harness: the protocol's shapes and data, the contenders, criterion groups, the table and the plot.
+//! The benchmark harness: the protocol's shapes, the contenders, criterion groups, the table and the plot.
 //!
 //! `benches/step.rs` runs it on the registered backends; `cargo xtask bench`
 //! runs that bench and reports with [`results`] and [`plot`]. An author adds

@@ -122,7 +122,7 @@ impl Shared {
     }
 
     /// A helper's life: runs items whenever some are posted, and leaves once
-    /// `linger` has passed since the last ones.
+    /// `linger` has passed since the last fork it saw.
     fn help(&self, linger: Duration) {
         // A helper is spawned for posted work, so it starts by running items.
         let mut seen = self.posts.load(Ordering::Acquire);
@@ -583,7 +583,15 @@ mod tests {
 
     #[test]
     fn a_helper_kept_away_past_its_linger_stays_for_a_fork_posted_meanwhile() {
-        let linger = Duration::from_millis(100);
+        /// Lets the jobs go when dropped, so that a failed assertion
+        /// leaves no job spinning on the pool.
+        struct Release(Arc<AtomicBool>);
+        impl Drop for Release {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let linger = Duration::from_millis(300);
         let mut crew = crew(2, linger);
         // Two items that wait for each other: the helper has run one.
         let arrived = AtomicUsize::new(0);
@@ -595,17 +603,20 @@ mod tests {
         // Two jobs that hold both threads of the pool: the lingering helper
         // runs one of them from inside its wait, and is away until released.
         let pool = Arc::clone(crew.pool.as_ref().expect("a pool"));
-        let (started, release) = (
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
+        let (started, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let release = Release(Arc::new(AtomicBool::new(false)));
         for _ in 0..2 {
-            let (started, release) = (Arc::clone(&started), Arc::clone(&release));
+            let (started, done, release) = (
+                Arc::clone(&started),
+                Arc::clone(&done),
+                Arc::clone(&release.0),
+            );
             pool.spawn(move || {
                 started.fetch_add(1, Ordering::SeqCst);
                 while !release.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
+                done.fetch_add(1, Ordering::SeqCst);
             });
         }
         assert!(eventually(|| started.load(Ordering::SeqCst) == 2));
@@ -615,8 +626,9 @@ mod tests {
         // ...keeps the helper when it comes back: it sees that fork and
         // waits a linger more, rather than leaving because its wait ran out
         // while it was away.
-        release.store(true, Ordering::SeqCst);
-        std::thread::sleep(linger / 5);
+        drop(release);
+        assert!(eventually(|| done.load(Ordering::SeqCst) == 2));
+        std::thread::sleep(linger / 10);
         assert_eq!(
             crew.helpers(),
             1,

@@ -5,7 +5,7 @@
 //! sigmoid/MSE networks (the sweep on M's widths, S's and L's widths, wider
 //! and deeper ones; about a minute, `-- --quick` for fewer rounds): one
 //! `f32` SGD step of every candidate of `auto`, interleaved in rounds, the
-//! median per step of each, the winner (judged, like the next column, by the
+//! median per step of each, the winner (judged, like the last column, by the
 //! medians of the per-round ratios, which a change of the machine's speed
 //! between rounds leaves alone), what `auto` picks and how much slower that
 //! ran than the fastest other candidate (`auto/best`, the largest of its
@@ -13,10 +13,10 @@
 //! widths, with more rounds.
 //!
 //! `cargo run --release -p backprop --example auto_thresholds -- 784-256-10 128 [ROUNDS]`
-//! (any number of `WIDTHS BATCH` pairs, then optionally the least number of rounds; each case
-//! runs for three seconds at least) times the
-//! given cases instead, with `auto` and `faer-sequential` beside the candidates,
-//! and prints each one's median and its time over the fastest fixed backend's.
+//! (any number of `WIDTHS BATCH` pairs, then optionally the least number of
+//! rounds; each case runs for three seconds at least) times the given cases
+//! instead, with `auto` and `faer-sequential` beside the candidates, and
+//! prints each one's median and its time over the fastest fixed backend's.
 
 use std::time::Instant;
 
@@ -88,8 +88,8 @@ struct Effort {
 
 /// Each backend's seconds per step in every round on one case: the median of a block of steps
 /// (about 5 ms of steps at 100 GFLOP/s, at least three, after one untimed step), the backends
-/// taking turns in an order that rotates from round to round, so none always follows the same
-/// one. Short blocks and many rounds let the paired ratios see the machine's speed, which on
+/// taking turns in an order that rotates from round to round, so that none always runs first
+/// (each still follows the same one in most rounds). Short blocks and many rounds let the paired ratios see the machine's speed, which on
 /// shared cores can change by half from one second to the next, alike for every backend of a
 /// round.
 fn measure(
@@ -157,7 +157,8 @@ fn fastest(times: &[Vec<f64>]) -> usize {
 }
 
 /// One case of the grid: widths, batch, the fastest candidate, and how much slower the one
-/// `auto` picks ran than the fastest of the others (its `slowdown`, 1 when it was the fastest).
+/// `auto` picks ran than the fastest of the others (its `slowdown`, at least 1, and 1 when it
+/// is the fastest).
 struct Measured {
     widths: Vec<usize>,
     rows: usize,
@@ -260,7 +261,11 @@ fn grid(cases: &[(&[usize], &[usize])], effort: Effort) {
             let best = fastest(&rounds_times);
             let choice = auto::choose(&architecture(widths), rows);
             let picked = CANDIDATES.iter().position(|&k| k == choice).unwrap_or(best);
-            let auto_ratio = slowdown(&rounds_times, picked).max(1.0);
+            let auto_ratio = if picked == best {
+                1.0
+            } else {
+                slowdown(&rounds_times, picked).max(1.0)
+            };
             println!(
                 "{:<22} {rows:>6} {}  {:<11} {:<11} {:>9.2}",
                 label(widths),
