@@ -4,8 +4,8 @@ use crate::{Error, Scalar, resize_matrix};
 
 /// Inputs `rows x n` in `[0, 1)` (`(i * 7 mod 17) / 17` for the `i`-th value) and targets
 /// `rows x m` alternating `0, 1, 0, ...`, both row-major: a batch whose values are the same on
-/// every run and in every precision, so that timings of different programs and builds step on
-/// the same data. Pass them to [`Batch::from_slices`](crate::Batch::from_slices).
+/// every run (and, up to each precision's rounding, in `f32` and `f64`), so that timings of
+/// different programs and builds step on the same data. Pass them to [`Batch::from_slices`](crate::Batch::from_slices).
 ///
 /// # Errors
 ///
