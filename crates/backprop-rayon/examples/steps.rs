@@ -1,20 +1,23 @@
-//! Times one SGD step of `faer`, `rayon-faer` and `faer-sequential` on the benchmark shapes, interleaved.
+//! Times one SGD step of the faer and SIMD backends on the benchmark shapes, interleaved.
 //!
 //! Run with `cargo run --release -p backprop-rayon --example steps -- [SHAPES] [DTYPES] [ROUNDS] [BACKENDS]`,
 //! for example `-- S,M,L f32,f64 7 faer,rayon-faer,faer-sequential` (the
 //! defaults). Besides those three, `faer-rayon` (`Parallelism::Rayon(0)`:
-//! faer's parallel products) and `faer-blocks` (`Parallelism::RowBlocks`:
-//! one sequential product per thread) can be named, and `gemms`: not a
-//! backend but the step's five products alone (two forward, two weight
-//! gradients, one delta; the input layer's delta is never formed), each one
-//! sequential faer product in the layout the backend uses, the yardstick of
-//! `faer-sequential`. Each round times every
+//! faer's parallel products), `faer-blocks` (`Parallelism::RowBlocks`:
+//! one sequential product per thread), `simd` and `rayon-simd` can be
+//! named, and `gemms`: not a backend but the step's five products alone
+//! (two forward, two weight gradients, one delta; the input layer's delta
+//! is never formed), each one sequential faer product in the layout the
+//! backend uses, the yardstick of `faer-sequential`; any other name is an
+//! error. Each round times every
 //! backend on every shape and dtype in turn, each the median of many steps
 //! (a fixed count per shape) after two warm-up steps; the summary gives the
 //! median over the rounds, and each backend's ratio to the fastest. The
 //! backends are built as the facade builds them: `faer` is
 //! `FaerBackend::new()`, `rayon-faer` is `RayonBackend::splitting_first_layer`
-//! over `FaerBackend::sequential`, on the global pool (one thread per core).
+//! over `FaerBackend::sequential`, `rayon-simd` is
+//! `RayonBackend::first_layer_by_units` over `SimdBackend::new`, on the
+//! global pool (one thread per core).
 //! Lines starting with `step` are one round's result each, for scripts that
 //! interleave this program with others.
 
@@ -23,6 +26,7 @@ use std::time::Instant;
 use backprop_core::{Architecture, Backend, Batch, Network, Scalar, synthetic_batch};
 use backprop_faer::{FaerBackend, FaerScalar, Parallelism};
 use backprop_rayon::RayonBackend;
+use backprop_simd::{SimdBackend, SimdScalar};
 
 /// The benchmark shapes: name, widths, batch, steps timed per round.
 const SHAPES: [(&str, [usize; 3], usize, usize); 3] = [
@@ -31,17 +35,37 @@ const SHAPES: [(&str, [usize; 3], usize, usize); 3] = [
     ("L", [1024, 1024, 1024], 1024, 15),
 ];
 
-fn backend<T: FaerScalar>(name: &str) -> Box<dyn Backend<T>> {
-    match name {
+/// The names this program times: backends, and `gemms` (see the file's docs).
+const NAMES: [&str; 8] = [
+    "faer",
+    "rayon-faer",
+    "faer-sequential",
+    "faer-rayon",
+    "faer-blocks",
+    "simd",
+    "rayon-simd",
+    "gemms",
+];
+
+/// The backend called `name`, built as the facade builds it; `None` for
+/// `gemms`, which is timed by [`Gemms`] instead.
+fn backend<T: FaerScalar + SimdScalar>(name: &str) -> Option<Box<dyn Backend<T>>> {
+    Some(match name {
         "faer" => Box::new(FaerBackend::<T>::new()),
+        "faer-sequential" => Box::new(FaerBackend::<T>::sequential()),
         "faer-rayon" => Box::new(FaerBackend::<T>::with_parallelism(Parallelism::Rayon(0))),
         "faer-blocks" => Box::new(FaerBackend::<T>::with_parallelism(Parallelism::RowBlocks)),
         "rayon-faer" => Box::new(RayonBackend::splitting_first_layer(
             "rayon-faer",
             FaerBackend::<T>::sequential,
         )),
-        _ => Box::new(FaerBackend::<T>::sequential()),
-    }
+        "simd" => Box::new(SimdBackend::<T>::new()),
+        "rayon-simd" => Box::new(RayonBackend::first_layer_by_units(
+            "rayon-simd",
+            SimdBackend::<T>::new,
+        )),
+        _ => return None,
+    })
 }
 
 /// The step's five products, sequentially, in the layouts the faer backend
@@ -106,12 +130,11 @@ struct Case<T: Scalar> {
     targets: Vec<T>,
     rows: usize,
     reps: usize,
-    backends: Vec<Box<dyn Backend<T>>>,
-    gemms: Option<Gemms<T>>,
-    names: Vec<String>,
+    backends: Vec<Option<Box<dyn Backend<T>>>>,
+    gemms: Gemms<T>,
 }
 
-impl<T: FaerScalar> Case<T> {
+impl<T: FaerScalar + SimdScalar> Case<T> {
     fn new(widths: [usize; 3], rows: usize, reps: usize, backends: &[&str]) -> Self {
         let [n, h, m] = widths;
         let architecture = Architecture::seed(n, h, m).expect("a valid architecture");
@@ -123,8 +146,7 @@ impl<T: FaerScalar> Case<T> {
             rows,
             reps,
             backends: backends.iter().map(|name| backend::<T>(name)).collect(),
-            gemms: Some(Gemms::new(widths, rows)),
-            names: backends.iter().map(|name| name.to_string()).collect(),
+            gemms: Gemms::new(widths, rows),
         }
     }
 
@@ -135,18 +157,16 @@ impl<T: FaerScalar> Case<T> {
             .expect("a valid batch");
         let mut gradient = self.network.zero_gradient();
         let backend = &mut self.backends[b];
-        let mut gemms = (self.names[b] == "gemms")
-            .then_some(&mut self.gemms)
-            .and_then(Option::as_mut);
+        let gemms = &mut self.gemms;
         let mut step = || {
             let start = Instant::now();
-            match gemms.as_deref_mut() {
-                Some(gemms) => gemms.run(),
-                None => {
+            match backend {
+                Some(backend) => {
                     backend
                         .sgd_step(&mut self.network, &batch, &mut gradient, T::from_f64(1e-6))
                         .expect("a valid step");
                 }
+                None => gemms.run(),
             }
             start.elapsed().as_secs_f64()
         };
@@ -177,6 +197,10 @@ fn main() {
         .map_or("faer,rayon-faer,faer-sequential", String::as_str)
         .split(',')
         .collect();
+    if let Some(unknown) = names.iter().find(|name| !NAMES.contains(name)) {
+        eprintln!("unknown backend '{unknown}': one of {}", NAMES.join(", "));
+        std::process::exit(2);
+    }
     let mut cases = Vec::new();
     for (name, widths, rows, reps) in SHAPES {
         if !shapes.split(',').any(|s| s == name) {
