@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use backprop_benches::plot;
-use backprop_benches::results::{self, Peaks, Record, human};
+use backprop_benches::results::{self, Peaks, Record};
 
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--json PATH] [--svg PATH] [FILTER]
 
@@ -17,29 +17,6 @@ const USAGE: &str = "usage: cargo xtask bench [--quick] [--json PATH] [--svg PAT
   --svg PATH   where to draw the plot [default: target/bench.svg]
   --no-run     report the results criterion already holds, without running the benches
   FILTER       a criterion filter, such as S/ or faer";
-
-/// A shape's `f32` target in ns per step, and other libraries' times in ns.
-type Target = (&'static str, f64, [(&'static str, f64); 3]);
-
-/// Time per `f32` step the best backend must reach on each shape, and what
-/// numpy by hand, JAX jit and PyTorch eager take on this machine class (DESIGN.md).
-const TARGETS: [Target; 3] = [
-    (
-        "S",
-        20e3,
-        [("numpy", 80e3), ("JAX", 132e3), ("PyTorch", 564e3)],
-    ),
-    (
-        "M",
-        0.8e6,
-        [("numpy", 1.25e6), ("JAX", 1.36e6), ("PyTorch", 1.59e6)],
-    ),
-    (
-        "L",
-        50e6,
-        [("numpy", 85e6), ("JAX", 65e6), ("PyTorch", 56.6e6)],
-    ),
-];
 
 struct Options {
     quick: bool,
@@ -71,35 +48,13 @@ fn parse(args: &[String], root: &Path) -> anyhow::Result<Options> {
     Ok(options)
 }
 
-/// The harness's table, then the targets against other libraries.
+/// The harness's table, and where the other libraries are timed.
 fn print_table(steps: &[Record], peaks: &Peaks) {
     println!("{}", results::table(steps, peaks));
     println!(
-        "\nf32 targets (best backend) against numpy by hand, JAX jit and PyTorch eager on this machine class:"
+        "numpy, JAX and PyTorch are not timed here: benches/interleave.sh ROUNDS S,M,L f32,f64\n\
+         times them interleaved with our backends on this machine (and says which it skipped)."
     );
-    for (shape, target, others) in TARGETS {
-        let best = steps
-            .iter()
-            .filter(|r| r.shape == shape && r.dtype == "f32")
-            .min_by(|a, b| a.ns_per_step.total_cmp(&b.ns_per_step));
-        let Some(best) = best else { continue };
-        let verdict = if best.ns_per_step <= target {
-            "met"
-        } else {
-            "MISSED"
-        };
-        let comparisons: Vec<String> = others
-            .iter()
-            .map(|(name, ns)| format!("{:.1}x {name}", ns / best.ns_per_step))
-            .collect();
-        println!(
-            "  {shape}: {} ({}) vs target {}: {verdict}; {}",
-            human(best.ns_per_step),
-            best.backend,
-            human(target),
-            comparisons.join(", ")
-        );
-    }
 }
 
 /// Runs `cargo bench` on the step benches; `Ok(false)` if it failed.
