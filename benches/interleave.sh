@@ -5,7 +5,7 @@
 #   e.g. benches/interleave.sh 9 S,M,L f32,f64
 #
 # Each round runs one round of `cargo run --release -p backprop-rayon
-# --example steps` (BACKENDS, default faer,rayon-faer,faer-sequential) and
+# --example steps` (BACKENDS, default faer,rayon-faer,faer-sequential,simd,rayon-simd) and
 # one of benches/peers.py (PEERS, default numpy,jax,torch; each in a process
 # of its own; `none` for no peer), so both see the same state of the machine. PYTHON (default
 # python3) runs the script; numpy runs with OPENBLAS_CORETYPE and
@@ -20,7 +20,7 @@ set -euo pipefail
 rounds=${1:?usage: benches/interleave.sh ROUNDS SHAPES DTYPES [BACKENDS] [PEERS]}
 shapes=${2:-S,M,L}
 dtypes=${3:-f32,f64}
-backends=${4:-faer,rayon-faer,faer-sequential}
+backends=${4:-faer,rayon-faer,faer-sequential,simd,rayon-simd}
 peers=${5:-numpy,jax,torch}
 python=${PYTHON:-python3}
 here=$(cd "$(dirname "$0")" && pwd)

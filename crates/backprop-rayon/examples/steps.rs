@@ -1,15 +1,14 @@
 //! Times one SGD step of the faer and SIMD backends on the benchmark shapes, interleaved.
 //!
 //! Run with `cargo run --release -p backprop-rayon --example steps -- [SHAPES] [DTYPES] [ROUNDS] [BACKENDS]`,
-//! for example `-- S,M,L f32,f64 7 faer,rayon-faer,faer-sequential` (the
-//! defaults). Besides those three, `faer-rayon` (`Parallelism::Rayon(0)`:
-//! faer's parallel products), `faer-blocks` (`Parallelism::RowBlocks`:
-//! one sequential product per thread), `simd` and `rayon-simd` can be
-//! named, and `gemms`: not a backend but the step's five products alone
-//! (two forward, two weight gradients, one delta; the input layer's delta
-//! is never formed), each one sequential faer product in the layout the
-//! backend uses, the yardstick of `faer-sequential`; any other name is an
-//! error. Each round times every
+//! for example `-- S,M,L f32,f64 7 faer,rayon-faer,faer-sequential,simd,rayon-simd`
+//! (the defaults). Besides those five, `faer-rayon` (`Parallelism::Rayon(0)`:
+//! faer's parallel products) and `faer-blocks` (`Parallelism::RowBlocks`:
+//! one sequential product per thread) can be named, and `gemms`: not a
+//! backend but the step's five products alone (two forward, two weight
+//! gradients, one delta; the input layer's delta is never formed), each one
+//! sequential faer product in the layout the backend uses, the yardstick of
+//! `faer-sequential`; any other name is an error. Each round times every
 //! backend on every shape and dtype in turn, each the median of many steps
 //! (a fixed count per shape) after two warm-up steps; the summary gives the
 //! median over the rounds, and each backend's ratio to the fastest. The
@@ -17,9 +16,8 @@
 //! `FaerBackend::new()`, `rayon-faer` is `RayonBackend::splitting_first_layer`
 //! over `FaerBackend::sequential`, `rayon-simd` is
 //! `RayonBackend::first_layer_by_units` over `SimdBackend::new`, on the
-//! global pool (one thread per core).
-//! Lines starting with `step` are one round's result each, for scripts that
-//! interleave this program with others.
+//! global pool (one thread per core). Lines starting with `step` are one
+//! round's result each, for scripts that interleave this program with others.
 
 use std::time::Instant;
 
@@ -194,7 +192,10 @@ fn main() {
     let rounds: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(7);
     let names: Vec<&str> = args
         .get(3)
-        .map_or("faer,rayon-faer,faer-sequential", String::as_str)
+        .map_or(
+            "faer,rayon-faer,faer-sequential,simd,rayon-simd",
+            String::as_str,
+        )
         .split(',')
         .collect();
     if let Some(unknown) = names.iter().find(|name| !NAMES.contains(name)) {
