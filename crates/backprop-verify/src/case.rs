@@ -76,8 +76,9 @@ impl<T: Scalar> Case<T> {
 impl Case<f64> {
     /// A random case from `seed`: weights from [`Network::init`], biases
     /// uniform in `[-0.5, 0.5)`, inputs uniform in `[-1, 1)`, targets uniform
-    /// in `[0, 1)` for MSE and random probability distributions for softmax
-    /// cross-entropy.
+    /// in `[0, 1)` for MSE; for softmax cross-entropy, random non-negative
+    /// targets whose rows sum to between 1/2 and 3/2, so that the loss's
+    /// general form (`s`, the row sum of `Y`, not taken as 1) is exercised.
     pub fn random(architecture: Architecture, rows: usize, seed: u64) -> Case<f64> {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_ca5e);
         let mut network = Network::init(architecture.clone(), seed);
@@ -95,7 +96,8 @@ impl Case<f64> {
         if architecture.loss() == Loss::SoftmaxCrossEntropy {
             for row in targets.chunks_mut(m) {
                 let total: f64 = row.iter().sum::<f64>() + f64::MIN_POSITIVE;
-                row.iter_mut().for_each(|y| *y /= total);
+                let sum: f64 = rng.random_range(0.5..1.5);
+                row.iter_mut().for_each(|y| *y *= sum / total);
             }
         }
         Case {

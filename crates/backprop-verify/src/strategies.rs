@@ -86,8 +86,8 @@ pub fn affordable_rows(architecture: &Architecture, rows: usize) -> usize {
 }
 
 /// A random architecture with a batch from [`rows`]: parameters and inputs in
-/// `[-1, 1)`, targets in `[0, 1)` (normalised to distributions for softmax
-/// cross-entropy).
+/// `[-1, 1)`, targets in `[0, 1)` (for softmax cross-entropy, rows scaled to
+/// sum to between 1/2 and 3/2: the general form, `s` not taken as 1).
 pub fn case() -> impl Strategy<Value = Case<f64>> {
     (architecture(), rows())
         .prop_flat_map(|(architecture, rows)| {
@@ -103,16 +103,17 @@ pub fn case() -> impl Strategy<Value = Case<f64>> {
                 prop::collection::vec(-1.0..1.0f64, params),
                 prop::collection::vec(-1.0..1.0f64, rows * n),
                 prop::collection::vec(0.0..1.0f64, rows * m),
+                prop::collection::vec(0.5..1.5f64, rows),
             )
         })
         .prop_filter_map(
             "a valid case",
-            |(architecture, rows, params, inputs, mut targets)| {
+            |(architecture, rows, params, inputs, mut targets, sums)| {
                 let m = architecture.output_width();
                 if architecture.loss() == Loss::SoftmaxCrossEntropy {
-                    for row in targets.chunks_mut(m) {
+                    for (row, sum) in targets.chunks_mut(m).zip(sums) {
                         let total: f64 = row.iter().sum::<f64>() + 1e-3;
-                        row.iter_mut().for_each(|y| *y /= total);
+                        row.iter_mut().for_each(|y| *y *= sum / total);
                     }
                 }
                 let params = Params::from_values(&architecture, params).ok()?;
