@@ -120,7 +120,8 @@ fn a_conformance_run_passes_the_reference_and_reports_what_caught_each_control()
         .unwrap();
     assert!(report.passed(), "{report}");
     assert!(report.cells.iter().any(|cell| cell.shape == "mine"));
-    assert_eq!(report.controls.len(), 5);
+    // Scaled gradient, component off, bias dropped, rows permuted, loss doubled, kept by address.
+    assert_eq!(report.controls.len(), 6);
     for control in &report.controls {
         assert!(control.rejected(), "{}", control.line());
     }

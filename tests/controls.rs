@@ -79,13 +79,89 @@ fn every_f32_control_is_rejected_by_some_check() {
 }
 
 #[test]
-fn forward_rows_permuted_with_a_right_gradient_is_caught_by_the_forward_check() {
+fn forward_rows_permuted_with_a_right_gradient_is_caught_by_the_forward_checks_alone() {
     for case in cases() {
         let mut flawed = Flawed::new(NaiveBackend::new(), OutputFlaw::ForwardRowsPermuted);
         let reports = check_f64(&mut flawed, &case, 5);
+        // The reused-buffers check compares outputs too: rows reversed in the
+        // rotated problem are not the first answer's rows reversed.
         assert_eq!(
             failed_checks(&reports),
-            [CheckKind::Forward],
+            [CheckKind::Forward, CheckKind::ReusedBuffers],
+            "{}",
+            describe(&reports)
+        );
+    }
+}
+
+#[test]
+fn an_answer_kept_by_address_is_caught_by_the_reused_buffers_check() {
+    for case in cases() {
+        let mut flawed = Flawed::new(NaiveBackend::new(), OutputFlaw::KeptByAddress);
+        let reports = check_f64(&mut flawed, &case, 5);
+        assert!(
+            failed_checks(&reports).contains(&CheckKind::ReusedBuffers),
+            "{}",
+            describe(&reports)
+        );
+        let mut flawed = Flawed::new(NaiveBackend::new(), OutputFlaw::KeptByAddress);
+        let reports = check_f32(&mut flawed, &case);
+        assert!(
+            failed_checks(&reports).contains(&CheckKind::ReusedBuffers),
+            "{}",
+            describe(&reports)
+        );
+    }
+}
+
+/// A kernel that packs a copy of the first layer's weights and refreshes it
+/// only when the weights' buffer moves: the "pack once" cache with the
+/// wrong key, right on every fresh network and wrong in a training loop.
+struct PacksWeightsOnce {
+    naive: NaiveBackend<f64>,
+    packed: Option<(usize, Vec<f64>)>,
+}
+
+impl Backend<f64> for PacksWeightsOnce {
+    fn name(&self) -> &'static str {
+        "packs-weights-once"
+    }
+
+    fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
+        self.naive.run_forward(task)
+    }
+
+    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
+        let network = task.layers().network();
+        let weights =
+            &network.params().as_slice()[..network.architecture().layers()[0].weight_range().end];
+        let address = weights.as_ptr() as usize;
+        let packed = match &mut self.packed {
+            Some((at, packed)) if *at == address => packed.clone(),
+            slot => slot.insert((address, weights.to_vec())).1.clone(),
+        };
+        // The step runs on a copy of the network holding the packed weights.
+        let mut stale = network.clone();
+        stale.update_params(|values| values[..packed.len()].copy_from_slice(&packed))?;
+        let batch = task.batch();
+        let (_, _, mut gradient) = task.into_parts();
+        let mut whole = stale.zero_gradient();
+        let loss = self.naive.loss_and_gradient(&stale, &batch, &mut whole)?;
+        gradient.as_mut_slice().copy_from_slice(whole.as_slice());
+        Ok(loss)
+    }
+}
+
+#[test]
+fn weights_packed_once_and_known_by_address_are_caught_by_the_reused_buffers_check() {
+    for case in cases() {
+        let mut kernel = PacksWeightsOnce {
+            naive: NaiveBackend::new(),
+            packed: None,
+        };
+        let reports = check_f64(&mut kernel, &case, 5);
+        assert!(
+            failed_checks(&reports).contains(&CheckKind::ReusedBuffers),
             "{}",
             describe(&reports)
         );

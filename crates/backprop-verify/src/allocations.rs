@@ -5,7 +5,9 @@
 //! kernel that allocates per step pays the allocator (and, for large
 //! buffers, fresh pages) every time. Install [`CountingAllocator`] as the
 //! global allocator of a test binary of its own (it counts for the whole
-//! binary), warm the kernel up on a shape, then count:
+//! binary, so keep the counting test alone in it: another test running
+//! beside it would be counted in [`Allocations::all_threads`]), warm the
+//! kernel up on a shape, then count:
 //!
 //! ```ignore
 //! use backprop_verify::{CountingAllocator, allocations_during};

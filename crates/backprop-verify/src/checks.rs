@@ -40,7 +40,7 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use backprop_core::{
-    AboveFirstTask, Activation, Architecture, Backend, DeltaLayout, FirstLayerSplit,
+    AboveFirstTask, Activation, Architecture, Backend, Batch, DeltaLayout, FirstLayerSplit,
     FirstLayerUnits, FirstUnitsTask, FirstWeightRowsTask, GradientTask, Layers, Loss, MatrixRef,
     Network, ParamLocation, Params, Scalar, SplitGradientTask,
 };
@@ -51,6 +51,7 @@ use crate::case::Case;
 use crate::oracles;
 use crate::real::Dual;
 use crate::report::{CheckKind, CheckReport, Quantity};
+use crate::rotation::{Direction, rotate_params, rotate_rows};
 
 /// Operations each activation and loss evaluation adds to a chain.
 pub const ACTIVATION_OPERATIONS: usize = 8;
@@ -870,6 +871,102 @@ pub fn determinism<T: Scalar>(
             Ok(again) => compare_bits(&mut report, case.network.architecture(), &first, &again),
             Err(e) => return CheckReport::failed(CheckKind::Determinism, e),
         }
+    }
+    report
+}
+
+/// The loss, the gradient and the forward outputs after the network's
+/// parameters and the batch were overwritten in place, in the very buffers
+/// of a first call, with an equivalent problem: every layer's units, the
+/// input features and the samples rotated by one place (see `rotation.rs`),
+/// which moves each gradient component and output to another place and
+/// leaves its value and its terms as they were. A kernel that keeps
+/// something of the parameters or of the batch from one call to the next
+/// and knows it again by where it lies (a packed copy of the weights, a
+/// transpose of the inputs) computes with stale values here, as it would in
+/// a training loop that updates the parameters in place. Moved back, the
+/// answers are compared with the kernel's own first ones: tolerances
+/// `2 k u S` for the loss and the gradient and `2 k u` times each output's
+/// magnitude, as for two computations in `T`.
+pub fn reused_buffers<T: Scalar>(
+    backend: &mut dyn Backend<T>,
+    case: &Case<T>,
+    oracle: &Oracle,
+) -> CheckReport {
+    let kind = CheckKind::ReusedBuffers;
+    let mut report = CheckReport::new(kind);
+    let architecture = case.network.architecture();
+    let (rows, n, m) = (
+        case.rows,
+        architecture.input_width(),
+        architecture.output_width(),
+    );
+    let mut network = case.network.clone();
+    let mut inputs = case.inputs.clone();
+    let mut targets = case.targets.clone();
+    let answer = |backend: &mut dyn Backend<T>,
+                  network: &Network<T>,
+                  inputs: &[T],
+                  targets: &[T]|
+     -> Result<(T, Params<T>, Vec<T>), String> {
+        let batch = Batch::from_slices(network.architecture(), rows, inputs, targets)
+            .map_err(|e| e.to_string())?;
+        let mut gradient = Prefill::Nan.gradient(network);
+        let loss = backend
+            .loss_and_gradient(network, &batch, &mut gradient)
+            .map_err(|e| e.to_string())?;
+        let mut outputs = Prefill::Nan.values(rows * m);
+        backend
+            .forward(network, &batch.inputs(), &mut outputs)
+            .map_err(|e| e.to_string())?;
+        Ok((loss, gradient, outputs))
+    };
+    let first = match answer(backend, &network, &inputs, &targets) {
+        Ok(first) => first,
+        Err(e) => return CheckReport::failed(kind, e),
+    };
+    let moved = rotate_params(
+        architecture,
+        network.params().as_slice(),
+        Direction::Forward,
+    );
+    if let Err(e) = network.update_params(|values| values.copy_from_slice(&moved)) {
+        return CheckReport::failed(kind, e);
+    }
+    inputs.copy_from_slice(&rotate_rows(&case.inputs, rows, n, Direction::Forward));
+    targets.copy_from_slice(&rotate_rows(&case.targets, rows, m, Direction::Forward));
+    let (loss, gradient, outputs) = match answer(backend, &network, &inputs, &targets) {
+        Ok(again) => again,
+        Err(e) => return CheckReport::failed(kind, e),
+    };
+    report.compare(
+        Quantity::Loss,
+        loss.to_f64(),
+        first.0.to_f64(),
+        oracle.loss_tolerance::<T>(2.0),
+    );
+    let gradient = rotate_params(architecture, gradient.as_slice(), Direction::Back);
+    compare_gradient::<T>(
+        &mut report,
+        architecture,
+        &widen(&gradient),
+        &widen(first.1.as_slice()),
+        oracle,
+        2.0,
+    );
+    let outputs = rotate_rows(&outputs, rows, m, Direction::Back);
+    for (i, ((actual, expected), exact)) in outputs
+        .iter()
+        .zip(&first.2)
+        .zip(&oracle.outputs)
+        .enumerate()
+    {
+        let tolerance = 2.0 * 2.0 * rounding_bound::<T>(oracle.depth, exact.value_magnitude);
+        let quantity = Quantity::Output {
+            row: i / m,
+            col: i % m,
+        };
+        report.compare(quantity, actual.to_f64(), expected.to_f64(), tolerance);
     }
     report
 }

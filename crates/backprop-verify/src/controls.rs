@@ -75,18 +75,23 @@ pub enum OutputFlaw {
     /// other, so invisible to every gradient oracle. A factor of 2 is a loss
     /// of `1/(m B)` instead of `1/(2 m B)`.
     ConsistentlyScaled(f64),
+    /// The loss and the gradient of the last call given again whenever the
+    /// parameters and the batch lie where they lay then, whatever they hold
+    /// now: a cache known by address, stale once the values change in place.
+    KeptByAddress,
 }
 
 impl OutputFlaw {
     /// The flaws a kernel's own controls apply, with `e` the relative error
     /// of the scaled gradient and of the component off.
-    pub fn all(e: f64) -> [OutputFlaw; 5] {
+    pub fn all(e: f64) -> [OutputFlaw; 6] {
         [
             OutputFlaw::ScaledGradient(e),
             OutputFlaw::ComponentOff(e),
             OutputFlaw::BiasGradientDropped,
             OutputFlaw::ForwardRowsPermuted,
             OutputFlaw::ConsistentlyScaled(2.0),
+            OutputFlaw::KeptByAddress,
         ]
     }
 }
@@ -104,6 +109,7 @@ impl fmt::Display for OutputFlaw {
             OutputFlaw::ConsistentlyScaled(factor) => {
                 write!(f, "loss and gradient scaled by {factor}")
             }
+            OutputFlaw::KeptByAddress => f.write_str("answer kept by address"),
         }
     }
 }
@@ -114,12 +120,29 @@ impl fmt::Display for OutputFlaw {
 pub struct Flawed<B> {
     inner: B,
     flaw: OutputFlaw,
+    /// For [`OutputFlaw::KeptByAddress`]: the last answer, by where the
+    /// parameters, inputs and targets lay.
+    kept: Option<KeptAnswer>,
+}
+
+/// A loss and gradient, widened to `f64` (which holds both precisions
+/// exactly), and the addresses of the parameters, inputs and targets they
+/// were computed from.
+#[derive(Debug)]
+struct KeptAnswer {
+    addresses: [usize; 3],
+    loss: f64,
+    gradient: Vec<f64>,
 }
 
 impl<B> Flawed<B> {
     /// `inner` with `flaw` applied to its outputs.
     pub fn new(inner: B, flaw: OutputFlaw) -> Self {
-        Flawed { inner, flaw }
+        Flawed {
+            inner,
+            flaw,
+            kept: None,
+        }
     }
 }
 
@@ -143,6 +166,21 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for Flawed<B> {
     }
 
     fn run_loss_and_gradient(&mut self, mut task: GradientTask<'_, T>) -> Result<T, Error> {
+        let (layers, batch) = (task.layers(), task.batch());
+        let addresses = [
+            layers.network().params().as_slice().as_ptr() as usize,
+            batch.inputs().matrix().as_slice().as_ptr() as usize,
+            batch.targets().as_slice().as_ptr() as usize,
+        ];
+        if self.flaw == OutputFlaw::KeptByAddress
+            && let Some(kept) = self.kept.as_ref().filter(|k| k.addresses == addresses)
+        {
+            let (_, _, mut gradient) = task.into_parts();
+            for (value, &old) in gradient.as_mut_slice().iter_mut().zip(&kept.gradient) {
+                *value = T::from_f64(old);
+            }
+            return Ok(T::from_f64(kept.loss));
+        }
         let loss = self.inner.run_loss_and_gradient(task.reborrow())?;
         let count = task.layers().count();
         let (_, _, mut gradient) = task.into_parts();
@@ -173,6 +211,14 @@ impl<T: Scalar, B: Backend<T>> Backend<T> for Flawed<B> {
             OutputFlaw::ConsistentlyScaled(factor) => {
                 scale(values, T::from_f64(factor));
                 loss * T::from_f64(factor)
+            }
+            OutputFlaw::KeptByAddress => {
+                self.kept = Some(KeptAnswer {
+                    addresses,
+                    loss: loss.to_f64(),
+                    gradient: values.iter().map(|v| v.to_f64()).collect(),
+                });
+                loss
             }
         })
     }

@@ -50,6 +50,7 @@ pub mod matrix;
 pub mod oracles;
 pub mod real;
 pub mod report;
+mod rotation;
 pub mod strategies;
 pub mod suite;
 pub mod summary;

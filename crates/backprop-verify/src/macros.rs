@@ -3,10 +3,10 @@
 /// Expands, in a test crate, to a module of tests that hold a backend to
 /// the whole protocol: property tests against both oracles in `f64` (and
 /// against the `f64` oracle in `f32`, if an `f32` constructor is given), the
-/// forward outputs, the batch law, the SGD step and determinism on random
-/// cases from [`strategies`](crate::strategies); the case matrix with its
-/// tile-edge shapes on one instance; and the negative controls wrapped
-/// around the backend, each of which must be rejected.
+/// forward outputs, the batch law, the SGD step, determinism and reused
+/// buffers on random cases from [`strategies`](crate::strategies); the case
+/// matrix with its tile-edge shapes on one instance; and the negative
+/// controls wrapped around the backend, each of which must be rejected.
 ///
 /// Each constructor is an expression evaluated afresh for every backend
 /// the tests need. The tolerances are strict unless `cancellation: Allowed`

@@ -23,6 +23,10 @@ pub enum CheckKind {
     BatchLaw,
     /// Repeated runs give bit-identical loss and gradient.
     Determinism,
+    /// The loss, gradient and outputs after the parameters and the batch
+    /// were overwritten in place with an equivalent problem, against the
+    /// kernel's own first answer.
+    ReusedBuffers,
     /// A parallel backend in its reproducible configuration gives
     /// bit-identical loss and gradient on every thread count.
     ThreadCounts,
@@ -43,7 +47,7 @@ pub enum CheckKind {
 
 impl CheckKind {
     /// Every check, in report order.
-    pub const ALL: [CheckKind; 14] = [
+    pub const ALL: [CheckKind; 15] = [
         CheckKind::FiniteDifferences,
         CheckKind::DualNumbers,
         CheckKind::Directional,
@@ -54,6 +58,7 @@ impl CheckKind {
         CheckKind::BatchLaw,
         CheckKind::SgdStep,
         CheckKind::Determinism,
+        CheckKind::ReusedBuffers,
         CheckKind::ThreadCounts,
         CheckKind::FirstLayerSplit,
         CheckKind::FirstLayerUnits,
@@ -71,6 +76,7 @@ impl CheckKind {
             CheckKind::GoldenLoss => "golden",
             CheckKind::BatchLaw => "batch",
             CheckKind::Determinism => "determ",
+            CheckKind::ReusedBuffers => "reuse",
             CheckKind::ThreadCounts => "threads",
             CheckKind::Forward => "forward",
             CheckKind::SgdStep => "sgd",

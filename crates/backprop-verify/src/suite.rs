@@ -17,7 +17,7 @@ pub const GOLDEN_ROWS: usize = 4;
 
 /// Every `f64` check on `backend` for `case`: both oracles, directional
 /// derivatives, agreement with the naive backend, the forward outputs, the
-/// golden loss, the batch law, the SGD step and determinism.
+/// golden loss, the batch law, the SGD step, determinism and reused buffers.
 pub fn check_f64(backend: &mut dyn Backend<f64>, case: &Case<f64>, seed: u64) -> Vec<CheckReport> {
     check_f64_with(backend, case, &Oracle::of(case), seed)
 }
@@ -41,7 +41,8 @@ pub fn check_f64_with(
 /// Every `f32` check on `backend` for `case` rounded to `f32`: against the
 /// `f64` oracle on the same rounded values (never finite differences in
 /// `f32`), agreement with the naive backend in `f32`, the forward outputs,
-/// the golden loss, the batch law, the SGD step and determinism.
+/// the golden loss, the batch law, the SGD step, determinism and reused
+/// buffers.
 pub fn check_f32(backend: &mut dyn Backend<f32>, case: &Case<f64>) -> Vec<CheckReport> {
     let case = case.to_precision::<f32>();
     check_f32_with(backend, &case, &Oracle::of(&case))
@@ -63,7 +64,7 @@ fn common_checks<T: Scalar>(
     backend: &mut dyn Backend<T>,
     case: &Case<T>,
     oracle: &Oracle,
-) -> [CheckReport; 6] {
+) -> [CheckReport; 7] {
     [
         checks::agrees_with(backend, &mut NaiveBackend::new(), case, oracle),
         checks::forward_outputs(backend, case, oracle),
@@ -71,6 +72,7 @@ fn common_checks<T: Scalar>(
         checks::batch_law(backend, case, oracle),
         checks::sgd_step(backend, case, oracle),
         checks::determinism(backend, case, REPEATS),
+        checks::reused_buffers(backend, case, oracle),
     ]
 }
 
