@@ -411,3 +411,41 @@ fn wrong_first_layer_splits_are_rejected_by_the_split_and_units_checks() {
         }
     }
 }
+
+#[test]
+fn a_kernel_that_takes_the_targets_sum_as_one_fails_on_other_sums_and_passes_on_distributions() {
+    let case = cases().pop().expect("the softmax case");
+    assert_eq!(
+        case.network.architecture().loss(),
+        Loss::SoftmaxCrossEntropy
+    );
+    let reports = check_f64(
+        &mut ControlBackend::<f64>::new(Flaw::RowSumTakenAsOne),
+        &case,
+        5,
+    );
+    assert!(
+        failed_checks(&reports).contains(&CheckKind::DualNumbers),
+        "{}",
+        describe(&reports)
+    );
+    let m = case.network.architecture().output_width();
+    let mut targets = case.targets.clone();
+    for row in targets.chunks_mut(m) {
+        let sum: f64 = row.iter().sum();
+        row.iter_mut().for_each(|y| *y /= sum);
+    }
+    let distributions = Case::new(
+        case.network.clone(),
+        case.inputs.clone(),
+        targets,
+        case.rows,
+    )
+    .expect("the same sizes");
+    let reports = check_f64(
+        &mut ControlBackend::<f64>::new(Flaw::RowSumTakenAsOne),
+        &distributions,
+        5,
+    );
+    assert!(all_passed(&reports), "{}", describe(&reports));
+}

@@ -35,16 +35,21 @@ pub enum Flaw {
     /// strict mode must reject it and the allowance
     /// ([`Cancellation::Allowed`](crate::checks::Cancellation)) accept it.
     SlopesFromActivation,
+    /// The softmax cross-entropy's `dJ/dz` as `(p - y) / B`, the row sum
+    /// `s` of the targets taken as 1: right for one-hot targets and
+    /// distributions, wrong for any other targets.
+    RowSumTakenAsOne,
 }
 
 impl Flaw {
     /// Every kernel flaw.
-    pub const ALL: [Flaw; 5] = [
+    pub const ALL: [Flaw; 6] = [
         Flaw::ScalarStepOne,
         Flaw::MissingActivationDerivative,
         Flaw::TransposedWeightGradient,
         Flaw::BiasNotSummed,
         Flaw::SlopesFromActivation,
+        Flaw::RowSumTakenAsOne,
     ];
 }
 
@@ -56,6 +61,7 @@ impl fmt::Display for Flaw {
             Flaw::TransposedWeightGradient => "transposed weight gradient",
             Flaw::BiasNotSummed => "bias gradient not summed",
             Flaw::SlopesFromActivation => "slopes from the rounded activation",
+            Flaw::RowSumTakenAsOne => "softmax targets' sum taken as 1",
         })
     }
 }
@@ -298,7 +304,8 @@ impl<T: Scalar> Backend<T> for ControlBackend<T> {
         Ok(match self.flaw {
             Flaw::ScalarStepOne
             | Flaw::MissingActivationDerivative
-            | Flaw::SlopesFromActivation => {
+            | Flaw::SlopesFromActivation
+            | Flaw::RowSumTakenAsOne => {
                 let (_, _, mut gradient) = task.into_parts();
                 flawed_backprop(self.flaw, layers, &batch, &mut gradient)
             }
@@ -405,7 +412,11 @@ fn flawed_backprop<T: Scalar>(
         let row = &mut delta[b * m..(b + 1) * m];
         match (flaw, loss) {
             (Flaw::SlopesFromActivation, Loss::SoftmaxCrossEntropy) => {
-                softmax_minus_targets(a, y, inverse_batch, row);
+                let mass: T = y.iter().copied().sum();
+                softmax_minus_targets(a, y, mass, inverse_batch, row);
+            }
+            (Flaw::RowSumTakenAsOne, Loss::SoftmaxCrossEntropy) => {
+                softmax_minus_targets(a, y, T::ONE, inverse_batch, row);
             }
             _ => {
                 let _ = loss.output_gradient(a, y, inverse_batch, row);
@@ -464,13 +475,13 @@ fn slope_from_activation<T: Scalar>(activation: Activation, a: T) -> T {
 }
 
 /// The softmax cross-entropy's `dJ/dz = (p s - y) / B` by subtraction, as
-/// most frameworks form it: where a logit dominates, `p` rounds to 1 and
-/// its one-hot target's component to 0.
-fn softmax_minus_targets<T: Scalar>(z: &[T], y: &[T], inverse_batch: T, out: &mut [T]) {
+/// most frameworks form it, with `mass` for the targets' row sum `s`: where
+/// a logit dominates, `p` rounds to 1 and its one-hot target's component to
+/// 0.
+fn softmax_minus_targets<T: Scalar>(z: &[T], y: &[T], mass: T, inverse_batch: T, out: &mut [T]) {
     let max = z.iter().copied().fold(z[0], T::max);
     let sum: T = z.iter().map(|&z| (z - max).exp()).sum();
     let log_normaliser = max + sum.ln();
-    let mass: T = y.iter().copied().sum();
     for ((d, &z), &y) in out.iter_mut().zip(z).zip(y) {
         *d = ((z - log_normaliser).exp() * mass - y) * inverse_batch;
     }
