@@ -109,6 +109,14 @@ fn a_conformance_run_fails_a_kernel_off_by_one_part_in_a_billion() {
         .flat_map(|cell| cell.checks.iter().filter(|r| !r.passed()).map(|r| r.kind))
         .collect();
     assert!(failed.contains(&CheckKind::DualNumbers), "{report}");
+    // Its own gradient already fails, so scaling it further measures
+    // nothing: the sensitivity line says so instead of quoting a bound.
+    let sensitivity = report.sensitivity();
+    assert!(
+        sensitivity.contains("where dual rejects the gradient as it is are left out"),
+        "{sensitivity}"
+    );
+    assert!(!sensitivity.contains("down to"), "{sensitivity}");
 }
 
 #[test]

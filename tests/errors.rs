@@ -29,6 +29,21 @@ fn architectures_reject_bad_shapes() {
             found: 1
         }
     );
+    assert_eq!(message(&e), "2 weight layers need 2 activations, got 1");
+    let e = Architecture::new(&[3, 2], &[sigmoid, sigmoid], Loss::Mse).unwrap_err();
+    assert_eq!(message(&e), "1 weight layer needs 1 activation, got 2");
+    let e = Error::TooLarge {
+        what: "synthetic inputs",
+        rows: 1 << 50,
+        cols: 64,
+    };
+    assert_eq!(
+        message(&e),
+        format!(
+            "synthetic inputs: {} x 64 values do not fit in memory",
+            1u64 << 50
+        )
+    );
 
     let e = Architecture::new(&[3, 2], &[sigmoid], Loss::SoftmaxCrossEntropy).unwrap_err();
     assert_eq!(e, Error::SoftmaxNeedsIdentityOutput { found: sigmoid });

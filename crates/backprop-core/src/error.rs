@@ -250,7 +250,14 @@ impl fmt::Display for Error {
             ),
             Error::ActivationCount { layers, found } => write!(
                 f,
-                "{layers} weight layers need {layers} activations, got {found}"
+                "{layers} weight {} need{} {layers} {}, got {found}",
+                if *layers == 1 { "layer" } else { "layers" },
+                if *layers == 1 { "s" } else { "" },
+                if *layers == 1 {
+                    "activation"
+                } else {
+                    "activations"
+                },
             ),
             Error::SoftmaxNeedsIdentityOutput { found } => write!(
                 f,
@@ -318,7 +325,7 @@ impl fmt::Display for Error {
                 write!(f, "{what}: {rows} values do not fit in memory")
             }
             Error::TooLarge { what, rows, cols } => {
-                write!(f, "{what} of {rows} x {cols} values does not fit in memory")
+                write!(f, "{what}: {rows} x {cols} values do not fit in memory")
             }
             Error::SplitMismatch {
                 what,

@@ -296,13 +296,18 @@ pub fn cell_checks<T: CheckPrecision>(
 
 /// The smallest relative error of the ladder that the oracle check rejects
 /// when injected into `backend`'s own gradient as a factor `1 + e`; infinite
-/// if even the largest passes. Rejection grows with `e`, so the ladder is
+/// if even the largest passes, NaN if the oracle check rejects the gradient
+/// unscaled. Rejection grows with `e`, so the ladder is
 /// searched by bisection: a handful of gradient calls per cell.
 fn smallest_rejected_scale<T: CheckPrecision>(
     backend: &mut dyn Backend<T>,
     case: &Case<T>,
     oracle: &Oracle,
 ) -> f64 {
+    // A gradient the oracle check rejects as it is shows nothing by being scaled.
+    if !T::oracle_check(&mut *backend, case, oracle).passed() {
+        return f64::NAN;
+    }
     let mut rejects = |e: f64| {
         let mut flawed = Flawed::new(&mut *backend, OutputFlaw::ScaledGradient(e));
         !T::oracle_check(&mut flawed, case, oracle).passed()

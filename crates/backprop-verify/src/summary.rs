@@ -24,7 +24,8 @@ pub struct CellReport {
     pub checks: Vec<CheckReport>,
     /// The smallest relative error `e` whose factor `1 + e`, injected into
     /// the backend's gradient, the oracle check rejected here (with every
-    /// larger one tried); infinite if none was.
+    /// larger one tried); infinite if none was, NaN if the oracle check
+    /// rejected the backend's gradient as it is.
     pub detectable: f64,
     json: Value,
 }
@@ -214,7 +215,16 @@ impl ConformanceReport {
     pub fn scale_blind_cells(&self) -> usize {
         self.cells
             .iter()
-            .filter(|cell| !cell.detectable.is_finite())
+            .filter(|cell| cell.detectable == f64::INFINITY)
+            .count()
+    }
+
+    /// Cells whose gradient the oracle check rejects as it is, where the
+    /// sensitivity cannot be measured.
+    pub fn already_rejected_cells(&self) -> usize {
+        self.cells
+            .iter()
+            .filter(|cell| cell.detectable.is_nan())
             .count()
     }
 
@@ -267,10 +277,23 @@ impl ConformanceReport {
     pub fn sensitivity(&self) -> String {
         let label = format!("{} {}", self.name, self.dtype);
         let detectable = self.detectable();
-        let blind = match self.scale_blind_cells() {
+        let mut blind = match self.scale_blind_cells() {
             0 => String::new(),
             count => format!(" ({count} cells with a gradient zero to rounding cannot show one)"),
         };
+        let rejected = self.already_rejected_cells();
+        if rejected > 0 && rejected == self.cells.len() {
+            return format!(
+                "{label:<LABEL$} {} rejects this backend's gradient as it is in all {rejected} cells: no sensitivity to measure",
+                self.oracle_check()
+            );
+        }
+        if let count @ 1.. = rejected {
+            blind.push_str(&format!(
+                " ({count} cells where {} rejects the gradient as it is are left out)",
+                self.oracle_check()
+            ));
+        }
         if detectable.is_finite() {
             format!(
                 "{label:<LABEL$} {} rejects this backend's gradient scaled by 1 + e in every cell down to e = {detectable:.0e}, in the median cell down to {:.0e}{blind}",
@@ -279,7 +302,7 @@ impl ConformanceReport {
             )
         } else {
             format!(
-                "{label:<LABEL$} {} sees no scale error of this backend's gradient in any cell{blind}",
+                "{label:<LABEL$} {} sees no scale error of this backend's gradient in any cell it can measure{blind}",
                 self.oracle_check()
             )
         }
