@@ -886,8 +886,8 @@ pub fn determinism<T: Scalar>(
 /// transpose of the inputs) computes with stale values here, as it would in
 /// a training loop that updates the parameters in place. Moved back, the
 /// answers are compared with the kernel's own first ones: tolerances
-/// `2 k u S` for the loss and the gradient and `2 k u` times each output's
-/// magnitude, as for two computations in `T`.
+/// `2 k u S` for the loss and the gradient, and twice the bound of
+/// [`forward_outputs`] for each output, as for two computations in `T`.
 pub fn reused_buffers<T: Scalar>(
     backend: &mut dyn Backend<T>,
     case: &Case<T>,
