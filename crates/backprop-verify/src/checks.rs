@@ -40,7 +40,7 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use backprop_core::{
-    AboveFirstTask, Activation, Architecture, Backend, Batch, DeltaLayout, FirstLayerSplit,
+    AboveFirstTask, Activation, Architecture, Backend, DeltaLayout, FirstLayerSplit,
     FirstLayerUnits, FirstUnitsTask, FirstWeightRowsTask, GradientTask, Layers, Loss, MatrixRef,
     Network, ParamLocation, Params, Scalar, SplitGradientTask,
 };
@@ -901,41 +901,30 @@ pub fn reused_buffers<T: Scalar>(
         architecture.input_width(),
         architecture.output_width(),
     );
-    let mut network = case.network.clone();
-    let mut inputs = case.inputs.clone();
-    let mut targets = case.targets.clone();
-    let answer = |backend: &mut dyn Backend<T>,
-                  network: &Network<T>,
-                  inputs: &[T],
-                  targets: &[T]|
-     -> Result<(T, Params<T>, Vec<T>), String> {
-        let batch = Batch::from_slices(network.architecture(), rows, inputs, targets)
-            .map_err(|e| e.to_string())?;
-        let mut gradient = Prefill::Nan.gradient(network);
-        let loss = backend
-            .loss_and_gradient(network, &batch, &mut gradient)
-            .map_err(|e| e.to_string())?;
-        let mut outputs = Prefill::Nan.values(rows * m);
-        backend
-            .forward(network, &batch.inputs(), &mut outputs)
-            .map_err(|e| e.to_string())?;
-        Ok((loss, gradient, outputs))
-    };
-    let first = match answer(backend, &network, &inputs, &targets) {
+    // One copy of the case: both calls read its buffers.
+    let mut reused = case.clone();
+    let first = match answers(backend, &reused) {
         Ok(first) => first,
         Err(e) => return CheckReport::failed(kind, e),
     };
     let moved = rotate_params(
         architecture,
-        network.params().as_slice(),
+        case.network.params().as_slice(),
         Direction::Forward,
     );
-    if let Err(e) = network.update_params(|values| values.copy_from_slice(&moved)) {
+    if let Err(e) = reused
+        .network
+        .update_params(|values| values.copy_from_slice(&moved))
+    {
         return CheckReport::failed(kind, e);
     }
-    inputs.copy_from_slice(&rotate_rows(&case.inputs, rows, n, Direction::Forward));
-    targets.copy_from_slice(&rotate_rows(&case.targets, rows, m, Direction::Forward));
-    let (loss, gradient, outputs) = match answer(backend, &network, &inputs, &targets) {
+    reused
+        .inputs
+        .copy_from_slice(&rotate_rows(&case.inputs, rows, n, Direction::Forward));
+    reused
+        .targets
+        .copy_from_slice(&rotate_rows(&case.targets, rows, m, Direction::Forward));
+    let (loss, gradient, outputs) = match answers(backend, &reused) {
         Ok(again) => again,
         Err(e) => return CheckReport::failed(kind, e),
     };
@@ -969,6 +958,17 @@ pub fn reused_buffers<T: Scalar>(
         report.compare(quantity, actual.to_f64(), expected.to_f64(), tolerance);
     }
     report
+}
+
+/// A backend's loss, gradient and forward outputs on a case, in that order
+/// of calls, into buffers prefilled with NaN.
+fn answers<T: Scalar>(
+    backend: &mut dyn Backend<T>,
+    case: &Case<T>,
+) -> Result<(T, Params<T>, Vec<T>), String> {
+    let (loss, gradient) = loss_and_gradient(backend, case)?;
+    let outputs = forward_over(backend, case, Prefill::Nan)?;
+    Ok((loss, gradient, outputs))
 }
 
 /// A backend built for each thread count in `threads` (by `make`) gives the
