@@ -8,10 +8,11 @@
 //! backend but the step's five products alone (two forward, two weight
 //! gradients, one delta; the input layer's delta is never formed), each one
 //! sequential faer product in the layout the backend uses, the yardstick of
-//! `faer-sequential`; any other name is an error. Each round times every
-//! backend on every shape and dtype in turn, each the median of many steps
-//! (a fixed count per shape) after two warm-up steps; the summary gives the
-//! median over the rounds, and each backend's ratio to the fastest. The
+//! `faer-sequential`. Any other name, shape or dtype, or a round count
+//! that is not a whole number of at least 1, is an error (exit status 2).
+//! Each round times every backend on every shape and dtype in turn, each
+//! the median of many steps (a fixed count per shape) after two warm-up
+//! steps; the summary gives the median over the rounds, and each backend's ratio to the fastest. The
 //! backends are built as the facade builds them: `faer` is
 //! `FaerBackend::new()`, `rayon-faer` is `RayonBackend::splitting_first_layer`
 //! over `FaerBackend::sequential`, `rayon-simd` is
@@ -185,33 +186,64 @@ enum AnyCase {
     F64(Case<f64>),
 }
 
+/// Prints `message` and exits with status 2: a bad argument.
+fn usage_error(message: String) -> ! {
+    eprintln!("{message}");
+    std::process::exit(2);
+}
+
+/// Every item of the comma-separated `list`, each one of `known` (else a
+/// usage error naming `what`).
+fn choices<'a>(list: &'a str, known: &[&str], what: &str) -> Vec<&'a str> {
+    let items: Vec<&str> = list.split(',').collect();
+    if let Some(unknown) = items.iter().find(|item| !known.contains(item)) {
+        usage_error(format!(
+            "unknown {what} '{unknown}': one of {}",
+            known.join(", ")
+        ));
+    }
+    items
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let shapes = args.first().map_or("S,M,L", String::as_str);
-    let dtypes = args.get(1).map_or("f32,f64", String::as_str);
-    let rounds: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(7);
-    let names: Vec<&str> = args
-        .get(3)
-        .map_or(
+    let shape_names: Vec<&str> = SHAPES.iter().map(|(name, ..)| *name).collect();
+    let shapes = choices(
+        args.first().map_or("S,M,L", String::as_str),
+        &shape_names,
+        "shape",
+    );
+    let dtypes = choices(
+        args.get(1).map_or("f32,f64", String::as_str),
+        &["f32", "f64"],
+        "dtype",
+    );
+    let rounds: usize = match args.get(2).map(|r| r.parse()) {
+        None => 7,
+        Some(Ok(rounds)) if rounds > 0 => rounds,
+        Some(_) => usage_error(format!(
+            "rounds must be a whole number of at least 1, not '{}'",
+            args[2]
+        )),
+    };
+    let names = choices(
+        args.get(3).map_or(
             "faer,rayon-faer,faer-sequential,simd,rayon-simd",
             String::as_str,
-        )
-        .split(',')
-        .collect();
-    if let Some(unknown) = names.iter().find(|name| !NAMES.contains(name)) {
-        eprintln!("unknown backend '{unknown}': one of {}", NAMES.join(", "));
-        std::process::exit(2);
-    }
+        ),
+        &NAMES,
+        "backend",
+    );
     let mut cases = Vec::new();
     for (name, widths, rows, reps) in SHAPES {
-        if !shapes.split(',').any(|s| s == name) {
+        if !shapes.contains(&name) {
             continue;
         }
-        for dtype in dtypes.split(',') {
-            let case = match dtype {
-                "f32" => AnyCase::F32(Case::new(widths, rows, reps, &names)),
-                "f64" => AnyCase::F64(Case::new(widths, rows, reps / 2 + 1, &names)),
-                _ => continue,
+        for &dtype in &dtypes {
+            let case = if dtype == "f32" {
+                AnyCase::F32(Case::new(widths, rows, reps, &names))
+            } else {
+                AnyCase::F64(Case::new(widths, rows, reps / 2 + 1, &names))
             };
             cases.push((name, dtype, case));
         }
