@@ -3,7 +3,7 @@
 use backprop::{
     AboveFirstTask, Activation, Architecture, Backend, DeltaLayout, Error, FirstLayerSplit,
     FirstLayerUnits, FirstUnitsTask, FirstWeightRowsTask, ForwardTask, GradientTask, Loss,
-    MatrixRef, NaiveBackend, ParamLocation, SimdBackend, SplitGradientTask,
+    MatrixRef, NaiveBackend, ParamLocation, SgdTask, SimdBackend, SplitGradientTask,
 };
 use backprop_verify::checks;
 use backprop_verify::matrix::saturating_cells;
@@ -99,10 +99,11 @@ fn an_answer_kept_by_address_is_caught_by_the_reused_buffers_check() {
     for case in cases() {
         let mut flawed = Flawed::new(NaiveBackend::new(), OutputFlaw::KeptByAddress);
         let reports = check_f64(&mut flawed, &case, 5);
-        // Right on every fresh buffer, it fails only where values change in place.
+        // Right on every fresh buffer, it fails only where values change in
+        // place: the reused buffers and the second of two SGD steps.
         assert_eq!(
             failed_checks(&reports),
-            [CheckKind::ReusedBuffers],
+            [CheckKind::SgdStep, CheckKind::ReusedBuffers],
             "{}",
             describe(&reports)
         );
@@ -168,6 +169,121 @@ fn weights_packed_once_and_known_by_address_are_caught_by_the_reused_buffers_che
             describe(&reports)
         );
     }
+}
+
+/// Two fused SGD steps gone wrong in a training loop, right on a first step:
+/// one applies the gradient of its last step, the other gives its last step's
+/// answer again when the batch lies where it lay (a forward pass skipped by
+/// the input's address).
+enum StaleStep {
+    LastGradient(Option<Vec<f64>>),
+    SkipsForwardByAddress(Option<(usize, f64, Vec<f64>)>),
+}
+
+impl Backend<f64> for StaleStep {
+    fn name(&self) -> &'static str {
+        "stale-step"
+    }
+
+    fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
+        NaiveBackend::new().run_forward(task)
+    }
+
+    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
+        NaiveBackend::new().run_loss_and_gradient(task)
+    }
+
+    fn run_sgd_step(&mut self, mut task: SgdTask<'_, f64>) -> Result<f64, Error> {
+        let address = task.batch().inputs().matrix().as_slice().as_ptr() as usize;
+        let mut loss = NaiveBackend::new().run_loss_and_gradient(task.gradient_task())?;
+        let (_, _, mut gradient) = task.gradient_task().into_parts();
+        let current = gradient.as_mut_slice().to_vec();
+        match self {
+            StaleStep::LastGradient(last) => {
+                if let Some(last) = last.replace(current) {
+                    gradient.as_mut_slice().copy_from_slice(&last);
+                }
+            }
+            StaleStep::SkipsForwardByAddress(kept) => match kept {
+                Some((at, kept_loss, kept_gradient)) if *at == address => {
+                    loss = *kept_loss;
+                    gradient.as_mut_slice().copy_from_slice(kept_gradient);
+                }
+                slot => *slot = Some((address, loss, current)),
+            },
+        }
+        task.apply_update(loss)
+    }
+}
+
+#[test]
+fn a_step_with_its_last_gradient_or_its_last_forward_pass_is_caught_by_the_sgd_check() {
+    for case in cases() {
+        for mut kernel in [
+            StaleStep::LastGradient(None),
+            StaleStep::SkipsForwardByAddress(None),
+        ] {
+            let reports = check_f64(&mut kernel, &case, 5);
+            // Only a step after a step goes wrong, and only the SGD check takes two.
+            assert_eq!(
+                failed_checks(&reports),
+                [CheckKind::SgdStep],
+                "{}",
+                describe(&reports)
+            );
+        }
+    }
+}
+
+/// A kernel that panics on a hidden layer of width 1 and is right elsewhere.
+struct PanicsOnWidthOne;
+
+impl PanicsOnWidthOne {
+    fn refuse(architecture: &Architecture) {
+        let widths = architecture.widths();
+        if widths[1..widths.len() - 1].contains(&1) {
+            panic!("no kernel for a hidden width of 1");
+        }
+    }
+}
+
+impl Backend<f64> for PanicsOnWidthOne {
+    fn name(&self) -> &'static str {
+        "panics-on-width-one"
+    }
+
+    fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
+        Self::refuse(task.layers().network().architecture());
+        NaiveBackend::new().run_forward(task)
+    }
+
+    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
+        Self::refuse(task.layers().network().architecture());
+        NaiveBackend::new().run_loss_and_gradient(task)
+    }
+}
+
+#[test]
+fn a_kernel_that_panics_fails_every_check_it_panics_in_and_the_run_goes_on() {
+    let narrow = Architecture::new(
+        &[3, 1, 4, 2],
+        &[Activation::Tanh, Activation::Sigmoid, Activation::Identity],
+        Loss::Mse,
+    )
+    .unwrap();
+    let reports = check_f64(&mut PanicsOnWidthOne, &Case::random(narrow, 5, 3), 3);
+    // All ten f64 checks call the kernel, so each meets the panic and names it.
+    assert_eq!(reports.len(), 10);
+    for report in &reports {
+        assert_eq!(
+            report.failure.as_deref(),
+            Some("panicked: no kernel for a hidden width of 1"),
+            "{report}"
+        );
+    }
+    // The same instance, on a shape it takes, passes.
+    let reports = check_f64(&mut PanicsOnWidthOne, &cases()[0], 3);
+    assert!(all_passed(&reports), "{}", describe(&reports));
 }
 
 #[test]

@@ -570,73 +570,137 @@ pub fn forward_outputs<T: Scalar>(
     report
 }
 
-/// The learning rate of the SGD-step check: a power of two, so that
-/// `eta g` rounds no more than `g`.
-pub const SGD_LEARNING_RATE: f64 = 0.25;
+/// The learning rate of the SGD-step check: neither a power of two nor
+/// exact in `f32` (`0.3` rounds there to `0.300000012`), so that a kernel
+/// that rounds it to a lower precision than its own moves every parameter
+/// visibly off.
+pub const SGD_LEARNING_RATE: f64 = 0.3;
 
-/// One SGD step (however the backend runs it, fused or not) against the
-/// backend's own gradient followed by the update, all in precision `T`:
-/// the loss and the gradient left in the buffer within `2 k u S`, and each
+/// Two SGD steps in a row (however the backend runs them, fused or not), in
+/// the same buffers, against the backend's own gradient followed by the
+/// update, all in precision `T`. The first step is on the case; then, as a
+/// training loop does, the parameters it updated are overwritten in place
+/// and the batch in its buffers, with the equivalent problem of
+/// [`reused_buffers`] (units, features and samples rotated by one place),
+/// and the second step must give the first one's answers, moved. A kernel
+/// that applies a gradient kept from its last call, or skips a forward pass
+/// it knows by the batch's address, is caught there. Each step's loss and
+/// the gradient it leaves in the buffer are held within `2 k u S`, and each
 /// updated parameter within `eta 2 k u S_i` (the gradient's error, scaled)
-/// plus the rounding of the update itself, `2 u (|theta_i| + eta |g_i|)`.
+/// plus the rounding of the update itself, `2 u (|theta_i| + eta |g_i|)`,
+/// with `eta` as `T` holds it.
 pub fn sgd_step<T: Scalar>(
     backend: &mut dyn Backend<T>,
     case: &Case<T>,
     oracle: &Oracle,
 ) -> CheckReport {
-    let mut report = CheckReport::new(CheckKind::SgdStep);
+    let kind = CheckKind::SgdStep;
+    let mut report = CheckReport::new(kind);
     let (loss, gradient) = match loss_and_gradient(backend, case) {
         Ok(result) => result,
-        Err(e) => return CheckReport::failed(CheckKind::SgdStep, e),
+        Err(e) => return CheckReport::failed(kind, e),
     };
-    let mut network = case.network.clone();
-    let mut step_gradient = Prefill::Nan.gradient(&network);
-    let eta = SGD_LEARNING_RATE;
-    let step = case.batch().and_then(|batch| {
-        backend.sgd_step(&mut network, &batch, &mut step_gradient, T::from_f64(eta))
-    });
-    let step_loss = match step {
-        Ok(loss) => loss,
-        Err(e) => return CheckReport::failed(CheckKind::SgdStep, e),
-    };
-    report.compare(
-        Quantity::Loss,
-        step_loss.to_f64(),
-        loss.to_f64(),
-        oracle.loss_tolerance::<T>(2.0),
-    );
     let architecture = case.network.architecture();
-    let g = widen(gradient.as_slice());
-    compare_gradient::<T>(
-        &mut report,
-        architecture,
-        &widen(step_gradient.as_slice()),
-        &g,
-        oracle,
-        2.0,
-    );
-    let before = widen(case.network.params().as_slice());
-    let after = widen(network.params().as_slice());
-    for (i, (((&theta, &updated), &g), dual)) in before
-        .iter()
-        .zip(&after)
-        .zip(&g)
-        .zip(&oracle.gradient)
-        .enumerate()
-    {
-        let Some(location) = architecture.locate(i) else {
-            continue;
-        };
-        let tolerance = eta * 2.0 * rounding_bound::<T>(oracle.depth, oracle.magnitude(dual))
-            + 2.0 * T::UNIT_ROUNDOFF * (theta.abs() + eta * g.abs());
-        report.compare(
-            Quantity::Updated(location),
-            updated,
-            theta - eta * g,
-            tolerance,
-        );
+    let eta = T::from_f64(SGD_LEARNING_RATE);
+    let expected = Step {
+        loss: loss.to_f64(),
+        gradient: widen(gradient.as_slice()),
+        before: widen(case.network.params().as_slice()),
+        eta: eta.to_f64(),
+    };
+    // One copy of the network, updated in place by both steps, and one of
+    // the case, whose batch buffers both steps read.
+    let mut network = case.network.clone();
+    let mut data = case.clone();
+    let mut step_gradient = Prefill::Nan.gradient(&network);
+    let first = data
+        .batch()
+        .and_then(|batch| backend.sgd_step(&mut network, &batch, &mut step_gradient, eta));
+    match first {
+        Ok(step_loss) => expected.compare::<T>(
+            &mut report,
+            architecture,
+            oracle,
+            step_loss.to_f64(),
+            &widen(step_gradient.as_slice()),
+            &widen(network.params().as_slice()),
+        ),
+        Err(e) => return CheckReport::failed(kind, e),
+    }
+    if let Err(e) = load_rotated(case, &mut network, &mut data.inputs, &mut data.targets) {
+        return CheckReport::failed(kind, e);
+    }
+    step_gradient = Prefill::Nan.gradient(&network);
+    let second = data
+        .batch()
+        .and_then(|batch| backend.sgd_step(&mut network, &batch, &mut step_gradient, eta));
+    match second {
+        Ok(step_loss) => {
+            let back = |values: &[T]| widen(&rotate_params(architecture, values, Direction::Back));
+            expected.compare::<T>(
+                &mut report,
+                architecture,
+                oracle,
+                step_loss.to_f64(),
+                &back(step_gradient.as_slice()),
+                &back(network.params().as_slice()),
+            );
+        }
+        Err(e) => return CheckReport::failed(kind, e),
     }
     report
+}
+
+/// What one SGD step from `before` must give: the backend's own loss and
+/// gradient there, and the update by `eta`.
+struct Step {
+    loss: f64,
+    gradient: Vec<f64>,
+    before: Vec<f64>,
+    eta: f64,
+}
+
+impl Step {
+    /// Compares a step's loss, the gradient it left and the parameters it
+    /// updated (all in the case's layout) with these, into `report`.
+    fn compare<T: Scalar>(
+        &self,
+        report: &mut CheckReport,
+        architecture: &Architecture,
+        oracle: &Oracle,
+        loss: f64,
+        gradient: &[f64],
+        after: &[f64],
+    ) {
+        report.compare(
+            Quantity::Loss,
+            loss,
+            self.loss,
+            oracle.loss_tolerance::<T>(2.0),
+        );
+        compare_gradient::<T>(report, architecture, gradient, &self.gradient, oracle, 2.0);
+        let eta = self.eta;
+        for (i, (((&theta, &updated), &g), dual)) in self
+            .before
+            .iter()
+            .zip(after)
+            .zip(&self.gradient)
+            .zip(&oracle.gradient)
+            .enumerate()
+        {
+            let Some(location) = architecture.locate(i) else {
+                continue;
+            };
+            let tolerance = eta * 2.0 * rounding_bound::<T>(oracle.depth, oracle.magnitude(dual))
+                + 2.0 * T::UNIT_ROUNDOFF * (theta.abs() + eta * g.abs());
+            report.compare(
+                Quantity::Updated(location),
+                updated,
+                theta - eta * g,
+                tolerance,
+            );
+        }
+    }
 }
 
 /// The first-layer split of a kernel that offers it, against the kernel's
@@ -896,34 +960,22 @@ pub fn reused_buffers<T: Scalar>(
     let kind = CheckKind::ReusedBuffers;
     let mut report = CheckReport::new(kind);
     let architecture = case.network.architecture();
-    let (rows, n, m) = (
-        case.rows,
-        architecture.input_width(),
-        architecture.output_width(),
-    );
+    let (rows, m) = (case.rows, architecture.output_width());
     // One copy of the case: both calls read its buffers.
     let mut reused = case.clone();
     let first = match answers(backend, &reused) {
         Ok(first) => first,
         Err(e) => return CheckReport::failed(kind, e),
     };
-    let moved = rotate_params(
-        architecture,
-        case.network.params().as_slice(),
-        Direction::Forward,
-    );
-    if let Err(e) = reused
-        .network
-        .update_params(|values| values.copy_from_slice(&moved))
-    {
+    let Case {
+        network,
+        inputs,
+        targets,
+        ..
+    } = &mut reused;
+    if let Err(e) = load_rotated(case, network, inputs, targets) {
         return CheckReport::failed(kind, e);
     }
-    reused
-        .inputs
-        .copy_from_slice(&rotate_rows(&case.inputs, rows, n, Direction::Forward));
-    reused
-        .targets
-        .copy_from_slice(&rotate_rows(&case.targets, rows, m, Direction::Forward));
     let (loss, gradient, outputs) = match answers(backend, &reused) {
         Ok(again) => again,
         Err(e) => return CheckReport::failed(kind, e),
@@ -958,6 +1010,33 @@ pub fn reused_buffers<T: Scalar>(
         report.compare(quantity, actual.to_f64(), expected.to_f64(), tolerance);
     }
     report
+}
+
+/// Overwrites `network`'s parameters (in place, through `update_params`)
+/// and the batch buffers `inputs` and `targets` with `case`'s equivalent
+/// problem: every layer's units, the input features and the samples
+/// rotated by one place (see `rotation.rs`).
+fn load_rotated<T: Scalar>(
+    case: &Case<T>,
+    network: &mut Network<T>,
+    inputs: &mut [T],
+    targets: &mut [T],
+) -> Result<(), backprop_core::Error> {
+    let architecture = case.network.architecture();
+    let (rows, n, m) = (
+        case.rows,
+        architecture.input_width(),
+        architecture.output_width(),
+    );
+    let moved = rotate_params(
+        architecture,
+        case.network.params().as_slice(),
+        Direction::Forward,
+    );
+    network.update_params(|values| values.copy_from_slice(&moved))?;
+    inputs.copy_from_slice(&rotate_rows(&case.inputs, rows, n, Direction::Forward));
+    targets.copy_from_slice(&rotate_rows(&case.targets, rows, m, Direction::Forward));
+    Ok(())
 }
 
 /// A backend's loss, gradient and forward outputs on a case, in that order

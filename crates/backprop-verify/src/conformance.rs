@@ -12,6 +12,7 @@ use backprop_core::{Backend, FirstLayerSplit, FirstLayerUnits, Scalar};
 use crate::case::Case;
 use crate::checks::{self, Cancellation, Oracle};
 use crate::controls::{Flawed, OutputFlaw};
+use crate::guard::{guarded, or_on_panic};
 use crate::matrix::{Cell, Matrix, Shape};
 use crate::report::{CheckKind, CheckReport};
 use crate::suite;
@@ -242,13 +243,19 @@ impl<T: CheckPrecision> Conformance<T> {
             let (case, oracle) = T::prepared(cell);
             let oracle = &*oracle.judging(self.cancellation);
             if let Some(split) = split.as_mut() {
-                checks.push(checks::first_layer_split(&mut **split, case, oracle));
+                checks.push(guarded(CheckKind::FirstLayerSplit, || {
+                    checks::first_layer_split(&mut **split, case, oracle)
+                }));
             }
             if let Some(units) = units.as_mut() {
-                checks.push(checks::first_layer_units(&mut **units, case, oracle));
+                checks.push(guarded(CheckKind::FirstLayerUnits, || {
+                    checks::first_layer_units(&mut **units, case, oracle)
+                }));
             }
             if let Some((make, threads)) = &self.on_threads {
-                checks.push(checks::thread_counts(make.as_ref(), case, threads));
+                checks.push(guarded(CheckKind::ThreadCounts, || {
+                    checks::thread_counts(make.as_ref(), case, threads)
+                }));
             }
             // The cell's own oracle check (dual numbers in `f64`, the `f64`
             // oracle in `f32`) already judged the gradient as it is.
@@ -258,7 +265,9 @@ impl<T: CheckPrecision> Conformance<T> {
             let detectable = if rejected {
                 f64::NAN
             } else {
-                smallest_rejected_scale(&mut *backend, case, oracle)
+                or_on_panic(f64::NAN, || {
+                    smallest_rejected_scale(&mut *backend, case, oracle)
+                })
             };
             cells.push(CellReport::new(cell, checks, detectable));
             progress(&cell.shape);
@@ -298,7 +307,9 @@ pub fn cell_checks<T: CheckPrecision>(
     let oracle = oracle.judging(cancellation);
     let mut checks = T::checks(backend, case, &oracle, cell.seed);
     if cell.saturating {
-        checks.push(checks::saturation(backend, case, &oracle));
+        checks.push(guarded(CheckKind::Saturation, || {
+            checks::saturation(backend, case, &oracle)
+        }));
     }
     checks
 }

@@ -45,6 +45,7 @@ pub mod checks;
 pub mod conformance;
 pub mod controls;
 pub mod forward;
+pub mod guard;
 mod macros;
 pub mod matrix;
 pub mod oracles;

@@ -5,7 +5,8 @@ use backprop_naive::NaiveBackend;
 
 use crate::case::Case;
 use crate::checks::{self, Oracle};
-use crate::report::CheckReport;
+use crate::guard::guarded;
+use crate::report::{CheckKind, CheckReport};
 
 /// How many random directions the directional check draws.
 pub const DIRECTIONS: usize = 4;
@@ -30,9 +31,15 @@ pub fn check_f64_with(
     seed: u64,
 ) -> Vec<CheckReport> {
     let mut reports = vec![
-        checks::finite_differences(backend, case, oracle),
-        checks::dual_numbers(backend, case, oracle),
-        checks::directional(backend, case, oracle, DIRECTIONS, seed),
+        guarded(CheckKind::FiniteDifferences, || {
+            checks::finite_differences(backend, case, oracle)
+        }),
+        guarded(CheckKind::DualNumbers, || {
+            checks::dual_numbers(backend, case, oracle)
+        }),
+        guarded(CheckKind::Directional, || {
+            checks::directional(backend, case, oracle, DIRECTIONS, seed)
+        }),
     ];
     reports.extend(common_checks(backend, case, oracle));
     reports
@@ -54,25 +61,42 @@ pub fn check_f32_with(
     case: &Case<f32>,
     oracle: &Oracle,
 ) -> Vec<CheckReport> {
-    let mut reports = vec![checks::f32_against_f64(backend, case, oracle)];
+    let mut reports = vec![guarded(CheckKind::F32AgainstF64, || {
+        checks::f32_against_f64(backend, case, oracle)
+    })];
     reports.extend(common_checks(backend, case, oracle));
     reports
 }
 
-/// The checks both precisions run the same way.
+/// The checks both precisions run the same way, each guarded against a
+/// panic of the backend (see `guard.rs`).
 fn common_checks<T: Scalar>(
     backend: &mut dyn Backend<T>,
     case: &Case<T>,
     oracle: &Oracle,
 ) -> [CheckReport; 7] {
     [
-        checks::agrees_with(backend, &mut NaiveBackend::new(), case, oracle),
-        checks::forward_outputs(backend, case, oracle),
-        checks::golden_loss(backend, case.network.architecture(), GOLDEN_ROWS),
-        checks::batch_law(backend, case, oracle),
-        checks::sgd_step(backend, case, oracle),
-        checks::determinism(backend, case, REPEATS),
-        checks::reused_buffers(backend, case, oracle),
+        guarded(CheckKind::AgreesWithNaive, || {
+            checks::agrees_with(backend, &mut NaiveBackend::new(), case, oracle)
+        }),
+        guarded(CheckKind::Forward, || {
+            checks::forward_outputs(backend, case, oracle)
+        }),
+        guarded(CheckKind::GoldenLoss, || {
+            checks::golden_loss(backend, case.network.architecture(), GOLDEN_ROWS)
+        }),
+        guarded(CheckKind::BatchLaw, || {
+            checks::batch_law(backend, case, oracle)
+        }),
+        guarded(CheckKind::SgdStep, || {
+            checks::sgd_step(backend, case, oracle)
+        }),
+        guarded(CheckKind::Determinism, || {
+            checks::determinism(backend, case, REPEATS)
+        }),
+        guarded(CheckKind::ReusedBuffers, || {
+            checks::reused_buffers(backend, case, oracle)
+        }),
     ]
 }
 
