@@ -180,8 +180,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<bool> {
     progress.finish_and_clear();
 
     let saturating = matrix.cells.iter().filter(|cell| cell.saturating).count();
+    let overflowing = matrix.cells.iter().filter(|cell| cell.overflowing).count();
     println!(
-        "{} cells per backend and dtype: the protocol shapes with seeds {:?}, the tile-edge shapes with seed {}, each for every activation and loss, and {saturating} cells whose units saturate.",
+        "{} cells per backend and dtype: the protocol shapes with seeds {:?}, the tile-edge shapes with seed {}, each for every activation and loss, {saturating} cells whose units saturate and {overflowing} whose values overflow a naive exponential.",
         matrix.cells.len(),
         options.seeds,
         options.seeds.first().copied().unwrap_or(1)

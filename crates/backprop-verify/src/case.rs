@@ -194,6 +194,52 @@ impl Case<f64> {
     }
 }
 
+/// The pre-activation magnitude of [`Case::overflowing`]: past the largest
+/// argument of `e^z` that is finite in `f64` (709.78), and so in `f32` (88.72).
+pub const OVERFLOWING_Z: f64 = 750.0;
+
+impl Case<f64> {
+    /// A random case whose values overflow a naive exponential in either
+    /// precision: each hidden sigmoid and tanh unit's bias is `+-750`
+    /// ([`OVERFLOWING_Z`]), alternately, so that `|z|` lies within a few
+    /// units of it on every sample, and a softmax cross-entropy output's
+    /// logits are all raised by `750` (their differences, and so the
+    /// probabilities, stay as drawn). A kernel that forms `e^z` or `e^{2z}`
+    /// of such a unit, or the softmax without subtracting the largest logit,
+    /// meets an infinity and returns NaN or an error; the answer is finite:
+    /// every such unit sits at its limit, with a slope of exactly 0 in both
+    /// precisions (`e^-750` is below `f64`'s smallest subnormal), so only
+    /// the output layer's parameters have a gradient, which the output
+    /// units, left as drawn, keep from vanishing.
+    pub fn overflowing(architecture: Architecture, rows: usize, seed: u64) -> Self {
+        let mut case = Case::random(architecture, rows, seed);
+        let architecture = case.network.architecture().clone();
+        let last = architecture.layer_count() - 1;
+        let mut values = case.network.param_values_mut();
+        for (l, (layer, &activation)) in architecture
+            .layers()
+            .iter()
+            .zip(architecture.activations())
+            .enumerate()
+        {
+            let bias = &mut values[layer.bias_range()];
+            if l == last && architecture.loss() == Loss::SoftmaxCrossEntropy {
+                bias.iter_mut().for_each(|b| *b += OVERFLOWING_Z);
+            } else if l < last && matches!(activation, Activation::Sigmoid | Activation::Tanh) {
+                for (j, b) in bias.iter_mut().enumerate() {
+                    *b = if j % 2 == 0 {
+                        OVERFLOWING_Z
+                    } else {
+                        -OVERFLOWING_Z
+                    };
+                }
+            }
+        }
+        drop(values);
+        case
+    }
+}
+
 /// The pre-activations `|z|` over which [`Case::saturated`] spreads the
 /// units of an activation that saturates: `10..20` for tanh (`tanh 10`
 /// rounds to 1 in `f32`, `tanh 19.1` in `f64`) and `40..90` for the sigmoid
@@ -237,6 +283,17 @@ impl<T: Scalar> Case<T> {
         values[first.weight_range()][..first.inputs].fill(T::ZERO);
         values[first.bias_range()][0] = T::ZERO;
         drop(values);
+        self
+    }
+
+    /// Sets every input of sample `b` to zero, as padding or a blank image
+    /// would: a kernel that skips such a row, or forgets its biases there,
+    /// is seen. A sample past the batch leaves the case as it is.
+    pub fn with_blank_sample(mut self, b: usize) -> Self {
+        let n = self.network.architecture().input_width();
+        if let Some(row) = self.inputs.get_mut(b * n..(b + 1) * n) {
+            row.fill(T::ZERO);
+        }
         self
     }
 

@@ -38,11 +38,12 @@ impl Shape {
 }
 
 /// The protocol's shapes, run with every seed: the seed network, a deep
-/// one, a width-1 layer, a single layer, a batch of one.
+/// one and a deeper one, a width-1 layer, a single layer, a batch of one.
 pub fn protocol_shapes() -> Vec<Shape> {
     vec![
         Shape::new("seed n-h-m", &[4, 5, 3], 8),
         Shape::new("4 layers", &[5, 8, 6, 4, 3], 6),
+        Shape::new("6 layers", &[3, 5, 4, 6, 3, 4, 2], 6),
         Shape::new("width 1", &[3, 1, 4, 2], 5),
         Shape::new("1 layer", &[6, 3], 7),
         Shape::new("batch 1", &[4, 6, 3], 1),
@@ -50,8 +51,9 @@ pub fn protocol_shapes() -> Vec<Shape> {
 }
 
 /// Shapes whose widths and batch sizes sit on both sides of the vector and
-/// tile edges 8, 16, 32 and 64 (1, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65),
-/// run with the first seed only.
+/// tile edges 8, 16, 32, 64 and 128 (1, 7, 8, 9, 15, 16, 17, 31, 33, 63,
+/// 64, 65, 129, 130), run with the first seed only; in each, the last
+/// sample's inputs are all zero (padding, a blank image).
 pub fn edge_shapes() -> Vec<Shape> {
     vec![
         Shape::new("edges 8", &[9, 7, 8], 15),
@@ -59,14 +61,48 @@ pub fn edge_shapes() -> Vec<Shape> {
         Shape::new("edges 32", &[33, 31, 2], 33),
         Shape::new("edges 64", &[65, 9, 1], 65),
         Shape::new("edges 63-64", &[64, 1, 63], 31),
+        Shape::new("edges 128", &[129, 4, 2], 130),
     ]
 }
 
 /// The cells whose units saturate (see [`Case::saturated`]), with the
-/// first seed: a tanh and a sigmoid network, each with an MSE output of the
-/// same activation and with a softmax cross-entropy output.
+/// first seed, on the [`limit_architectures`].
 pub fn saturating_cells(seed: u64) -> Result<Vec<Cell>, Error> {
-    let mut cells = Vec::new();
+    Ok(limit_architectures()?
+        .into_iter()
+        .map(|(name, architecture)| Cell {
+            saturating: true,
+            ..Cell::new(
+                format!("saturated {name}"),
+                seed,
+                Case::saturated(architecture, 8, seed),
+            )
+        })
+        .collect())
+}
+
+/// The cells whose values overflow a naive exponential (see
+/// [`Case::overflowing`]), with the first seed, on the
+/// [`limit_architectures`].
+pub fn overflowing_cells(seed: u64) -> Result<Vec<Cell>, Error> {
+    Ok(limit_architectures()?
+        .into_iter()
+        .map(|(name, architecture)| Cell {
+            overflowing: true,
+            ..Cell::new(
+                format!("overflow {name}"),
+                seed,
+                Case::overflowing(architecture, 8, seed),
+            )
+        })
+        .collect())
+}
+
+/// The architectures the cells at the exponential's limits are built on,
+/// each with its name: a tanh and a sigmoid network, each with an MSE
+/// output of the same activation and with a softmax cross-entropy output.
+fn limit_architectures() -> Result<Vec<(String, Architecture)>, Error> {
+    let mut architectures = Vec::new();
     for activation in [Activation::Tanh, Activation::Sigmoid] {
         for loss in Loss::ALL {
             let (output, widths) = match loss {
@@ -75,14 +111,10 @@ pub fn saturating_cells(seed: u64) -> Result<Vec<Cell>, Error> {
             };
             let architecture =
                 Architecture::with_hidden_and_output(&widths, activation, output, loss)?;
-            let case = Case::saturated(architecture, 8, seed);
-            cells.push(Cell {
-                saturating: true,
-                ..Cell::new(format!("saturated {activation} {loss}"), seed, case)
-            });
+            architectures.push((format!("{activation} {loss}"), architecture));
         }
     }
-    Ok(cells)
+    Ok(architectures)
 }
 
 /// One case of the matrix, what it is, and its oracles (computed once).
@@ -95,6 +127,9 @@ pub struct Cell {
     /// Whether the case's units saturate, so that the saturation check
     /// applies (see [`saturating_cells`]).
     pub saturating: bool,
+    /// Whether the case's values overflow a naive exponential (see
+    /// [`overflowing_cells`]).
+    pub overflowing: bool,
     /// The network and batch, in `f64`.
     pub case: Case<f64>,
     oracle: OnceLock<Oracle>,
@@ -108,6 +143,7 @@ impl Cell {
             shape: shape.into(),
             seed,
             saturating: false,
+            overflowing: false,
             case,
             oracle: OnceLock::new(),
             rounded: OnceLock::new(),
@@ -156,12 +192,19 @@ impl Matrix {
     pub fn new(seeds: &[u64], extra: &[Shape]) -> Result<Self, Error> {
         let mut cells = Vec::new();
         let first = seeds.first().copied().unwrap_or(1);
-        let once = edge_shapes().into_iter().chain(extra.iter().cloned());
+        let edges = edge_shapes()
+            .into_iter()
+            .map(|shape| (shape, vec![first], true));
         let runs = protocol_shapes()
             .into_iter()
-            .map(|shape| (shape, seeds.to_vec()))
-            .chain(once.map(|shape| (shape, vec![first])));
-        for (shape, seeds) in runs {
+            .map(|shape| (shape, seeds.to_vec(), false))
+            .chain(edges)
+            .chain(
+                extra
+                    .iter()
+                    .map(|shape| (shape.clone(), vec![first], false)),
+            );
+        for (shape, seeds, blank_last) in runs {
             for activation in Activation::ALL {
                 for loss in Loss::ALL {
                     let output = match loss {
@@ -182,12 +225,18 @@ impl Matrix {
                         } else {
                             case
                         };
+                        let case = if blank_last {
+                            case.with_blank_sample(shape.rows - 1)
+                        } else {
+                            case
+                        };
                         cells.push(Cell::new(shape.name.clone(), seed, case));
                     }
                 }
             }
         }
         cells.extend(saturating_cells(first)?);
+        cells.extend(overflowing_cells(first)?);
         Ok(Matrix { cells })
     }
 
