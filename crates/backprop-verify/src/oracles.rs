@@ -130,7 +130,9 @@ mod tests {
         let duals = dual_gradient(&problem, &params);
         // Every value here is a short binary fraction: the dual pass is exact.
         assert_eq!(duals.iter().map(|d| d.eps).collect::<Vec<_>>(), exact);
-        for (estimate, exact) in finite_differences(&problem, &params).iter().zip(exact) {
+        let estimates = finite_differences(&problem, &params);
+        assert_eq!(estimates.len(), exact.len());
+        for (estimate, exact) in estimates.iter().zip(exact) {
             assert!(!estimate.near_kink);
             assert!(estimate.error < 1e-8, "error estimate {}", estimate.error);
             assert!(
@@ -139,6 +141,35 @@ mod tests {
                 estimate.value,
                 estimate.error
             );
+        }
+    }
+
+    #[test]
+    fn the_finite_difference_error_estimate_is_the_documented_rounding_term_on_a_quadratic() {
+        let architecture = linear_architecture();
+        let inputs: Vec<f64> = (0..16).map(|i| (i as f64 * 0.37).sin()).collect();
+        let targets: Vec<f64> = (0..8).map(|i| (i as f64 * 0.53).cos()).collect();
+        let problem = Problem {
+            architecture: &architecture,
+            inputs: &inputs,
+            targets: &targets,
+            rows: 8,
+        };
+        // On a quadratic loss the differences have no truncation error, so
+        // the estimate is the rounding term of the docs, `3 k u F / h`, plus
+        // the differences' own rounding noise, a fraction of it: k = 8 rows
+        // + 3 widths = 11 sums, F the largest loss seen (J to within a part
+        // in 10^4 here), h = cbrt(eps) max(1, |theta|), with one parameter
+        // above 1.
+        let params = [2.5, -0.5, 0.125];
+        let loss = problem.loss(&params);
+        let estimates = finite_differences(&problem, &params);
+        assert_eq!(estimates.len(), params.len());
+        for (estimate, theta) in estimates.iter().zip(params) {
+            let step = 6.055_454_452_393_343e-6 * theta.abs().max(1.0);
+            let rounding = 3.0 * 11.0 * (f64::EPSILON / 2.0) * loss / step;
+            let ratio = estimate.error / rounding;
+            assert!((0.999..1.5).contains(&ratio), "theta {theta}: {ratio}");
         }
     }
 
@@ -158,6 +189,7 @@ mod tests {
         let a = 1.0 / (1.0 + (-(w * x + b)).exp());
         let slope = (a - y) * a * (1.0 - a);
         let duals = dual_gradient(&problem, &[w, b]);
+        assert_eq!(duals.len(), 2);
         for (dual, exact) in duals.iter().zip([slope * x, slope]) {
             assert!((dual.eps - exact).abs() <= 4.0 * f64::EPSILON * exact.abs());
         }
