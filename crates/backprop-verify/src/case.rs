@@ -315,3 +315,69 @@ impl Case<f64> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pre-activations `z = W x + b` of `layer` for `rows` inputs, in `f64`.
+    fn pre_activations(values: &[f64], layer: &LayerShape, input: &[f64], rows: usize) -> Vec<f64> {
+        affine_then(values, layer, input, rows, Activation::Identity)
+    }
+
+    #[test]
+    fn overflowing_units_lie_past_the_exponentials_range_and_logits_keep_their_gaps() {
+        for (hidden, loss, output) in [
+            (Activation::Sigmoid, Loss::Mse, Activation::Sigmoid),
+            (
+                Activation::Tanh,
+                Loss::SoftmaxCrossEntropy,
+                Activation::Identity,
+            ),
+        ] {
+            let architecture =
+                Architecture::with_hidden_and_output(&[4, 6, 5, 3], hidden, output, loss)
+                    .expect("a valid architecture");
+            let drawn = Case::random(architecture.clone(), 8, 3);
+            let case = Case::overflowing(architecture.clone(), 8, 3);
+            assert_eq!(case.inputs, drawn.inputs);
+            let layers = architecture.layers();
+            let values = case.network.params().as_slice();
+            let mut input = case.inputs.clone();
+            for layer in &layers[..layers.len() - 1] {
+                let z = pre_activations(values, layer, &input, 8);
+                // Past 709.78, where e^z overflows in f64 (and so in f32).
+                assert!(z.iter().all(|z| z.abs() > 709.8), "{z:?}");
+                assert!(z.iter().any(|&z| z > 0.0) && z.iter().any(|&z| z < 0.0));
+                input = affine_then(values, layer, &input, 8, hidden);
+            }
+            let last = layers[layers.len() - 1];
+            let z = pre_activations(values, &last, &input, 8);
+            if loss == Loss::SoftmaxCrossEntropy {
+                // Every logit raised by 750, the drawn weights kept.
+                let drawn_z = pre_activations(drawn.network.params().as_slice(), &last, &input, 8);
+                for (z, drawn_z) in z.iter().zip(&drawn_z) {
+                    assert!(
+                        z - drawn_z > 749.99 && z - drawn_z < 750.01,
+                        "{z} {drawn_z}"
+                    );
+                }
+            } else {
+                // The output units are left as drawn, so the gradient lives.
+                assert!(z.iter().all(|z| z.abs() < 10.0), "{z:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_blank_sample_has_every_input_zero_and_the_others_as_they_were() {
+        let architecture = Architecture::seed(4, 5, 3).expect("a valid architecture");
+        let case = Case::random(architecture, 6, 2);
+        let blank = case.clone().with_blank_sample(5);
+        assert_eq!(blank.inputs[..20], case.inputs[..20]);
+        assert_eq!(blank.inputs[20..], [0.0; 4]);
+        assert!(case.inputs[20..].iter().all(|&x| x != 0.0));
+        assert_eq!(blank.targets, case.targets);
+        assert_eq!(case.clone().with_blank_sample(6), case);
+    }
+}

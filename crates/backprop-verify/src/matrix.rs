@@ -251,3 +251,27 @@ impl Matrix {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edge_cells_end_on_a_blank_sample_and_the_cells_at_the_limits_are_marked() {
+        let matrix = Matrix::new(&[1], &[]).expect("a valid matrix");
+        let edges: Vec<String> = edge_shapes().into_iter().map(|shape| shape.name).collect();
+        for cell in &matrix.cells {
+            let n = cell.case.network.architecture().input_width();
+            let last = &cell.case.inputs[(cell.case.rows - 1) * n..];
+            let blank = last.iter().all(|&x| x == 0.0);
+            assert_eq!(blank, edges.contains(&cell.shape), "{}", cell.shape);
+        }
+        let marked = |mark: fn(&Cell) -> bool, prefix: &str| {
+            let cells: Vec<&Cell> = matrix.cells.iter().filter(|cell| mark(cell)).collect();
+            assert!(cells.iter().all(|cell| cell.shape.starts_with(prefix)));
+            cells.len()
+        };
+        assert_eq!(marked(|cell| cell.saturating, "saturated "), 4);
+        assert_eq!(marked(|cell| cell.overflowing, "overflow "), 4);
+    }
+}
