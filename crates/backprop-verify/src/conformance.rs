@@ -5,7 +5,8 @@
 //! architecture changes), measures how small an error its oracle check sees
 //! by injecting one into the backend's own output, and runs the negative
 //! controls wrapped around the backend. [`Conformance::run`] returns a
-//! [`ConformanceReport`].
+//! [`ConformanceReport`]; a panic of the backend fails the check it
+//! happened in (see `guard.rs`), and the run goes on.
 
 use backprop_core::{Backend, FirstLayerSplit, FirstLayerUnits, Scalar};
 

@@ -31,7 +31,10 @@
 //! against them and report the worst error-to-tolerance ratio and where it
 //! occurred; [`suite`] runs all of them on one case, [`Conformance`] on the
 //! whole [`matrix`]; [`controls`] holds deliberately wrong kernels, and
-//! wrappers that make any kernel wrong, that the checks must reject.
+//! wrappers that make any kernel wrong, that the checks must reject. A
+//! kernel that panics fails the check that met the panic ([`guard`]), and
+//! the run goes on. The oracles compute their components in parallel on
+//! rayon's global pool.
 //!
 //! The tolerances are derived in the docs of [`checks`].
 

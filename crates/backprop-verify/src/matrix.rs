@@ -66,7 +66,8 @@ pub fn edge_shapes() -> Vec<Shape> {
 }
 
 /// The cells whose units saturate (see [`Case::saturated`]), with the
-/// first seed, on the [`limit_architectures`].
+/// first seed: a tanh and a sigmoid network, each with an MSE output of the
+/// same activation and with a softmax cross-entropy output.
 pub fn saturating_cells(seed: u64) -> Result<Vec<Cell>, Error> {
     Ok(limit_architectures()?
         .into_iter()
@@ -82,8 +83,8 @@ pub fn saturating_cells(seed: u64) -> Result<Vec<Cell>, Error> {
 }
 
 /// The cells whose values overflow a naive exponential (see
-/// [`Case::overflowing`]), with the first seed, on the
-/// [`limit_architectures`].
+/// [`Case::overflowing`]), with the first seed, on the architectures of
+/// [`saturating_cells`].
 pub fn overflowing_cells(seed: u64) -> Result<Vec<Cell>, Error> {
     Ok(limit_architectures()?
         .into_iter()
@@ -98,9 +99,8 @@ pub fn overflowing_cells(seed: u64) -> Result<Vec<Cell>, Error> {
         .collect())
 }
 
-/// The architectures the cells at the exponential's limits are built on,
-/// each with its name: a tanh and a sigmoid network, each with an MSE
-/// output of the same activation and with a softmax cross-entropy output.
+/// The architectures the cells at the exponential's limits are built on
+/// (see [`saturating_cells`]), each with its name.
 fn limit_architectures() -> Result<Vec<(String, Architecture)>, Error> {
     let mut architectures = Vec::new();
     for activation in [Activation::Tanh, Activation::Sigmoid] {
