@@ -235,6 +235,56 @@ fn a_step_with_its_last_gradient_or_its_last_forward_pass_is_caught_by_the_sgd_c
     }
 }
 
+/// An `f64` kernel whose fused update takes the learning rate rounded to `f32`.
+struct RoundsEtaToF32;
+
+impl Backend<f64> for RoundsEtaToF32 {
+    fn name(&self) -> &'static str {
+        "rounds-eta-to-f32"
+    }
+
+    fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
+        NaiveBackend::new().run_forward(task)
+    }
+
+    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
+        NaiveBackend::new().run_loss_and_gradient(task)
+    }
+
+    fn run_sgd_step(&mut self, task: SgdTask<'_, f64>) -> Result<f64, Error> {
+        task.run_fused(|task, updated, minus_eta| {
+            let network = task.layers().network().clone();
+            let batch = task.batch();
+            let mut whole = network.zero_gradient();
+            let loss = NaiveBackend::new().loss_and_gradient(&network, &batch, &mut whole)?;
+            let (_, _, mut gradient) = task.into_parts();
+            gradient.as_mut_slice().copy_from_slice(whole.as_slice());
+            let rounded = f64::from(minus_eta as f32);
+            for ((updated, &theta), &g) in updated
+                .iter_mut()
+                .zip(network.params().as_slice())
+                .zip(whole.as_slice())
+            {
+                *updated = theta + rounded * g;
+            }
+            Ok(loss)
+        })
+    }
+}
+
+#[test]
+fn an_f64_step_with_the_learning_rate_rounded_to_f32_is_caught_by_the_sgd_check() {
+    for case in cases() {
+        let reports = check_f64(&mut RoundsEtaToF32, &case, 5);
+        assert_eq!(
+            failed_checks(&reports),
+            [CheckKind::SgdStep],
+            "{}",
+            describe(&reports)
+        );
+    }
+}
+
 /// A kernel that panics on a hidden layer of width 1 and is right elsewhere.
 struct PanicsOnWidthOne;
 

@@ -10,15 +10,16 @@
 //! sequential faer product in the layout the backend uses, the yardstick of
 //! `faer-sequential`. Any other name, shape or dtype, or a round count
 //! that is not a whole number of at least 1, is an error (exit status 2).
-//! Each round times every backend on every shape and dtype in turn, each
-//! the median of many steps (a fixed count per shape) after two warm-up
-//! steps; the summary gives the median over the rounds, and each backend's ratio to the fastest. The
-//! backends are built as the facade builds them: `faer` is
-//! `FaerBackend::new()`, `rayon-faer` is `RayonBackend::splitting_first_layer`
-//! over `FaerBackend::sequential`, `rayon-simd` is
-//! `RayonBackend::first_layer_by_units` over `SimdBackend::new`, on the
-//! global pool (one thread per core). Lines starting with `step` are one
-//! round's result each, for scripts that interleave this program with others.
+//! Each round times every backend on every shape and dtype in turn, each the
+//! median of many steps (a fixed count per shape) after two warm-up steps;
+//! the summary gives the median over the rounds, and each backend's ratio to
+//! the fastest. The backends are built as the facade builds them: `faer` is
+//! `FaerBackend::new()`, `rayon-faer` is
+//! `RayonBackend::splitting_first_layer` over `FaerBackend::sequential`,
+//! `rayon-simd` is `RayonBackend::first_layer_by_units` over
+//! `SimdBackend::new`, on the global pool (one thread per core). Lines
+//! starting with `step` are one round's result each, for scripts that
+//! interleave this program with others.
 
 use std::time::Instant;
 

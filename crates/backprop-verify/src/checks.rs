@@ -571,24 +571,24 @@ pub fn forward_outputs<T: Scalar>(
 }
 
 /// The learning rate of the SGD-step check: neither a power of two nor
-/// exact in `f32` (`0.3` rounds there to `0.300000012`), so that a kernel
-/// that rounds it to a lower precision than its own moves every parameter
-/// visibly off.
+/// exact in `f32` (`0.3` rounds there to `0.300000012`), so that an `f64`
+/// kernel that rounds it to `f32` moves every parameter whose gradient is
+/// not zero visibly off.
 pub const SGD_LEARNING_RATE: f64 = 0.3;
 
 /// Two SGD steps in a row (however the backend runs them, fused or not), in
-/// the same buffers, against the backend's own gradient followed by the
-/// update, all in precision `T`. The first step is on the case; then, as a
-/// training loop does, the parameters it updated are overwritten in place
-/// and the batch in its buffers, with the equivalent problem of
-/// [`reused_buffers`] (units, features and samples rotated by one place),
-/// and the second step must give the first one's answers, moved. A kernel
-/// that applies a gradient kept from its last call, or skips a forward pass
-/// it knows by the batch's address, is caught there. Each step's loss and
-/// the gradient it leaves in the buffer are held within `2 k u S`, and each
-/// updated parameter within `eta 2 k u S_i` (the gradient's error, scaled)
-/// plus the rounding of the update itself, `2 u (|theta_i| + eta |g_i|)`,
-/// with `eta` as `T` holds it.
+/// the same parameter, batch and gradient buffers, against the backend's own
+/// gradient followed by the update, all in precision `T`. The first step is
+/// on the case; then, as a training loop does, the parameters it updated are
+/// overwritten in place and the batch in its buffers, with the equivalent
+/// problem of [`reused_buffers`] (units, features and samples rotated by one
+/// place), and the second step must give the first one's answers, moved. A
+/// kernel that applies a gradient kept from its last call, or skips a forward
+/// pass it knows by the batch's address, is caught there. Each step's loss
+/// and the gradient it leaves in the buffer are held within `2 k u S`, and
+/// each updated parameter within `eta 2 k u S_i` (the gradient's error,
+/// scaled) plus the rounding of the update itself, `2 u (|theta_i| + eta
+/// |g_i|)`, with `eta` as `T` holds it.
 pub fn sgd_step<T: Scalar>(
     backend: &mut dyn Backend<T>,
     case: &Case<T>,
@@ -608,45 +608,41 @@ pub fn sgd_step<T: Scalar>(
         before: widen(case.network.params().as_slice()),
         eta: eta.to_f64(),
     };
-    // One copy of the network, updated in place by both steps, and one of
-    // the case, whose batch buffers both steps read.
+    // One copy of the network, updated in place by both steps, one of the
+    // case, whose batch buffers both steps read, and one gradient buffer.
     let mut network = case.network.clone();
     let mut data = case.clone();
     let mut step_gradient = Prefill::Nan.gradient(&network);
-    let first = data
-        .batch()
-        .and_then(|batch| backend.sgd_step(&mut network, &batch, &mut step_gradient, eta));
-    match first {
-        Ok(step_loss) => expected.compare::<T>(
+    for second in [false, true] {
+        if second {
+            if let Err(e) = load_rotated(case, &mut network, &mut data.inputs, &mut data.targets) {
+                return CheckReport::failed(kind, e);
+            }
+            step_gradient.as_mut_slice().fill(T::from_f64(f64::NAN));
+        }
+        let step = data
+            .batch()
+            .and_then(|batch| backend.sgd_step(&mut network, &batch, &mut step_gradient, eta));
+        let step_loss = match step {
+            Ok(step_loss) => step_loss,
+            Err(e) => return CheckReport::failed(kind, e),
+        };
+        // The second step's answers, moved back to the case's layout.
+        let case_layout = |values: &[T]| {
+            if second {
+                widen(&rotate_params(architecture, values, Direction::Back))
+            } else {
+                widen(values)
+            }
+        };
+        expected.compare::<T>(
             &mut report,
             architecture,
             oracle,
             step_loss.to_f64(),
-            &widen(step_gradient.as_slice()),
-            &widen(network.params().as_slice()),
-        ),
-        Err(e) => return CheckReport::failed(kind, e),
-    }
-    if let Err(e) = load_rotated(case, &mut network, &mut data.inputs, &mut data.targets) {
-        return CheckReport::failed(kind, e);
-    }
-    step_gradient = Prefill::Nan.gradient(&network);
-    let second = data
-        .batch()
-        .and_then(|batch| backend.sgd_step(&mut network, &batch, &mut step_gradient, eta));
-    match second {
-        Ok(step_loss) => {
-            let back = |values: &[T]| widen(&rotate_params(architecture, values, Direction::Back));
-            expected.compare::<T>(
-                &mut report,
-                architecture,
-                oracle,
-                step_loss.to_f64(),
-                &back(step_gradient.as_slice()),
-                &back(network.params().as_slice()),
-            );
-        }
-        Err(e) => return CheckReport::failed(kind, e),
+            &case_layout(step_gradient.as_slice()),
+            &case_layout(network.params().as_slice()),
+        );
     }
     report
 }

@@ -14,14 +14,14 @@ use crate::report::{CheckKind, CheckReport};
 
 /// `check()`, or a failed report of `kind` if it panics.
 pub fn guarded(kind: CheckKind, check: impl FnOnce() -> CheckReport) -> CheckReport {
-    catch_unwind(AssertUnwindSafe(check)).unwrap_or_else(|payload| {
-        CheckReport::failed(kind, format!("panicked: {}", panic_message(&*payload)))
-    })
+    caught(check).unwrap_or_else(|message| CheckReport::failed(kind, message))
 }
 
-/// `run()`, or `on_panic` if it panics: for the measurements around the checks.
-pub fn or_on_panic<R>(on_panic: R, run: impl FnOnce() -> R) -> R {
-    catch_unwind(AssertUnwindSafe(run)).unwrap_or(on_panic)
+/// `run()`, or `panicked: ` and the panic's message if it panics: for the
+/// measurements around the checks.
+pub fn caught<R>(run: impl FnOnce() -> R) -> Result<R, String> {
+    catch_unwind(AssertUnwindSafe(run))
+        .map_err(|payload| format!("panicked: {}", panic_message(&*payload)))
 }
 
 /// A panic's message, when it carries one as text.
@@ -54,7 +54,10 @@ mod tests {
     fn a_check_that_returns_keeps_its_report() {
         let report = guarded(CheckKind::Forward, || CheckReport::new(CheckKind::Forward));
         assert!(report.passed());
-        assert_eq!(or_on_panic(f64::NAN, || 2.0), 2.0);
-        assert!(or_on_panic(f64::NAN, || -> f64 { panic!("no") }).is_nan());
+        assert_eq!(caught(|| 2.0), Ok(2.0));
+        assert_eq!(
+            caught(|| -> f64 { panic!("no") }),
+            Err("panicked: no".to_owned())
+        );
     }
 }

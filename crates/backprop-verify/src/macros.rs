@@ -9,8 +9,9 @@
 /// controls wrapped around the backend, each of which must be rejected.
 ///
 /// Each constructor is an expression evaluated afresh for every backend
-/// the tests need: a fresh instance for each random case, so state a kernel
-/// keeps from one call to the next shows only in the matrix tests, which run
+/// the tests need: a fresh instance for each random case (whose checks all
+/// run on it), so state a kernel keeps from one case to the next, another
+/// architecture or batch size, shows only in the matrix tests, which run
 /// every cell on one instance. The tolerances are strict unless `cancellation: Allowed`
 /// follows (see [`Cancellation`](crate::Cancellation)).
 ///

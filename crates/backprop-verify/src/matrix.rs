@@ -51,9 +51,9 @@ pub fn protocol_shapes() -> Vec<Shape> {
 }
 
 /// Shapes whose widths and batch sizes sit on both sides of the vector and
-/// tile edges 8, 16, 32, 64 and 128 (1, 7, 8, 9, 15, 16, 17, 31, 33, 63,
-/// 64, 65, 129, 130), run with the first seed only; in each, the last
-/// sample's inputs are all zero (padding, a blank image).
+/// tile edges 8, 16, 32 and 64, and just past 128 (1, 7, 8, 9, 15, 16, 17,
+/// 31, 33, 63, 64, 65, 129, 130), run with the first seed only; in each,
+/// the last sample's inputs are all zero (padding, a blank image).
 pub fn edge_shapes() -> Vec<Shape> {
     vec![
         Shape::new("edges 8", &[9, 7, 8], 15),

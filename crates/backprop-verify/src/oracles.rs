@@ -34,9 +34,9 @@ pub fn finite_differences(problem: &Problem<'_>, params: &[f64]) -> Vec<FiniteDi
     let mut base_signs = Vec::new();
     problem.loss_recording_relu_signs(params, Some(&mut base_signs));
     let sums_per_loss = (problem.rows + problem.architecture.widths().iter().sum::<usize>()) as f64;
-    // Each component moves one parameter of its own copy of the point, so
-    // the components are independent and computed in parallel, each exactly
-    // as it would be alone.
+    // Each component moves one parameter of a copy of the point (one copy
+    // per rayon job), so the components are independent and computed in
+    // parallel, each exactly as it would be alone.
     (0..params.len())
         .into_par_iter()
         .map_init(
@@ -166,7 +166,7 @@ mod tests {
         let estimates = finite_differences(&problem, &params);
         assert_eq!(estimates.len(), params.len());
         for (estimate, theta) in estimates.iter().zip(params) {
-            let step = 6.055_454_452_393_343e-6 * theta.abs().max(1.0);
+            let step = f64::EPSILON.cbrt() * theta.abs().max(1.0);
             let rounding = 3.0 * 11.0 * (f64::EPSILON / 2.0) * loss / step;
             let ratio = estimate.error / rounding;
             assert!((0.999..1.5).contains(&ratio), "theta {theta}: {ratio}");
@@ -226,8 +226,25 @@ mod tests {
                 )
             })
         };
-        let (one, three) = (on(1), on(3));
-        assert_eq!(one.0.len(), architecture.param_count());
+        // Every value's bits, so that -0 and 0 differ and NaN equals itself.
+        let bits = |(duals, estimates): (Vec<Dual>, Vec<FiniteDifference>)| {
+            let duals = duals.iter().flat_map(|d| {
+                [
+                    d.re,
+                    d.eps,
+                    d.value_magnitude,
+                    d.magnitude,
+                    d.cancelling_magnitude,
+                ]
+                .map(f64::to_bits)
+            });
+            let estimates = estimates
+                .iter()
+                .flat_map(|e| [e.value.to_bits(), e.error.to_bits(), u64::from(e.near_kink)]);
+            duals.chain(estimates).collect::<Vec<u64>>()
+        };
+        let (one, three) = (bits(on(1)), bits(on(3)));
+        assert_eq!(one.len(), 8 * architecture.param_count());
         assert_eq!(one, three);
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Widths run from 1 to [`MAX_WIDTH`] and batches from 1 to [`MAX_ROWS`],
 //! small sizes drawn most often; a case's batch is cut so that the oracles'
-//! cost (a dual-number pass per parameter) stays within [`ORACLE_BUDGET`].
+//! cost (a dual-number pass per parameter) stays within [`ORACLE_BUDGET`],
+//! down to one row: a deep architecture of wide layers (rare: three widths
+//! in four are at most 9) still costs more than the budget on that row.
 
 use backprop_core::{Activation, Architecture, Loss, Network, Params};
 use proptest::prelude::*;
