@@ -79,15 +79,20 @@ fn every_f32_control_is_rejected_by_some_check() {
 }
 
 #[test]
-fn forward_rows_permuted_with_a_right_gradient_is_caught_by_the_forward_checks_alone() {
+fn forward_rows_permuted_with_a_right_gradient_is_caught_by_the_checks_of_forward_outputs_alone() {
     for case in cases() {
         let mut flawed = Flawed::new(NaiveBackend::new(), OutputFlaw::ForwardRowsPermuted);
         let reports = check_f64(&mut flawed, &case, 5);
-        // The reused-buffers check compares outputs too: rows reversed in the
+        // The SGD check reads the outputs after a step, and the
+        // reused-buffers check compares them too: rows reversed in the
         // rotated problem are not the first answer's rows reversed.
         assert_eq!(
             failed_checks(&reports),
-            [CheckKind::Forward, CheckKind::ReusedBuffers],
+            [
+                CheckKind::Forward,
+                CheckKind::SgdStep,
+                CheckKind::ReusedBuffers
+            ],
             "{}",
             describe(&reports)
         );
@@ -235,12 +240,16 @@ fn a_step_with_its_last_gradient_or_its_last_forward_pass_is_caught_by_the_sgd_c
     }
 }
 
-/// An `f64` kernel whose fused update takes the learning rate rounded to `f32`.
-struct RoundsEtaToF32;
+/// Two `f64` kernels whose fused update takes a wrong learning rate: one
+/// rounded to `f32`, one kept from the first step (a plan cached per shape).
+enum WrongRate {
+    RoundedToF32,
+    KeptFromFirstStep(Option<f64>),
+}
 
-impl Backend<f64> for RoundsEtaToF32 {
+impl Backend<f64> for WrongRate {
     fn name(&self) -> &'static str {
-        "rounds-eta-to-f32"
+        "wrong-rate"
     }
 
     fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
@@ -253,19 +262,22 @@ impl Backend<f64> for RoundsEtaToF32 {
 
     fn run_sgd_step(&mut self, task: SgdTask<'_, f64>) -> Result<f64, Error> {
         task.run_fused(|task, updated, minus_eta| {
+            let rate = match self {
+                WrongRate::RoundedToF32 => f64::from(minus_eta as f32),
+                WrongRate::KeptFromFirstStep(kept) => *kept.get_or_insert(minus_eta),
+            };
             let network = task.layers().network().clone();
             let batch = task.batch();
             let mut whole = network.zero_gradient();
             let loss = NaiveBackend::new().loss_and_gradient(&network, &batch, &mut whole)?;
             let (_, _, mut gradient) = task.into_parts();
             gradient.as_mut_slice().copy_from_slice(whole.as_slice());
-            let rounded = f64::from(minus_eta as f32);
             for ((updated, &theta), &g) in updated
                 .iter_mut()
                 .zip(network.params().as_slice())
                 .zip(whole.as_slice())
             {
-                *updated = theta + rounded * g;
+                *updated = theta + rate * g;
             }
             Ok(loss)
         })
@@ -273,15 +285,17 @@ impl Backend<f64> for RoundsEtaToF32 {
 }
 
 #[test]
-fn an_f64_step_with_the_learning_rate_rounded_to_f32_is_caught_by_the_sgd_check() {
+fn a_learning_rate_rounded_to_f32_or_kept_from_the_first_step_is_caught_by_the_sgd_check() {
     for case in cases() {
-        let reports = check_f64(&mut RoundsEtaToF32, &case, 5);
-        assert_eq!(
-            failed_checks(&reports),
-            [CheckKind::SgdStep],
-            "{}",
-            describe(&reports)
-        );
+        for mut kernel in [WrongRate::RoundedToF32, WrongRate::KeptFromFirstStep(None)] {
+            let reports = check_f64(&mut kernel, &case, 5);
+            assert_eq!(
+                failed_checks(&reports),
+                [CheckKind::SgdStep],
+                "{}",
+                describe(&reports)
+            );
+        }
     }
 }
 

@@ -286,6 +286,21 @@ impl<T: Scalar> Case<T> {
         self
     }
 
+    /// Zeroes the weights and bias of the first neuron of every hidden
+    /// layer, so that each has a pre-activation of exactly 0 on every
+    /// sample: with ReLUs, a kink in every layer, whose slope must be 0.
+    pub fn pin_a_neuron_of_every_hidden_layer_at_kink(mut self) -> Self {
+        let architecture = self.network.architecture().clone();
+        let layers = architecture.layers();
+        let mut values = self.network.param_values_mut();
+        for layer in &layers[..layers.len() - 1] {
+            values[layer.weight_range()][..layer.inputs].fill(T::ZERO);
+            values[layer.bias_range()][0] = T::ZERO;
+        }
+        drop(values);
+        self
+    }
+
     /// Sets every input of sample `b` to zero, as padding or a blank image
     /// would: a kernel that skips such a row, or forgets its biases there,
     /// is seen. A sample past the batch leaves the case as it is.

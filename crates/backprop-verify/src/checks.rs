@@ -570,25 +570,33 @@ pub fn forward_outputs<T: Scalar>(
     report
 }
 
-/// The learning rate of the SGD-step check: neither a power of two nor
-/// exact in `f32` (`0.3` rounds there to `0.300000012`), so that an `f64`
-/// kernel that rounds it to `f32` moves every parameter whose gradient is
-/// not zero visibly off.
-pub const SGD_LEARNING_RATE: f64 = 0.3;
+/// The learning rates of the SGD check's three steps, in order: neither a
+/// power of two nor exact in `f32` (`0.3` rounds there to `0.300000012`),
+/// so that an `f64` kernel that rounds them to `f32` moves every parameter
+/// whose gradient is not zero visibly off; then one above 1, so that a
+/// kernel that keeps the first rate from call to call is seen; then 0, for
+/// which the parameters must stay as they were and the gradient still be
+/// written.
+pub const SGD_LEARNING_RATES: [f64; 3] = [0.3, 1.7, 0.0];
 
-/// Two SGD steps in a row (however the backend runs them, fused or not), in
-/// the same parameter, batch and gradient buffers, against the backend's own
-/// gradient followed by the update, all in precision `T`. The first step is
-/// on the case; then, as a training loop does, the parameters it updated are
+/// Three SGD steps in a row (however the backend runs them, fused or not),
+/// in the same parameter, batch and gradient buffers, at the
+/// [`SGD_LEARNING_RATES`], against the backend's own gradient followed by
+/// the update, all in precision `T`. The first step is on the case; before
+/// each of the others, as a training loop does, the parameters are
 /// overwritten in place and the batch in its buffers, with the equivalent
 /// problem of [`reused_buffers`] (units, features and samples rotated by one
-/// place), and the second step must give the first one's answers, moved. A
-/// kernel that applies a gradient kept from its last call, or skips a forward
-/// pass it knows by the batch's address, is caught there. Each step's loss
-/// and the gradient it leaves in the buffer are held within `2 k u S`, and
-/// each updated parameter within `eta 2 k u S_i` (the gradient's error,
-/// scaled) plus the rounding of the update itself, `2 u (|theta_i| + eta
-/// |g_i|)`, with `eta` as `T` holds it.
+/// place), and the step must give the first one's answers, moved. A kernel
+/// that applies a gradient kept from its last call, skips a forward pass it
+/// knows by the batch's address, or keeps a learning rate, is caught there.
+/// Each step's loss and the gradient it leaves in the buffer are held within
+/// `2 k u S`, and each updated parameter within `eta 2 k u S_i` (the
+/// gradient's error, scaled) plus the rounding of the update itself,
+/// `2 u (|theta_i| + eta |g_i|)`, with `eta` as `T` holds it. After the
+/// second step, the forward outputs of the updated network on the same
+/// batch are held to the oracle's outputs at the updated parameters, within
+/// the bound of [`forward_outputs`]: a kernel that gives the outputs it
+/// computed before the update is seen.
 pub fn sgd_step<T: Scalar>(
     backend: &mut dyn Backend<T>,
     case: &Case<T>,
@@ -601,35 +609,46 @@ pub fn sgd_step<T: Scalar>(
         Err(e) => return CheckReport::failed(kind, e),
     };
     let architecture = case.network.architecture();
-    let eta = T::from_f64(SGD_LEARNING_RATE);
     let expected = Step {
         loss: loss.to_f64(),
         gradient: widen(gradient.as_slice()),
         before: widen(case.network.params().as_slice()),
-        eta: eta.to_f64(),
     };
-    // One copy of the network, updated in place by both steps, one of the
-    // case, whose batch buffers both steps read, and one gradient buffer.
-    let mut network = case.network.clone();
-    let mut data = case.clone();
-    let mut step_gradient = Prefill::Nan.gradient(&network);
-    for second in [false, true] {
-        if second {
-            if let Err(e) = load_rotated(case, &mut network, &mut data.inputs, &mut data.targets) {
+    // One copy of the case, whose network every step updates in place and
+    // whose batch buffers every step reads, and one gradient buffer.
+    let mut stepped = case.clone();
+    let mut step_gradient = Prefill::Nan.gradient(&stepped.network);
+    for (index, eta) in SGD_LEARNING_RATES.into_iter().enumerate() {
+        let eta = T::from_f64(eta);
+        let rotated = index > 0;
+        if rotated {
+            let Case {
+                network,
+                inputs,
+                targets,
+                ..
+            } = &mut stepped;
+            if let Err(e) = load_rotated(case, network, inputs, targets) {
                 return CheckReport::failed(kind, e);
             }
             step_gradient.as_mut_slice().fill(T::from_f64(f64::NAN));
         }
-        let step = data
-            .batch()
-            .and_then(|batch| backend.sgd_step(&mut network, &batch, &mut step_gradient, eta));
+        let Case {
+            network,
+            inputs,
+            targets,
+            rows,
+        } = &mut stepped;
+        let step =
+            backprop_core::Batch::from_slices(network.architecture(), *rows, inputs, targets)
+                .and_then(|batch| backend.sgd_step(network, &batch, &mut step_gradient, eta));
         let step_loss = match step {
             Ok(step_loss) => step_loss,
             Err(e) => return CheckReport::failed(kind, e),
         };
-        // The second step's answers, moved back to the case's layout.
+        // A rotated step's answers, moved back to the case's layout.
         let case_layout = |values: &[T]| {
-            if second {
+            if rotated {
                 widen(&rotate_params(architecture, values, Direction::Back))
             } else {
                 widen(values)
@@ -637,33 +656,68 @@ pub fn sgd_step<T: Scalar>(
         };
         expected.compare::<T>(
             &mut report,
-            architecture,
-            oracle,
+            (architecture, oracle),
+            eta.to_f64(),
             step_loss.to_f64(),
             &case_layout(step_gradient.as_slice()),
-            &case_layout(network.params().as_slice()),
+            &case_layout(stepped.network.params().as_slice()),
         );
+        if index == 1
+            && let Err(e) = compare_updated_outputs(&mut report, backend, &stepped, oracle)
+        {
+            return CheckReport::failed(kind, e);
+        }
     }
     report
 }
 
-/// What one SGD step from `before` must give: the backend's own loss and
-/// gradient there, and the update by `eta`.
+/// The forward outputs of `stepped` (its network just updated in place, its
+/// batch in the buffers the step read) against the oracle's outputs at its
+/// parameters, within twice [`forward_outputs`]' bound, into `report`.
+fn compare_updated_outputs<T: Scalar>(
+    report: &mut CheckReport,
+    backend: &mut dyn Backend<T>,
+    stepped: &Case<T>,
+    oracle: &Oracle,
+) -> Result<(), String> {
+    let outputs = forward_over(backend, stepped, Prefill::Nan)?;
+    let wide = stepped.widened();
+    let constants: Vec<Dual> = wide
+        .network
+        .params()
+        .as_slice()
+        .iter()
+        .map(|&p| Dual::new(p, 0.0))
+        .collect();
+    let exact = wide.problem().outputs(&constants);
+    let m = stepped.network.architecture().output_width();
+    for (i, (&actual, expected)) in outputs.iter().zip(&exact).enumerate() {
+        let tolerance = 2.0 * 2.0 * rounding_bound::<T>(oracle.depth, expected.value_magnitude);
+        let quantity = Quantity::Output {
+            row: i / m,
+            col: i % m,
+        };
+        report.compare(quantity, actual.to_f64(), expected.re, tolerance);
+    }
+    Ok(())
+}
+
+/// What an SGD step from `before` must give: the backend's own loss and
+/// gradient there, and the update by the step's learning rate.
 struct Step {
     loss: f64,
     gradient: Vec<f64>,
     before: Vec<f64>,
-    eta: f64,
 }
 
 impl Step {
     /// Compares a step's loss, the gradient it left and the parameters it
-    /// updated (all in the case's layout) with these, into `report`.
+    /// updated by `eta` (all in the case's layout) with these, into `report`.
     fn compare<T: Scalar>(
         &self,
         report: &mut CheckReport,
-        architecture: &Architecture,
-        oracle: &Oracle,
+        (architecture, oracle): (&Architecture, &Oracle),
+        eta: f64,
         loss: f64,
         gradient: &[f64],
         after: &[f64],
@@ -675,7 +729,6 @@ impl Step {
             oracle.loss_tolerance::<T>(2.0),
         );
         compare_gradient::<T>(report, architecture, gradient, &self.gradient, oracle, 2.0);
-        let eta = self.eta;
         for (i, (((&theta, &updated), &g), dual)) in self
             .before
             .iter()

@@ -38,12 +38,13 @@ impl Shape {
 }
 
 /// The protocol's shapes, run with every seed: the seed network, a deep
-/// one and a deeper one, a width-1 layer, a single layer, a batch of one.
+/// one and a deeper one (9 weight layers, past a table of 8), a width-1
+/// layer, a single layer, a batch of one.
 pub fn protocol_shapes() -> Vec<Shape> {
     vec![
         Shape::new("seed n-h-m", &[4, 5, 3], 8),
         Shape::new("4 layers", &[5, 8, 6, 4, 3], 6),
-        Shape::new("6 layers", &[3, 5, 4, 6, 3, 4, 2], 6),
+        Shape::new("9 layers", &[3, 5, 4, 6, 3, 4, 5, 3, 4, 2], 6),
         Shape::new("width 1", &[3, 1, 4, 2], 5),
         Shape::new("1 layer", &[6, 3], 7),
         Shape::new("batch 1", &[4, 6, 3], 1),
@@ -51,9 +52,9 @@ pub fn protocol_shapes() -> Vec<Shape> {
 }
 
 /// Shapes whose widths and batch sizes sit on both sides of the vector and
-/// tile edges 8, 16, 32 and 64, and just past 128 (1, 7, 8, 9, 15, 16, 17,
-/// 31, 33, 63, 64, 65, 129, 130), run with the first seed only; in each,
-/// the last sample's inputs are all zero (padding, a blank image).
+/// tile edges 8, 16, 32 and 64, and just past 128 and 256 (1, 7, 8, 9, 15,
+/// 16, 17, 31, 33, 63, 64, 65, 129, 257), run with the first seed only; in
+/// each, the last sample's inputs are all zero (padding, a blank image).
 pub fn edge_shapes() -> Vec<Shape> {
     vec![
         Shape::new("edges 8", &[9, 7, 8], 15),
@@ -61,7 +62,9 @@ pub fn edge_shapes() -> Vec<Shape> {
         Shape::new("edges 32", &[33, 31, 2], 33),
         Shape::new("edges 64", &[65, 9, 1], 65),
         Shape::new("edges 63-64", &[64, 1, 63], 31),
-        Shape::new("edges 128", &[129, 4, 2], 130),
+        Shape::new("edges 128", &[129, 4, 2], 33),
+        Shape::new("edges 256", &[257, 3, 2], 17),
+        Shape::new("257 rows", &[9, 5, 3], 257),
     ]
 }
 
@@ -188,7 +191,9 @@ impl Matrix {
     /// and `extra` shapes with the first seed: each for every activation
     /// (hidden, and output for MSE; identity outputs for softmax
     /// cross-entropy) and both losses. The 4-layer ReLU cells pin a neuron
-    /// on its kink, to show that such components are excluded and counted.
+    /// of the first layer on its kink, to show that such components are
+    /// excluded and counted, and the 9-layer ReLU cells one of every hidden
+    /// layer, where the slope at 0 must be 0 in every layer.
     pub fn new(seeds: &[u64], extra: &[Shape]) -> Result<Self, Error> {
         let mut cells = Vec::new();
         let first = seeds.first().copied().unwrap_or(1);
@@ -219,11 +224,12 @@ impl Matrix {
                     )?;
                     for &seed in &seeds {
                         let case = Case::random(architecture.clone(), shape.rows, seed);
-                        let on_kink = activation == Activation::Relu && shape.name == "4 layers";
-                        let case = if on_kink {
-                            case.pin_first_neuron_at_kink()
-                        } else {
-                            case
+                        let case = match (activation, shape.name.as_str()) {
+                            (Activation::Relu, "4 layers") => case.pin_first_neuron_at_kink(),
+                            (Activation::Relu, "9 layers") => {
+                                case.pin_a_neuron_of_every_hidden_layer_at_kink()
+                            }
+                            _ => case,
                         };
                         let case = if blank_last {
                             case.with_blank_sample(shape.rows - 1)

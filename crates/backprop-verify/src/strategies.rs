@@ -52,12 +52,15 @@ pub fn width() -> impl Strategy<Value = usize> {
     prop_oneof![3 => 1usize..=9, 1 => 1usize..=MAX_WIDTH]
 }
 
-/// Architectures of 1 to 6 weight layers, widths from [`width`], any
+/// Architectures of 1 to 9 weight layers (up to 4 three times in four), widths from [`width`], any
 /// activations and either loss (softmax cross-entropy gets an identity output).
 pub fn architecture() -> impl Strategy<Value = Architecture> {
     (
-        prop::collection::vec(width(), 2..=7),
-        prop::collection::vec(activation(), 6),
+        prop_oneof![
+            3 => prop::collection::vec(width(), 2..=5),
+            1 => prop::collection::vec(width(), 6..=10),
+        ],
+        prop::collection::vec(activation(), 9),
         loss(),
     )
         .prop_filter_map("a valid architecture", |(widths, mut activations, loss)| {
