@@ -395,4 +395,24 @@ mod tests {
         assert_eq!(blank.targets, case.targets);
         assert_eq!(case.clone().with_blank_sample(6), case);
     }
+
+    #[test]
+    fn every_hidden_layer_and_no_output_unit_gets_a_pinned_neuron() {
+        let architecture = Architecture::new(
+            &[3, 4, 5, 2],
+            &[Activation::Relu, Activation::Relu, Activation::Relu],
+            Loss::Mse,
+        )
+        .expect("a valid architecture");
+        let case =
+            Case::random(architecture.clone(), 4, 1).pin_a_neuron_of_every_hidden_layer_at_kink();
+        let values = case.network.params().as_slice();
+        let layers = architecture.layers();
+        for (l, layer) in layers.iter().enumerate() {
+            let first_row = &values[layer.weight_range()][..layer.inputs];
+            let pinned =
+                first_row.iter().all(|&w| w == 0.0) && values[layer.bias_range()][0] == 0.0;
+            assert_eq!(pinned, l < layers.len() - 1, "layer {l}");
+        }
+    }
 }
