@@ -176,95 +176,51 @@ fn weights_packed_once_and_known_by_address_are_caught_by_the_reused_buffers_che
     }
 }
 
-/// Two fused SGD steps gone wrong in a training loop, right on a first step:
-/// one applies the gradient of its last step, the other gives its last step's
-/// answer again when the batch lies where it lay (a forward pass skipped by
-/// the input's address).
-enum StaleStep {
+/// Fused SGD steps gone wrong in a training loop, each right on a first
+/// step: one applies the gradient of its last step; one gives its last
+/// step's answer again when the batch lies where it lay (a forward pass
+/// skipped by the input's address); and two `f64` kernels whose update takes
+/// a wrong learning rate, rounded to `f32` or kept from the first step (a
+/// plan cached per shape).
+enum WrongStep {
     LastGradient(Option<Vec<f64>>),
     SkipsForwardByAddress(Option<(usize, f64, Vec<f64>)>),
+    RateRoundedToF32,
+    RateKeptFromFirstStep(Option<f64>),
 }
 
-impl Backend<f64> for StaleStep {
-    fn name(&self) -> &'static str {
-        "stale-step"
-    }
-
-    fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
-        NaiveBackend::new().run_forward(task)
-    }
-
-    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
-        NaiveBackend::new().run_loss_and_gradient(task)
-    }
-
-    fn run_sgd_step(&mut self, mut task: SgdTask<'_, f64>) -> Result<f64, Error> {
+impl WrongStep {
+    /// The two steps that keep a gradient or an answer: the update is the
+    /// core's, from what the step leaves in the gradient buffer.
+    fn stale_step(&mut self, mut task: SgdTask<'_, f64>) -> Result<f64, Error> {
         let address = task.batch().inputs().matrix().as_slice().as_ptr() as usize;
         let mut loss = NaiveBackend::new().run_loss_and_gradient(task.gradient_task())?;
         let (_, _, mut gradient) = task.gradient_task().into_parts();
         let current = gradient.as_mut_slice().to_vec();
         match self {
-            StaleStep::LastGradient(last) => {
+            WrongStep::LastGradient(last) => {
                 if let Some(last) = last.replace(current) {
                     gradient.as_mut_slice().copy_from_slice(&last);
                 }
             }
-            StaleStep::SkipsForwardByAddress(kept) => match kept {
+            WrongStep::SkipsForwardByAddress(kept) => match kept {
                 Some((at, kept_loss, kept_gradient)) if *at == address => {
                     loss = *kept_loss;
                     gradient.as_mut_slice().copy_from_slice(kept_gradient);
                 }
                 slot => *slot = Some((address, loss, current)),
             },
+            WrongStep::RateRoundedToF32 | WrongStep::RateKeptFromFirstStep(_) => {}
         }
         task.apply_update(loss)
     }
-}
 
-#[test]
-fn a_step_with_its_last_gradient_or_its_last_forward_pass_is_caught_by_the_sgd_check() {
-    for case in cases() {
-        for mut kernel in [
-            StaleStep::LastGradient(None),
-            StaleStep::SkipsForwardByAddress(None),
-        ] {
-            let reports = check_f64(&mut kernel, &case, 5);
-            // Only a step after a step goes wrong, and only the SGD check takes two.
-            assert_eq!(
-                failed_checks(&reports),
-                [CheckKind::SgdStep],
-                "{}",
-                describe(&reports)
-            );
-        }
-    }
-}
-
-/// Two `f64` kernels whose fused update takes a wrong learning rate: one
-/// rounded to `f32`, one kept from the first step (a plan cached per shape).
-enum WrongRate {
-    RoundedToF32,
-    KeptFromFirstStep(Option<f64>),
-}
-
-impl Backend<f64> for WrongRate {
-    fn name(&self) -> &'static str {
-        "wrong-rate"
-    }
-
-    fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
-        NaiveBackend::new().run_forward(task)
-    }
-
-    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
-        NaiveBackend::new().run_loss_and_gradient(task)
-    }
-
-    fn run_sgd_step(&mut self, task: SgdTask<'_, f64>) -> Result<f64, Error> {
+    /// The two steps with a wrong rate: fused, writing the update themselves.
+    fn wrong_rate_step(&mut self, task: SgdTask<'_, f64>) -> Result<f64, Error> {
         task.run_fused(|task, updated, minus_eta| {
             let rate = match self {
-                WrongRate::RoundedToF32 => f64::from(minus_eta as f32),
-                WrongRate::KeptFromFirstStep(kept) => *kept.get_or_insert(minus_eta),
+                WrongStep::RateKeptFromFirstStep(kept) => *kept.get_or_insert(minus_eta),
+                _ => f64::from(minus_eta as f32),
             };
             let network = task.layers().network().clone();
             let batch = task.batch();
@@ -284,11 +240,44 @@ impl Backend<f64> for WrongRate {
     }
 }
 
+impl Backend<f64> for WrongStep {
+    fn name(&self) -> &'static str {
+        "wrong-step"
+    }
+
+    fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
+        NaiveBackend::new().run_forward(task)
+    }
+
+    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
+        NaiveBackend::new().run_loss_and_gradient(task)
+    }
+
+    fn run_sgd_step(&mut self, task: SgdTask<'_, f64>) -> Result<f64, Error> {
+        match self {
+            WrongStep::LastGradient(_) | WrongStep::SkipsForwardByAddress(_) => {
+                self.stale_step(task)
+            }
+            WrongStep::RateRoundedToF32 | WrongStep::RateKeptFromFirstStep(_) => {
+                self.wrong_rate_step(task)
+            }
+        }
+    }
+}
+
 #[test]
-fn a_learning_rate_rounded_to_f32_or_kept_from_the_first_step_is_caught_by_the_sgd_check() {
+fn a_step_with_a_kept_gradient_answer_or_rate_or_a_rate_rounded_to_f32_is_caught_by_the_sgd_check()
+{
     for case in cases() {
-        for mut kernel in [WrongRate::RoundedToF32, WrongRate::KeptFromFirstStep(None)] {
+        for mut kernel in [
+            WrongStep::LastGradient(None),
+            WrongStep::SkipsForwardByAddress(None),
+            WrongStep::RateRoundedToF32,
+            WrongStep::RateKeptFromFirstStep(None),
+        ] {
             let reports = check_f64(&mut kernel, &case, 5);
+            // Only a step after a step, or its rate, goes wrong, and only the
+            // SGD check takes several steps.
             assert_eq!(
                 failed_checks(&reports),
                 [CheckKind::SgdStep],
