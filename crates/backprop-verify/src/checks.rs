@@ -194,13 +194,19 @@ pub struct Oracle {
     finite_differences: OnceLock<Vec<oracles::FiniteDifference>>,
 }
 
+/// The parameters as dual numbers with no direction: the point the oracles'
+/// values and outputs are evaluated at.
+fn constants(params: &[f64]) -> Vec<Dual> {
+    params.iter().map(|&p| Dual::new(p, 0.0)).collect()
+}
+
 impl Oracle {
     /// Evaluates the oracle on a case (widened to `f64` first).
     pub fn of<T: Scalar>(case: &Case<T>) -> Oracle {
         let wide = case.widened();
         let problem = wide.problem();
         let params = wide.network.params().as_slice();
-        let constants: Vec<Dual> = params.iter().map(|&p| Dual::new(p, 0.0)).collect();
+        let constants = constants(params);
         let loss = problem.loss(&constants);
         Oracle {
             loss: loss.re,
@@ -680,14 +686,9 @@ fn compare_updated_outputs<T: Scalar>(
 ) -> Result<(), String> {
     let outputs = forward_over(backend, stepped, Prefill::Nan)?;
     let wide = stepped.widened();
-    let constants: Vec<Dual> = wide
-        .network
-        .params()
-        .as_slice()
-        .iter()
-        .map(|&p| Dual::new(p, 0.0))
-        .collect();
-    let exact = wide.problem().outputs(&constants);
+    let exact = wide
+        .problem()
+        .outputs(&constants(wide.network.params().as_slice()));
     let m = stepped.network.architecture().output_width();
     for (i, (&actual, expected)) in outputs.iter().zip(&exact).enumerate() {
         let tolerance = 2.0 * 2.0 * rounding_bound::<T>(oracle.depth, expected.value_magnitude);
