@@ -1,9 +1,10 @@
 //! Negative controls: deliberately wrong kernels must be rejected by the same checks the real backends pass.
 
 use backprop::{
-    AboveFirstTask, Activation, Architecture, Backend, DeltaLayout, Error, FirstLayerSplit,
+    AboveFirstTask, Activation, Architecture, Backend, Batch, DeltaLayout, Error, FirstLayerSplit,
     FirstLayerUnits, FirstUnitsTask, FirstWeightRowsTask, ForwardTask, GradientTask, Loss,
-    MatrixRef, NaiveBackend, ParamLocation, SgdTask, SimdBackend, SplitGradientTask,
+    MatrixRef, NaiveBackend, Network, ParamLocation, Params, SgdTask, SimdBackend,
+    SplitGradientTask,
 };
 use backprop_verify::checks;
 use backprop_verify::matrix::saturating_cells;
@@ -53,6 +54,21 @@ fn failed_checks(reports: &[CheckReport]) -> Vec<CheckKind> {
         .filter(|r| !r.passed())
         .map(|r| r.kind)
         .collect()
+}
+
+/// Answers `task` with the naive backend's loss and gradient of `network`
+/// on `batch`, which a wrong kernel puts in place of the task's own; the
+/// gradient is returned too.
+fn answer_with(
+    task: GradientTask<'_, f64>,
+    network: &Network<f64>,
+    batch: &Batch<'_, f64>,
+) -> Result<(f64, Params<f64>), Error> {
+    let mut whole = network.zero_gradient();
+    let loss = NaiveBackend::new().loss_and_gradient(network, batch, &mut whole)?;
+    let (_, _, mut gradient) = task.into_parts();
+    gradient.as_mut_slice().copy_from_slice(whole.as_slice());
+    Ok((loss, whole))
 }
 
 #[test]
@@ -126,7 +142,6 @@ fn an_answer_kept_by_address_is_caught_by_the_reused_buffers_check() {
 /// only when the weights' buffer moves: the "pack once" cache with the
 /// wrong key, right on every fresh network and wrong in a training loop.
 struct PacksWeightsOnce {
-    naive: NaiveBackend<f64>,
     packed: Option<(usize, Vec<f64>)>,
 }
 
@@ -136,7 +151,7 @@ impl Backend<f64> for PacksWeightsOnce {
     }
 
     fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
-        self.naive.run_forward(task)
+        NaiveBackend::new().run_forward(task)
     }
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
@@ -152,27 +167,81 @@ impl Backend<f64> for PacksWeightsOnce {
         let mut stale = network.clone();
         stale.update_params(|values| values[..packed.len()].copy_from_slice(&packed))?;
         let batch = task.batch();
-        let (_, _, mut gradient) = task.into_parts();
-        let mut whole = stale.zero_gradient();
-        let loss = self.naive.loss_and_gradient(&stale, &batch, &mut whole)?;
-        gradient.as_mut_slice().copy_from_slice(whole.as_slice());
-        Ok(loss)
+        Ok(answer_with(task, &stale, &batch)?.0)
     }
 }
 
 #[test]
 fn weights_packed_once_and_known_by_address_are_caught_by_the_reused_buffers_check() {
     for case in cases() {
-        let mut kernel = PacksWeightsOnce {
-            naive: NaiveBackend::new(),
-            packed: None,
-        };
+        let mut kernel = PacksWeightsOnce { packed: None };
         let reports = check_f64(&mut kernel, &case, 5);
         assert!(
             failed_checks(&reports).contains(&CheckKind::ReusedBuffers),
             "{}",
             describe(&reports)
         );
+    }
+}
+
+/// A kernel with a fast path for class labels: it notes whether the
+/// targets are one-hot the first time it sees their buffer, and knows the
+/// answer again by the buffer's address, so soft targets loaded later into
+/// a buffer that once held labels are taken for the labels of their
+/// largest class.
+struct LabelsKnownByAddress {
+    one_hot: Option<(usize, bool)>,
+}
+
+impl Backend<f64> for LabelsKnownByAddress {
+    fn name(&self) -> &'static str {
+        "labels-known-by-address"
+    }
+
+    fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
+        NaiveBackend::new().run_forward(task)
+    }
+
+    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
+        let network = task.layers().network().clone();
+        let batch = task.batch();
+        let m = network.architecture().output_width();
+        let targets = batch.targets().as_slice();
+        let address = targets.as_ptr() as usize;
+        let one_hot = match self.one_hot {
+            Some((at, one_hot)) if at == address => one_hot,
+            _ => {
+                let one_hot = targets.chunks(m).all(|row| {
+                    row.iter().all(|&y| y == 0.0 || y == 1.0) && row.iter().sum::<f64>() == 1.0
+                });
+                self.one_hot.insert((address, one_hot)).1
+            }
+        };
+        let mut labels = targets.to_vec();
+        if one_hot {
+            for row in labels.chunks_mut(m) {
+                let top = (0..m).fold(0, |top, k| if row[k] > row[top] { k } else { top });
+                row.fill(0.0);
+                row[top] = 1.0;
+            }
+        }
+        let inputs = batch.inputs().matrix().as_slice();
+        let labelled = Batch::from_slices(network.architecture(), batch.rows(), inputs, &labels)?;
+        Ok(answer_with(task, &network, &labelled)?.0)
+    }
+}
+
+#[test]
+fn targets_known_as_labels_by_address_are_caught_by_the_reused_buffers_check() {
+    for case in cases() {
+        let mut kernel = LabelsKnownByAddress { one_hot: None };
+        // The decoy's one-hot targets go into the buffers before the case's.
+        let report = checks::reused_buffers(&mut kernel, &case, &Oracle::of(&case));
+        assert!(!report.passed(), "{report:?}");
+        // Right on targets it sees first.
+        let mut kernel = LabelsKnownByAddress { one_hot: None };
+        let report = checks::dual_numbers(&mut kernel, &case, &Oracle::of(&case));
+        assert!(report.passed(), "{report:?}");
     }
 }
 
@@ -224,10 +293,7 @@ impl WrongStep {
             };
             let network = task.layers().network().clone();
             let batch = task.batch();
-            let mut whole = network.zero_gradient();
-            let loss = NaiveBackend::new().loss_and_gradient(&network, &batch, &mut whole)?;
-            let (_, _, mut gradient) = task.into_parts();
-            gradient.as_mut_slice().copy_from_slice(whole.as_slice());
+            let (loss, whole) = answer_with(task, &network, &batch)?;
             for ((updated, &theta), &g) in updated
                 .iter_mut()
                 .zip(network.params().as_slice())

@@ -312,6 +312,39 @@ impl<T: Scalar> Case<T> {
         self
     }
 
+    /// A decoy of the same shapes with other contents: every parameter
+    /// halved, every input feature of even index zero, and the targets one-hot
+    /// on each sample's largest target (the first of equals). Loaded into a
+    /// case's buffers before the case itself, it leaves there whatever a
+    /// kernel notes about its buffers' contents and knows again by their
+    /// addresses (targets that are one-hot, input features that are zero,
+    /// weights packed), for the case to show.
+    pub fn decoy(&self) -> Case<T> {
+        let architecture = self.network.architecture();
+        let (n, m) = (architecture.input_width(), architecture.output_width());
+        let mut decoy = self.clone();
+        decoy
+            .network
+            .param_values_mut()
+            .iter_mut()
+            .for_each(|value| *value = T::from_f64(value.to_f64() * 0.5));
+        for row in decoy.inputs.chunks_mut(n) {
+            row.iter_mut().step_by(2).for_each(|x| *x = T::ZERO);
+        }
+        for row in decoy.targets.chunks_mut(m) {
+            let top = (0..m).fold(0, |top, k| {
+                if row[k].to_f64() > row[top].to_f64() {
+                    k
+                } else {
+                    top
+                }
+            });
+            row.fill(T::ZERO);
+            row[top] = T::ONE;
+        }
+        decoy
+    }
+
     /// The case's values widened to `f64`, for the oracles: the loss of
     /// exactly the numbers the backend sees.
     pub fn widened(&self) -> Case<f64> {
@@ -414,5 +447,28 @@ mod tests {
                 first_row.iter().all(|&w| w == 0.0) && values[layer.bias_range()][0] == 0.0;
             assert_eq!(pinned, l < layers.len() - 1, "layer {l}");
         }
+    }
+
+    #[test]
+    fn a_decoy_has_the_case_shapes_half_its_parameters_half_its_features_and_one_hot_targets() {
+        let architecture = Architecture::seed(3, 4, 3).expect("a valid architecture");
+        let mut case = Case::random(architecture, 2, 5);
+        case.targets = vec![0.2, 0.7, 0.1, 0.4, 0.1, 0.4];
+        let decoy = case.to_precision::<f32>().decoy();
+        let halved: Vec<f32> = case
+            .to_precision::<f32>()
+            .network
+            .params()
+            .as_slice()
+            .iter()
+            .map(|p| p / 2.0)
+            .collect();
+        assert_eq!(decoy.network.params().as_slice(), halved);
+        assert_eq!(decoy.rows, 2);
+        let x = &case.inputs;
+        let kept = [0.0, x[1] as f32, 0.0, 0.0, x[4] as f32, 0.0];
+        assert_eq!(decoy.inputs, kept);
+        // The largest target, the first of two equal ones in the second row.
+        assert_eq!(decoy.targets, [0.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
     }
 }

@@ -623,18 +623,13 @@ pub fn sgd_step<T: Scalar>(
     // One copy of the case, whose network every step updates in place and
     // whose batch buffers every step reads, and one gradient buffer.
     let mut stepped = case.clone();
+    let equivalent = case_rotated(case);
     let mut step_gradient = Prefill::Nan.gradient(&stepped.network);
     for (index, eta) in SGD_LEARNING_RATES.into_iter().enumerate() {
         let eta = T::from_f64(eta);
         let rotated = index > 0;
         if rotated {
-            let Case {
-                network,
-                inputs,
-                targets,
-                ..
-            } = &mut stepped;
-            if let Err(e) = load_rotated(case, network, inputs, targets) {
+            if let Err(e) = load(&mut stepped, &equivalent) {
                 return CheckReport::failed(kind, e);
             }
             step_gradient.as_mut_slice().fill(T::from_f64(f64::NAN));
@@ -987,19 +982,30 @@ pub fn determinism<T: Scalar>(
     report
 }
 
-/// The loss, the gradient and the forward outputs after the network's
-/// parameters and the batch were overwritten in place, in the very buffers
-/// of a first call, with an equivalent problem: every layer's units, the
-/// input features and the samples rotated by one place (see `rotation.rs`),
-/// which moves each gradient component and output to another place and
-/// leaves its value and its terms as they were. A kernel that keeps
-/// something of the parameters or of the batch from one call to the next
-/// and knows it again by where it lies (a packed copy of the weights, a
-/// transpose of the inputs) computes with stale values here, as it would in
-/// a training loop that updates the parameters in place. Moved back, the
-/// answers are compared with the kernel's own first ones: tolerances
-/// `2 k u S` for the loss and the gradient, and twice the bound of
-/// [`forward_outputs`] for each output, as for two computations in `T`.
+/// The loss, the gradient and the forward outputs on the case and then on
+/// an equivalent problem, each loaded in place into the very buffers of the
+/// calls before it, as a training loop loads each batch and updates the
+/// parameters in place. A kernel that keeps something of the parameters or
+/// of the batch from one call to the next and knows it again by where it
+/// lies computes with stale values here.
+///
+/// 1. A decoy ([`Case::decoy`]: parameters halved, half the input features
+///    zero, targets one-hot) goes into the buffers first and the kernel is
+///    called on it; then the case is loaded into the same buffers, and its
+///    answers are held to the oracle: the loss within `2 k u S`, the
+///    gradient within `k u S`, as in the `dual` and `f32/f64` checks, and
+///    the outputs within [`forward_outputs`]' bound. A kernel that notes a
+///    property of the contents (one-hot targets, zero features) by address
+///    answers the case as if it were the decoy.
+/// 2. Then the equivalent problem: every layer's units, the input features
+///    and the samples rotated by one place (see `rotation.rs`), which moves
+///    each gradient component and output to another place and leaves its
+///    value and its terms as they were. A kernel that keeps a packed copy of
+///    the weights or a transpose of the inputs computes with the case's
+///    values. Moved back, the answers are held to the kernel's own answers
+///    on the case: `2 k u S` for the loss and the gradient, and twice the
+///    bound of [`forward_outputs`] for each output, as for two computations
+///    in `T`.
 pub fn reused_buffers<T: Scalar>(
     backend: &mut dyn Backend<T>,
     case: &Case<T>,
@@ -1009,81 +1015,128 @@ pub fn reused_buffers<T: Scalar>(
     let mut report = CheckReport::new(kind);
     let architecture = case.network.architecture();
     let (rows, m) = (case.rows, architecture.output_width());
-    // One copy of the case: both calls read its buffers.
-    let mut reused = case.clone();
-    let first = match answers(backend, &reused) {
+    // One copy of the case: every call reads its buffers.
+    let mut reused = case.decoy();
+    let first = answers(backend, &reused)
+        .and_then(|_| load(&mut reused, case).map_err(|e| e.to_string()))
+        .and_then(|()| answers(backend, &reused));
+    let first = match first {
         Ok(first) => first,
         Err(e) => return CheckReport::failed(kind, e),
     };
-    let Case {
-        network,
-        inputs,
-        targets,
-        ..
-    } = &mut reused;
-    if let Err(e) = load_rotated(case, network, inputs, targets) {
+    let exact = Answers {
+        loss: oracle.loss,
+        gradient: oracle.gradient.iter().map(|d| d.eps).collect(),
+        outputs: oracle.outputs.iter().map(|d| d.re).collect(),
+    };
+    let first = Answers {
+        loss: first.0.to_f64(),
+        gradient: widen(first.1.as_slice()),
+        outputs: widen(&first.2),
+    };
+    first.compare::<T>(&mut report, architecture, &exact, oracle, [2.0, 1.0, 2.0]);
+    let rotated = case_rotated(case);
+    if let Err(e) = load(&mut reused, &rotated) {
         return CheckReport::failed(kind, e);
     }
     let (loss, gradient, outputs) = match answers(backend, &reused) {
         Ok(again) => again,
         Err(e) => return CheckReport::failed(kind, e),
     };
-    report.compare(
-        Quantity::Loss,
-        loss.to_f64(),
-        first.0.to_f64(),
-        oracle.loss_tolerance::<T>(2.0),
-    );
-    let gradient = rotate_params(architecture, gradient.as_slice(), Direction::Back);
-    compare_gradient::<T>(
-        &mut report,
-        architecture,
-        &widen(&gradient),
-        &widen(first.1.as_slice()),
-        oracle,
-        2.0,
-    );
-    let outputs = rotate_rows(&outputs, rows, m, Direction::Back);
-    for (i, ((actual, expected), exact)) in outputs
-        .iter()
-        .zip(&first.2)
-        .zip(&oracle.outputs)
-        .enumerate()
-    {
-        let tolerance = 2.0 * 2.0 * rounding_bound::<T>(oracle.depth, exact.value_magnitude);
-        let quantity = Quantity::Output {
-            row: i / m,
-            col: i % m,
-        };
-        report.compare(quantity, actual.to_f64(), expected.to_f64(), tolerance);
-    }
+    let again = Answers {
+        loss: loss.to_f64(),
+        gradient: widen(&rotate_params(
+            architecture,
+            gradient.as_slice(),
+            Direction::Back,
+        )),
+        outputs: widen(&rotate_rows(&outputs, rows, m, Direction::Back)),
+    };
+    again.compare::<T>(&mut report, architecture, &first, oracle, [2.0, 2.0, 4.0]);
     report
 }
 
-/// Overwrites `network`'s parameters (in place, through `update_params`)
-/// and the batch buffers `inputs` and `targets` with `case`'s equivalent
-/// problem: every layer's units, the input features and the samples
-/// rotated by one place (see `rotation.rs`).
-fn load_rotated<T: Scalar>(
-    case: &Case<T>,
-    network: &mut Network<T>,
-    inputs: &mut [T],
-    targets: &mut [T],
-) -> Result<(), backprop_core::Error> {
+/// A loss, a gradient and forward outputs, in `f64` and in the case's layout.
+struct Answers {
+    loss: f64,
+    gradient: Vec<f64>,
+    outputs: Vec<f64>,
+}
+
+impl Answers {
+    /// Compares these with `expected` into `report`, each within `copies`
+    /// (for the loss, the gradient and the outputs, in that order) times the
+    /// rounding bound of its terms in precision `T`.
+    fn compare<T: Scalar>(
+        &self,
+        report: &mut CheckReport,
+        architecture: &Architecture,
+        expected: &Answers,
+        oracle: &Oracle,
+        [loss_copies, gradient_copies, output_copies]: [f64; 3],
+    ) {
+        report.compare(
+            Quantity::Loss,
+            self.loss,
+            expected.loss,
+            oracle.loss_tolerance::<T>(loss_copies),
+        );
+        compare_gradient::<T>(
+            report,
+            architecture,
+            &self.gradient,
+            &expected.gradient,
+            oracle,
+            gradient_copies,
+        );
+        let m = architecture.output_width();
+        for (i, ((&actual, &expected), exact)) in self
+            .outputs
+            .iter()
+            .zip(&expected.outputs)
+            .zip(&oracle.outputs)
+            .enumerate()
+        {
+            let tolerance =
+                output_copies * rounding_bound::<T>(oracle.depth, exact.value_magnitude);
+            let quantity = Quantity::Output {
+                row: i / m,
+                col: i % m,
+            };
+            report.compare(quantity, actual, expected, tolerance);
+        }
+    }
+}
+
+/// `case`'s equivalent problem: every layer's units, the input features and
+/// the samples rotated by one place (see `rotation.rs`).
+fn case_rotated<T: Scalar>(case: &Case<T>) -> Case<T> {
     let architecture = case.network.architecture();
     let (rows, n, m) = (
         case.rows,
         architecture.input_width(),
         architecture.output_width(),
     );
+    let mut rotated = case.clone();
     let moved = rotate_params(
         architecture,
         case.network.params().as_slice(),
         Direction::Forward,
     );
-    network.update_params(|values| values.copy_from_slice(&moved))?;
-    inputs.copy_from_slice(&rotate_rows(&case.inputs, rows, n, Direction::Forward));
-    targets.copy_from_slice(&rotate_rows(&case.targets, rows, m, Direction::Forward));
+    rotated.network.param_values_mut().copy_from_slice(&moved);
+    rotated.inputs = rotate_rows(&case.inputs, rows, n, Direction::Forward);
+    rotated.targets = rotate_rows(&case.targets, rows, m, Direction::Forward);
+    rotated
+}
+
+/// Overwrites `into`'s parameters in place (through `update_params`, as a
+/// training step does) and its batch buffers with `from`'s values, which
+/// must have the same shapes.
+fn load<T: Scalar>(into: &mut Case<T>, from: &Case<T>) -> Result<(), backprop_core::Error> {
+    into.network
+        .update_params(|values| values.copy_from_slice(from.network.params().as_slice()))?;
+    into.inputs.copy_from_slice(&from.inputs);
+    into.targets.copy_from_slice(&from.targets);
     Ok(())
 }
 
