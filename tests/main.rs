@@ -4,6 +4,7 @@ mod backends;
 mod boxed;
 mod conformance;
 mod controls;
+mod declines;
 mod driver;
 mod errors;
 mod facade;

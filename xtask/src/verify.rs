@@ -220,7 +220,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<bool> {
         for control in &report.controls {
             let label = format!("{} {}", report.name, report.dtype);
             let caught: Vec<&str> = control.caught_by.iter().map(|k| k.label()).collect();
-            let line = if control.rejected() {
+            let line = if control.cells == 0 {
+                format!("{label} NOT RUN")
+            } else if control.rejected() {
                 format!("{label} ({})", caught.join(", "))
             } else {
                 format!("{label} ACCEPTED")

@@ -20,6 +20,10 @@ use crate::{Batch, Error, ForwardTask, GradientTask, Inputs, Network, Params, Sc
 /// [`Backend::sgd_step`], which check their arguments and call a `run_*`
 /// method; they are not meant to be overridden (wrappers such as `Box<B>`
 /// forward only the `run_*` methods).
+///
+/// A kernel built for some problems only (widths its tiles hold, one loss)
+/// declines the others from its `run_*` methods with
+/// [`Error::Unsupported`], naming the sizes, before it writes anything.
 pub trait Backend<T: Scalar>: Send {
     /// A stable, lower-case name, such as `naive`.
     fn name(&self) -> &'static str;

@@ -206,6 +206,20 @@ pub enum Error {
         /// The size given.
         found: usize,
     },
+    /// A problem a kernel was not built for, such as a width past its
+    /// tiles: how a kernel that handles only some architectures, batch
+    /// sizes or losses declines the others, before it writes anything. No
+    /// built-in backend returns it. The verifier asks once per case, on the
+    /// case's shape with every value zero, and reports a case declined there
+    /// as declined, never as passed; a later refusal of a case it accepted
+    /// is a failure.
+    Unsupported {
+        /// The kernel's name, as `Backend::name` gives it.
+        backend: &'static str,
+        /// What it does not support, naming the sizes involved (say, "input
+        /// width 300 is past the 256 this kernel's tiles hold").
+        reason: String,
+    },
 }
 
 /// Finds the item of `all` whose name is `name`; the error lists the valid names.
@@ -371,6 +385,12 @@ impl fmt::Display for Error {
                 f,
                 "a sample's {what} hold {found} values where the loss needs {expected}"
             ),
+            Error::Unsupported { backend, reason } => {
+                write!(
+                    f,
+                    "the {backend} kernel does not support this problem: {reason}"
+                )
+            }
             Error::UnknownName { what, name, valid } => write!(
                 f,
                 "unknown {what} '{name}'; valid names are: {}",

@@ -48,6 +48,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use crate::case::Case;
+use crate::guard::caught;
 use crate::oracles;
 use crate::real::Dual;
 use crate::report::{CheckKind, CheckReport, Quantity};
@@ -143,17 +144,44 @@ pub fn loss_and_gradient<T: Scalar>(
     loss_and_gradient_over(backend, case, Prefill::Nan)
 }
 
+/// The reason `backend` gives for declining `case`, if it answers a
+/// gradient call with [`backprop_core::Error::Unsupported`]; `None` for any
+/// other answer, a panic among them, which the checks then report. The call
+/// is on a problem of the case's architecture and batch size with every
+/// value zero, so that whether a cell is declined depends on its shape
+/// alone: a kernel cannot decline the values that would show its mistakes
+/// (saturated units, say) and keep the same shape elsewhere.
+pub fn declined<T: Scalar>(backend: &mut dyn Backend<T>, case: &Case<T>) -> Option<String> {
+    let probe = Case {
+        network: Network::try_zeros(case.network.architecture().clone()).ok()?,
+        inputs: vec![T::ZERO; case.inputs.len()],
+        targets: vec![T::ZERO; case.targets.len()],
+        rows: case.rows,
+    };
+    match caught(|| loss_and_gradient_typed(backend, &probe, Prefill::Nan)) {
+        Ok(Err(error @ backprop_core::Error::Unsupported { .. })) => Some(error.to_string()),
+        _ => None,
+    }
+}
+
 /// [`loss_and_gradient`] with the gradient buffer prefilled as `prefill` says.
 fn loss_and_gradient_over<T: Scalar>(
     backend: &mut dyn Backend<T>,
     case: &Case<T>,
     prefill: Prefill,
 ) -> Result<(T, Params<T>), String> {
+    loss_and_gradient_typed(backend, case, prefill).map_err(|e| e.to_string())
+}
+
+/// [`loss_and_gradient_over`] with the error as the backend returned it.
+fn loss_and_gradient_typed<T: Scalar>(
+    backend: &mut dyn Backend<T>,
+    case: &Case<T>,
+    prefill: Prefill,
+) -> Result<(T, Params<T>), backprop_core::Error> {
     let mut gradient = prefill.gradient(&case.network);
-    let batch = case.batch().map_err(|e| e.to_string())?;
-    let loss = backend
-        .loss_and_gradient(&case.network, &batch, &mut gradient)
-        .map_err(|e| e.to_string())?;
+    let batch = case.batch()?;
+    let loss = backend.loss_and_gradient(&case.network, &batch, &mut gradient)?;
     Ok((loss, gradient))
 }
 

@@ -6,7 +6,9 @@
 //! by injecting one into the backend's own output, and runs the negative
 //! controls wrapped around the backend. [`Conformance::run`] returns a
 //! [`ConformanceReport`]; a panic of the backend fails the check it
-//! happened in (see `guard.rs`), and the run goes on.
+//! happened in (see `guard.rs`), and the run goes on. A cell the backend
+//! declines on its first call there, with `Error::Unsupported`, is reported
+//! as declined and not checked; a run passes only if it checked some cell.
 
 use backprop_core::{Backend, FirstLayerSplit, FirstLayerUnits, Scalar};
 
@@ -44,6 +46,9 @@ pub trait CheckPrecision: Scalar {
     /// The cell's case in this precision, and its oracle.
     fn prepared(cell: &Cell) -> (&Case<Self>, &Oracle);
 
+    /// The cell's case in this precision, without computing its oracle.
+    fn case(cell: &Cell) -> &Case<Self>;
+
     /// Every check of the protocol in this precision.
     fn checks(
         backend: &mut dyn Backend<Self>,
@@ -67,6 +72,10 @@ impl CheckPrecision for f64 {
 
     fn prepared(cell: &Cell) -> (&Case<f64>, &Oracle) {
         cell.f64()
+    }
+
+    fn case(cell: &Cell) -> &Case<f64> {
+        &cell.case
     }
 
     fn checks(
@@ -93,6 +102,10 @@ impl CheckPrecision for f32 {
 
     fn prepared(cell: &Cell) -> (&Case<f32>, &Oracle) {
         cell.f32()
+    }
+
+    fn case(cell: &Cell) -> &Case<f32> {
+        cell.f32_case()
     }
 
     fn checks(
@@ -245,6 +258,11 @@ impl<T: CheckPrecision> Conformance<T> {
         let mut units = self.units.as_ref().map(|make| make());
         let mut cells = Vec::with_capacity(matrix.cells.len());
         for cell in &matrix.cells {
+            if let Some(reason) = checks::declined(&mut *backend, T::case(cell)) {
+                cells.push(CellReport::declined(cell, reason));
+                progress(&cell.shape);
+                continue;
+            }
             let mut checks = cell_checks(&mut *backend, cell, self.cancellation);
             let (case, oracle) = T::prepared(cell);
             let oracle = &*oracle.judging(self.cancellation);
@@ -364,7 +382,8 @@ fn smallest_rejected_scale<T: CheckPrecision>(
 
 /// Runs every check in `T` on the matrix's control cells for a deliberately
 /// wrong backend, with the tolerances of `cancellation`, and says which
-/// checks caught it.
+/// checks caught it. The cells the backend declines are left out and not
+/// counted.
 pub fn control_report<T: CheckPrecision>(
     control: String,
     backend: &mut dyn Backend<T>,
@@ -374,6 +393,9 @@ pub fn control_report<T: CheckPrecision>(
     let mut caught_by: Vec<CheckKind> = Vec::new();
     let mut cells = 0;
     for cell in matrix.control_cells() {
+        if checks::declined(backend, T::case(cell)).is_some() {
+            continue;
+        }
         for report in cell_checks(backend, cell, cancellation) {
             if !report.passed() && !caught_by.contains(&report.kind) {
                 caught_by.push(report.kind);

@@ -15,6 +15,11 @@
 /// every cell on one instance. The tolerances are strict unless `cancellation: Allowed`
 /// follows (see [`Cancellation`](crate::Cancellation)).
 ///
+/// A random case the backend declines (`Error::Unsupported` on a first
+/// gradient call) is rejected as proptest rejects a case, and the search
+/// draws another; too many rejections fail the test, as for any property.
+/// The matrix tests pass with declined cells only if some cell was checked.
+///
 /// ```text
 /// backprop_verify::conformance_tests!(my_kernel, f64: MyKernel::<f64>::new(), f32: MyKernel::<f32>::new());
 /// backprop_verify::conformance_tests!(classic, f64: Classic::<f64>::new(), cancellation: Allowed);
@@ -38,6 +43,10 @@ macro_rules! conformance_tests {
                     seed in $crate::proptest::prelude::any::<u64>(),
                 ) {
                     let mut backend = $make_f64;
+                    $crate::proptest::prop_assume!(
+                        $crate::checks::declined(&mut backend, &case).is_none(),
+                        "declined by the backend"
+                    );
                     let oracle = $crate::Oracle::of(&case);
                     let oracle = oracle.judging(CANCELLATION);
                     let reports = $crate::suite::check_f64_with(&mut backend, &case, &oracle, seed);
@@ -58,6 +67,10 @@ macro_rules! conformance_tests {
                     fn f32_passes_every_check(case in $crate::strategies::case()) {
                         let mut backend = $make_f32;
                         let case = case.to_precision::<f32>();
+                        $crate::proptest::prop_assume!(
+                            $crate::checks::declined(&mut backend, &case).is_none(),
+                            "declined by the backend"
+                        );
                         let oracle = $crate::Oracle::of(&case);
                         let oracle = oracle.judging(CANCELLATION);
                         let reports = $crate::suite::check_f32_with(&mut backend, &case, &oracle);

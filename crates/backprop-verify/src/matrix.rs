@@ -4,9 +4,12 @@
 //! width-1 layer, a single layer, a batch of one) for every activation, both
 //! losses and every seed; shapes whose widths and batch sizes sit on both
 //! sides of the vector and tile edges 8, 16, 32 and 64, for every activation
-//! and loss with the first seed; and cells whose tanh and sigmoid units
-//! saturate, with both losses and the first seed. Each cell's oracles are computed once, when
-//! first needed, and shared by every backend checked on the matrix.
+//! and loss with the first seed; cells whose tanh and sigmoid units
+//! saturate and cells whose values overflow a naive exponential, with both
+//! losses and the first seed; and an author's added shapes, with the cells
+//! at those limits on them too, among the cells the negative controls run
+//! on. Each cell's oracles are computed once, when first needed, and shared
+//! by every backend checked on the matrix.
 
 use std::sync::OnceLock;
 
@@ -72,49 +75,83 @@ pub fn edge_shapes() -> Vec<Shape> {
 /// first seed: a tanh and a sigmoid network, each with an MSE output of the
 /// same activation and with a softmax cross-entropy output.
 pub fn saturating_cells(seed: u64) -> Result<Vec<Cell>, Error> {
-    Ok(limit_architectures()?
-        .into_iter()
-        .map(|(name, architecture)| Cell {
-            saturating: true,
-            ..Cell::new(
-                format!("saturated {name}"),
-                seed,
-                Case::saturated(architecture, 8, seed),
-            )
-        })
-        .collect())
+    let architectures = limit_architectures(&[4, 6, 5, 3], &[4, 6, 5, 4], "")?;
+    Ok(limit_cells(Limit::Saturated, architectures, 8, seed))
 }
 
 /// The cells whose values overflow a naive exponential (see
 /// [`Case::overflowing`]), with the first seed, on the architectures of
 /// [`saturating_cells`].
 pub fn overflowing_cells(seed: u64) -> Result<Vec<Cell>, Error> {
-    Ok(limit_architectures()?
-        .into_iter()
-        .map(|(name, architecture)| Cell {
-            overflowing: true,
-            ..Cell::new(
-                format!("overflow {name}"),
-                seed,
-                Case::overflowing(architecture, 8, seed),
-            )
-        })
-        .collect())
+    let architectures = limit_architectures(&[4, 6, 5, 3], &[4, 6, 5, 4], "")?;
+    Ok(limit_cells(Limit::Overflowing, architectures, 8, seed))
+}
+
+/// Both kinds of cells at the exponential's limits on an author's shape,
+/// its widths and rows for both losses: a kernel that declines the fixed
+/// ones' widths meets them at the shapes it accepts.
+fn limit_cells_at(shape: &Shape, seed: u64) -> Result<Vec<Cell>, Error> {
+    let suffix = format!(" at {}", shape.name);
+    let architectures = limit_architectures(&shape.widths, &shape.widths, &suffix)?;
+    let mut cells = limit_cells(Limit::Saturated, architectures.clone(), shape.rows, seed);
+    cells.extend(limit_cells(
+        Limit::Overflowing,
+        architectures,
+        shape.rows,
+        seed,
+    ));
+    Ok(cells)
+}
+
+/// Which limit of the exponential a cell's values sit at.
+#[derive(Clone, Copy)]
+enum Limit {
+    /// Units saturated ([`Case::saturated`]).
+    Saturated,
+    /// Values past the exponential's range ([`Case::overflowing`]).
+    Overflowing,
+}
+
+/// A cell at `limit` on each of `architectures`, with `rows` samples.
+fn limit_cells(
+    limit: Limit,
+    architectures: Vec<(String, Architecture)>,
+    rows: usize,
+    seed: u64,
+) -> Vec<Cell> {
+    let cell = |(name, architecture): (String, Architecture)| {
+        let (kind, case) = match limit {
+            Limit::Saturated => ("saturated", Case::saturated(architecture, rows, seed)),
+            Limit::Overflowing => ("overflow", Case::overflowing(architecture, rows, seed)),
+        };
+        Cell {
+            saturating: matches!(limit, Limit::Saturated),
+            overflowing: matches!(limit, Limit::Overflowing),
+            ..Cell::new(format!("{kind} {name}"), seed, case)
+        }
+    };
+    architectures.into_iter().map(cell).collect()
 }
 
 /// The architectures the cells at the exponential's limits are built on
-/// (see [`saturating_cells`]), each with its name.
-fn limit_architectures() -> Result<Vec<(String, Architecture)>, Error> {
+/// (see [`saturating_cells`]), each with its name (ending in `suffix`): a
+/// tanh and a sigmoid network, on `mse_widths` with an MSE output of the
+/// same activation and on `softmax_widths` with a softmax cross-entropy one.
+fn limit_architectures(
+    mse_widths: &[usize],
+    softmax_widths: &[usize],
+    suffix: &str,
+) -> Result<Vec<(String, Architecture)>, Error> {
     let mut architectures = Vec::new();
     for activation in [Activation::Tanh, Activation::Sigmoid] {
         for loss in Loss::ALL {
             let (output, widths) = match loss {
-                Loss::Mse => (activation, [4, 6, 5, 3]),
-                Loss::SoftmaxCrossEntropy => (Activation::Identity, [4, 6, 5, 4]),
+                Loss::Mse => (activation, mse_widths),
+                Loss::SoftmaxCrossEntropy => (Activation::Identity, softmax_widths),
             };
             let architecture =
-                Architecture::with_hidden_and_output(&widths, activation, output, loss)?;
-            architectures.push((format!("{activation} {loss}"), architecture));
+                Architecture::with_hidden_and_output(widths, activation, output, loss)?;
+            architectures.push((format!("{activation} {loss}{suffix}"), architecture));
         }
     }
     Ok(architectures)
@@ -133,10 +170,14 @@ pub struct Cell {
     /// Whether the case's values overflow a naive exponential (see
     /// [`overflowing_cells`]).
     pub overflowing: bool,
+    /// Whether the shape is one an author added (the `extra` shapes of
+    /// [`Matrix::new`]).
+    pub added: bool,
     /// The network and batch, in `f64`.
     pub case: Case<f64>,
     oracle: OnceLock<Oracle>,
-    rounded: OnceLock<(Case<f32>, Oracle)>,
+    rounded: OnceLock<Case<f32>>,
+    rounded_oracle: OnceLock<Oracle>,
 }
 
 impl Cell {
@@ -147,9 +188,11 @@ impl Cell {
             seed,
             saturating: false,
             overflowing: false,
+            added: false,
             case,
             oracle: OnceLock::new(),
             rounded: OnceLock::new(),
+            rounded_oracle: OnceLock::new(),
         }
     }
 
@@ -161,14 +204,15 @@ impl Cell {
         )
     }
 
+    /// The case rounded to `f32`, without its oracle.
+    pub fn f32_case(&self) -> &Case<f32> {
+        self.rounded.get_or_init(|| self.case.to_precision::<f32>())
+    }
+
     /// The case rounded to `f32` and the `f64` oracle of those rounded values.
     pub fn f32(&self) -> (&Case<f32>, &Oracle) {
-        let (case, oracle) = self.rounded.get_or_init(|| {
-            let case = self.case.to_precision::<f32>();
-            let oracle = Oracle::of(&case);
-            (case, oracle)
-        });
-        (case, oracle)
+        let case = self.f32_case();
+        (case, self.rounded_oracle.get_or_init(|| Oracle::of(case)))
     }
 
     /// Whether every negative control's mistake is visible here: more than
@@ -193,23 +237,28 @@ impl Matrix {
     /// cross-entropy) and both losses. The 4-layer ReLU cells pin a neuron
     /// of the first layer on its kink, to show that such components are
     /// excluded and counted, and the 9-layer ReLU cells one of every hidden
-    /// layer, where the slope at 0 must be 0 in every layer.
+    /// layer, where the slope at 0 must be 0 in every layer. Then the cells
+    /// at the exponential's limits ([`saturating_cells`],
+    /// [`overflowing_cells`]), and the same on each `extra` shape's widths
+    /// and rows.
     pub fn new(seeds: &[u64], extra: &[Shape]) -> Result<Self, Error> {
         let mut cells = Vec::new();
         let first = seeds.first().copied().unwrap_or(1);
+        // Each shape with its seeds, whether its last sample is blank (the
+        // edge shapes) and whether an author added it.
         let edges = edge_shapes()
             .into_iter()
-            .map(|shape| (shape, vec![first], true));
+            .map(|shape| (shape, vec![first], true, false));
         let runs = protocol_shapes()
             .into_iter()
-            .map(|shape| (shape, seeds.to_vec(), false))
+            .map(|shape| (shape, seeds.to_vec(), false, false))
             .chain(edges)
             .chain(
                 extra
                     .iter()
-                    .map(|shape| (shape.clone(), vec![first], false)),
+                    .map(|shape| (shape.clone(), vec![first], false, true)),
             );
-        for (shape, seeds, blank_last) in runs {
+        for (shape, seeds, blank_last, added) in runs {
             for activation in Activation::ALL {
                 for loss in Loss::ALL {
                     let output = match loss {
@@ -236,24 +285,36 @@ impl Matrix {
                         } else {
                             case
                         };
-                        cells.push(Cell::new(shape.name.clone(), seed, case));
+                        cells.push(Cell {
+                            added,
+                            ..Cell::new(shape.name.clone(), seed, case)
+                        });
                     }
                 }
             }
         }
         cells.extend(saturating_cells(first)?);
         cells.extend(overflowing_cells(first)?);
+        for shape in extra {
+            let at_limits = limit_cells_at(shape, first)?;
+            cells.extend(at_limits.into_iter().map(|cell| Cell {
+                added: true,
+                ..cell
+            }));
+        }
         Ok(Matrix { cells })
     }
 
     /// The cells where every negative control's mistake is visible: of the
-    /// protocol shapes with the first seed only, and the saturating cells.
+    /// protocol shapes with the first seed only, the saturating cells, and
+    /// those of the shapes an author added (so that a kernel that declines
+    /// the protocol shapes still meets the controls at its own).
     pub fn control_cells(&self) -> impl Iterator<Item = &Cell> {
         let first = self.cells.first().map(|cell| cell.seed);
         let protocol: Vec<String> = protocol_shapes().into_iter().map(|s| s.name).collect();
         self.cells.iter().filter(move |cell| {
             let protocol_cell = Some(cell.seed) == first && protocol.contains(&cell.shape);
-            cell.shows_every_mistake() && (protocol_cell || cell.saturating)
+            cell.shows_every_mistake() && (protocol_cell || cell.saturating || cell.added)
         })
     }
 }

@@ -24,8 +24,14 @@ pub const MAX_ROWS: usize = 70;
 /// the forward pass's multiply-adds over the batch.
 pub const ORACLE_BUDGET: usize = 4_000_000;
 
+/// Cases a property may reject (those a kernel declines) per case it runs,
+/// unless `PROPTEST_MAX_GLOBAL_REJECTS` is set: enough for a kernel that
+/// accepts one case in ten.
+pub const REJECTS_PER_CASE: u32 = 10;
+
 /// Proptest's configuration: seeded, `PROPTEST_CASES` raises the count for
-/// long runs, failures are kept under `proptest-regressions/`.
+/// long runs, rejections allowed in proportion ([`REJECTS_PER_CASE`]),
+/// failures are kept under `proptest-regressions/`.
 pub fn config() -> Config {
     let mut config = Config::default();
     if std::env::var_os("PROPTEST_CASES").is_none() {
@@ -33,6 +39,10 @@ pub fn config() -> Config {
     }
     if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
         config.rng_seed = RngSeed::Fixed(DEFAULT_SEED);
+    }
+    if std::env::var_os("PROPTEST_MAX_GLOBAL_REJECTS").is_none() {
+        let in_proportion = config.cases.saturating_mul(REJECTS_PER_CASE);
+        config.max_global_rejects = config.max_global_rejects.max(in_proportion);
     }
     config
 }

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde_json::{Value, json};
 
+use backprop_core::Activation;
+
 use crate::checks::Cancellation;
 use crate::matrix::Cell;
 use crate::report::{CheckKind, CheckReport};
@@ -25,14 +27,39 @@ pub struct CellReport {
     /// The smallest relative error `e` whose factor `1 + e`, injected into
     /// the backend's gradient, the oracle check rejected here (with every
     /// larger one tried); infinite if none was, NaN if the oracle check
-    /// rejected the backend's gradient as it is.
+    /// rejected the backend's gradient as it is or the cell was declined.
     pub detectable: f64,
+    /// Why the backend declined the cell (the message of the
+    /// `Error::Unsupported` it returned on its first call there), if it
+    /// did; then no check ran.
+    pub declined: Option<String>,
+    /// Whether the cell's units saturate (see `Case::saturated`).
+    pub saturating: bool,
+    /// Whether the cell's values overflow a naive exponential (see
+    /// `Case::overflowing`).
+    pub overflowing: bool,
+    /// The cell's activations, each once.
+    activations: Vec<Activation>,
     json: Value,
 }
 
 impl CellReport {
     /// The report of `checks` on `cell`.
     pub fn new(cell: &Cell, checks: Vec<CheckReport>, detectable: f64) -> Self {
+        Self::of(cell, checks, detectable, None)
+    }
+
+    /// The report of a cell the backend declined, for `reason`: no check ran.
+    pub fn declined(cell: &Cell, reason: String) -> Self {
+        Self::of(cell, Vec::new(), f64::NAN, Some(reason))
+    }
+
+    fn of(
+        cell: &Cell,
+        checks: Vec<CheckReport>,
+        detectable: f64,
+        declined: Option<String>,
+    ) -> Self {
         let architecture = cell.case.network.architecture();
         let json = json!({
             "shape": cell.shape,
@@ -49,19 +76,35 @@ impl CellReport {
             seed: cell.seed,
             checks,
             detectable,
+            declined,
+            saturating: cell.saturating,
+            overflowing: cell.overflowing,
+            activations: Activation::ALL
+                .into_iter()
+                .filter(|a| architecture.activations().contains(a))
+                .collect(),
             json,
         }
     }
 
-    /// Whether every check passed.
+    /// Whether the cell was checked (not declined) and every check passed.
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(CheckReport::passed)
+        self.declined.is_none() && self.checks.iter().all(CheckReport::passed)
+    }
+
+    /// Whether some layer of the cell has `activation`.
+    fn uses(&self, activation: Activation) -> bool {
+        self.activations.contains(&activation)
     }
 
     /// The cell and its checks as JSON.
     pub fn to_json(&self) -> Value {
         let mut json = self.json.clone();
-        json["passed"] = json!(self.passed());
+        json["passed"] = match self.declined {
+            Some(_) => Value::Null,
+            None => json!(self.passed()),
+        };
+        json["declined"] = json!(self.declined);
         json["detectable_scale_error"] = finite_or_null(self.detectable);
         json["checks"] = self.checks.iter().map(check_json).collect();
         json
@@ -88,7 +131,12 @@ impl ControlReport {
 
     /// One line: the control and what caught it.
     pub fn line(&self) -> String {
-        if self.rejected() {
+        if self.cells == 0 {
+            format!(
+                "{:<34} NOT RUN: the backend declined every control cell",
+                self.control
+            )
+        } else if self.rejected() {
             let caught: Vec<&str> = self.caught_by.iter().map(|k| k.label()).collect();
             format!("{:<34} rejected by {}", self.control, caught.join(", "))
         } else {
@@ -128,10 +176,66 @@ const LABEL: usize = 20;
 const COLUMN: usize = 9;
 
 impl ConformanceReport {
-    /// Whether every check passed on every cell and every control was rejected.
+    /// Whether every check passed on every cell checked, some cell was
+    /// checked (not declined), no limit went unproven (see
+    /// [`ConformanceReport::unproven_limits`]), and every control was
+    /// rejected.
     pub fn passed(&self) -> bool {
-        self.cells.iter().all(CellReport::passed)
-            && self.controls.iter().all(ControlReport::rejected)
+        self.cells_passed() && self.controls.iter().all(ControlReport::rejected)
+    }
+
+    /// Whether every check passed on every cell checked, some cell was
+    /// checked, and no limit went unproven.
+    fn cells_passed(&self) -> bool {
+        self.checked().all(CellReport::passed)
+            && self.checked().next().is_some()
+            && self.unproven_limits().is_empty()
+    }
+
+    /// The cells at the exponential's limits the backend declined
+    /// throughout although it accepted their activation: for tanh and the
+    /// sigmoid, if some checked cell has it, some saturating and some
+    /// overflowing cell with it must be checked too, else the run cannot
+    /// show how the backend meets that activation's limits. Each entry
+    /// reads like `saturating tanh`.
+    pub fn unproven_limits(&self) -> Vec<String> {
+        let mut unproven = Vec::new();
+        for activation in [Activation::Tanh, Activation::Sigmoid] {
+            if !self.checked().any(|cell| cell.uses(activation)) {
+                continue;
+            }
+            for saturating in [true, false] {
+                let kind = if saturating {
+                    "saturating"
+                } else {
+                    "overflowing"
+                };
+                let at_limit = |cell: &CellReport| {
+                    let of_kind = if saturating {
+                        cell.saturating
+                    } else {
+                        cell.overflowing
+                    };
+                    of_kind && cell.uses(activation)
+                };
+                let mut cells = self.cells.iter().filter(|cell| at_limit(cell)).peekable();
+                let present = cells.peek().is_some();
+                if present && cells.all(|cell| cell.declined.is_some()) {
+                    unproven.push(format!("{kind} {activation}"));
+                }
+            }
+        }
+        unproven
+    }
+
+    /// The cells the backend did not decline.
+    fn checked(&self) -> impl Iterator<Item = &CellReport> {
+        self.cells.iter().filter(|cell| cell.declined.is_none())
+    }
+
+    /// How many cells the backend declined.
+    pub fn declined_cells(&self) -> usize {
+        self.cells.len() - self.checked().count()
     }
 
     /// The worst report of each check over all cells (an error, or a NaN
@@ -184,7 +288,7 @@ impl ConformanceReport {
     /// rejects when the backend's gradient is scaled by `1 + e`, over the
     /// cells where any scale error shows (infinite if there are none).
     pub fn detectable(&self) -> f64 {
-        let finite = self.cells.iter().map(|cell| cell.detectable);
+        let finite = self.checked().map(|cell| cell.detectable);
         finite
             .filter(|e| e.is_finite())
             .fold(None, |worst: Option<f64>, e| {
@@ -197,8 +301,7 @@ impl ConformanceReport {
     /// relative error each rejects.
     pub fn median_detectable(&self) -> f64 {
         let mut finite: Vec<f64> = self
-            .cells
-            .iter()
+            .checked()
             .map(|cell| cell.detectable)
             .filter(|e| e.is_finite())
             .collect();
@@ -213,8 +316,7 @@ impl ConformanceReport {
     /// rounding (a softmax over one output, dead ReLU units), so scaling it
     /// changes nothing the checks can see.
     pub fn scale_blind_cells(&self) -> usize {
-        self.cells
-            .iter()
+        self.checked()
             .filter(|cell| cell.detectable == f64::INFINITY)
             .count()
     }
@@ -222,8 +324,7 @@ impl ConformanceReport {
     /// Cells whose gradient the oracle check rejects as it is, where the
     /// sensitivity cannot be measured.
     pub fn already_rejected_cells(&self) -> usize {
-        self.cells
-            .iter()
+        self.checked()
             .filter(|cell| cell.detectable.is_nan())
             .count()
     }
@@ -264,11 +365,7 @@ impl ConformanceReport {
             };
             row.push_str(&format!(" {cell:>COLUMN$}"));
         }
-        let verdict = if self.cells.iter().all(CellReport::passed) {
-            "pass"
-        } else {
-            "FAIL"
-        };
+        let verdict = if self.cells_passed() { "pass" } else { "FAIL" };
         row.push_str(&format!(" {:>6}  {verdict}", self.kinks()));
         row
     }
@@ -281,8 +378,15 @@ impl ConformanceReport {
             0 => String::new(),
             count => format!(" ({count} cells with a gradient zero to rounding cannot show one)"),
         };
+        let checked = self.checked().count();
+        if checked == 0 {
+            return format!(
+                "{label:<LABEL$} no cell checked: the backend declined all {}",
+                self.cells.len()
+            );
+        }
         let rejected = self.already_rejected_cells();
-        if rejected > 0 && rejected == self.cells.len() {
+        if rejected > 0 && rejected == checked {
             return format!(
                 "{label:<LABEL$} {} rejects this backend's gradient as it is in all {rejected} cells: no sensitivity to measure",
                 self.oracle_check()
@@ -311,7 +415,7 @@ impl ConformanceReport {
     /// A line per failed check of a cell, at most `limit`.
     pub fn failures(&self, limit: usize) -> Vec<String> {
         let label = format!("{} {}", self.name, self.dtype);
-        let cells = self.cells.iter().filter(|cell| !cell.passed());
+        let cells = self.checked().filter(|cell| !cell.passed());
         let lines = cells.flat_map(|cell| {
             let label = &label;
             cell.checks.iter().filter(|r| !r.passed()).map(move |r| {
@@ -324,6 +428,29 @@ impl ConformanceReport {
         lines.take(limit).collect()
     }
 
+    /// A line per shape and reason of the cells the backend declined, with
+    /// how many of the shape's cells it declined for that reason.
+    pub fn declines(&self) -> Vec<String> {
+        let mut groups: Vec<(&str, &str, usize)> = Vec::new();
+        for cell in &self.cells {
+            let Some(reason) = cell.declined.as_deref() else {
+                continue;
+            };
+            match groups
+                .iter_mut()
+                .find(|(shape, why, _)| *shape == cell.shape && *why == reason)
+            {
+                Some((_, _, count)) => *count += 1,
+                None => groups.push((&cell.shape, reason, 1)),
+            }
+        }
+        let label = format!("{} {}", self.name, self.dtype);
+        groups
+            .into_iter()
+            .map(|(shape, reason, count)| format!("{label} {shape} ({count} cells): {reason}"))
+            .collect()
+    }
+
     /// The whole report as JSON: every cell, every check, every control.
     pub fn to_json(&self) -> Value {
         json!({
@@ -334,6 +461,8 @@ impl ConformanceReport {
                 Cancellation::Allowed => "allowed",
             },
             "passed": self.passed(),
+            "declined_cells": self.declined_cells(),
+            "unproven_limits": self.unproven_limits(),
             "kinks": self.kinks(),
             "detectable_scale_error": finite_or_null(self.detectable()),
             "worst": self.worst().values().map(|r| check_json(r)).collect::<Vec<_>>(),
@@ -352,6 +481,25 @@ impl fmt::Display for ConformanceReport {
         for failure in self.failures(20) {
             writeln!(f, "  {failure}")?;
         }
+        let declined = self.declined_cells();
+        if declined > 0 {
+            writeln!(
+                f,
+                "\n{declined} of {} cells declined by {} (Error::Unsupported), not checked:",
+                self.cells.len(),
+                self.name
+            )?;
+            for decline in self.declines() {
+                writeln!(f, "  {decline}")?;
+            }
+            for unproven in self.unproven_limits() {
+                writeln!(
+                    f,
+                    "  FAIL: every {unproven} cell declined, though {} accepts the activation; add a shape it accepts with .shape(...), and the cells at the limits are built on it too",
+                    self.name
+                )?;
+            }
+        }
         if !self.controls.is_empty() {
             writeln!(
                 f,
@@ -364,11 +512,17 @@ impl fmt::Display for ConformanceReport {
             }
         }
         let rejected = self.controls.iter().filter(|c| c.rejected()).count();
+        let cells = match declined {
+            0 => format!("{} cells", self.cells.len()),
+            _ => format!(
+                "{} cells checked, {declined} declined",
+                self.cells.len() - declined
+            ),
+        };
         write!(
             f,
-            "\nverdict: {} ({} cells; {rejected} of {} controls rejected; judged {})",
+            "\nverdict: {} ({cells}; {rejected} of {} controls rejected; judged {})",
             if self.passed() { "PASS" } else { "FAIL" },
-            self.cells.len(),
             self.controls.len(),
             self.cancellation.describe()
         )

@@ -1,0 +1,281 @@
+//! Kernels built for some problems only: the cells they decline are reported as declined, never passed.
+
+use backprop::{Architecture, Backend, Error, ForwardTask, GradientTask, NaiveBackend};
+use backprop_verify::{CheckKind, Conformance, Control, Flaw, Matrix, conformance_tests};
+
+/// A kernel, `inner`, that declines every architecture `accepts` refuses:
+/// from its forward passes always, from its gradients too if
+/// `declines_gradients`.
+struct Picky {
+    inner: Box<dyn Backend<f64>>,
+    accepts: fn(&Architecture) -> Result<(), String>,
+    declines_gradients: bool,
+}
+
+impl Picky {
+    /// The reference kernel, declining what `accepts` refuses from both calls.
+    fn naive(accepts: fn(&Architecture) -> Result<(), String>) -> Self {
+        Picky {
+            inner: Box::new(NaiveBackend::new()),
+            accepts,
+            declines_gradients: true,
+        }
+    }
+
+    fn check(&self, architecture: &Architecture) -> Result<(), Error> {
+        (self.accepts)(architecture).map_err(|reason| Error::Unsupported {
+            backend: "picky",
+            reason,
+        })
+    }
+}
+
+impl Backend<f64> for Picky {
+    fn name(&self) -> &'static str {
+        "picky"
+    }
+
+    fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
+        self.check(task.layers().network().architecture())?;
+        self.inner.run_forward(task)
+    }
+
+    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
+        if self.declines_gradients {
+            self.check(task.layers().network().architecture())?;
+        }
+        self.inner.run_loss_and_gradient(task)
+    }
+}
+
+/// Widths up to 8, as a kernel whose tiles hold 8 values.
+fn up_to_8(architecture: &Architecture) -> Result<(), String> {
+    match architecture.widths().iter().find(|&&w| w > 8) {
+        Some(w) => Err(format!("width {w} is past the 8 this kernel holds")),
+        None => Ok(()),
+    }
+}
+
+/// Only the 5-6-3 networks of the author's own shape below.
+fn only_5_6_3(architecture: &Architecture) -> Result<(), String> {
+    match architecture.widths() {
+        [5, 6, 3] => Ok(()),
+        widths => Err(format!("widths {widths:?} are not 5-6-3")),
+    }
+}
+
+/// Everything but the widths of the matrix's own cells at the exponential's
+/// limits (4-6-5-3 and 4-6-5-4).
+fn not_4_6_5(architecture: &Architecture) -> Result<(), String> {
+    match architecture.widths() {
+        [4, 6, 5, _] => Err("widths 4-6-5-m are not supported".to_owned()),
+        _ => Ok(()),
+    }
+}
+
+// The property tests draw other cases for those it declines; the matrix
+// tests pass on the cells it accepts.
+conformance_tests!(up_to_8_wide, f64: Picky::naive(up_to_8));
+
+#[test]
+fn an_unsupported_problem_names_the_kernel_and_its_reason() {
+    let error = Error::Unsupported {
+        backend: "tiles16",
+        reason: "input width 300 is past the 256 its tiles hold".to_owned(),
+    };
+    assert_eq!(
+        error.to_string(),
+        "the tiles16 kernel does not support this problem: input width 300 is past the 256 its tiles hold"
+    );
+}
+
+#[test]
+fn declined_cells_are_listed_and_the_others_checked() {
+    let picky = Conformance::<f64>::new("picky", || Picky::naive(up_to_8)).quick();
+    let matrix = picky.matrix().unwrap();
+    let wide = matrix
+        .cells
+        .iter()
+        .filter(|cell| {
+            cell.case
+                .network
+                .architecture()
+                .widths()
+                .iter()
+                .any(|&w| w > 8)
+        })
+        .count();
+    assert!(wide > 0 && wide < matrix.cells.len());
+    let report = picky.run_on(&matrix, |_| {});
+    assert_eq!(report.declined_cells(), wide);
+    for cell in &report.cells {
+        let declined = cell.declined.is_some();
+        assert_eq!(declined, cell.checks.is_empty(), "{}", cell.shape);
+        // A declined cell is not a passed one.
+        assert_eq!(declined, !cell.passed(), "{}", cell.shape);
+        if let Some(reason) = &cell.declined {
+            assert!(
+                reason.contains("is past the 8 this kernel holds"),
+                "{reason}"
+            );
+        }
+    }
+    assert!(report.passed(), "{report}");
+    let shown = report.to_string();
+    assert!(
+        shown.contains(&format!(
+            "{wide} of {} cells declined by picky",
+            matrix.cells.len()
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "PASS ({} cells checked, {wide} declined",
+            matrix.cells.len() - wide
+        )),
+        "{shown}"
+    );
+    let json = report.to_json();
+    assert_eq!(json["declined_cells"], wide);
+    let declined_json = json["cells"].as_array().unwrap().iter();
+    assert!(
+        declined_json
+            .filter(|cell| cell["passed"].is_null())
+            .count()
+            == wide
+    );
+}
+
+#[test]
+fn a_kernel_that_declines_every_cell_fails() {
+    let report = Conformance::<f64>::new("declines-all", || {
+        Picky::naive(|_| Err("nothing".to_owned()))
+    })
+    .quick()
+    .run()
+    .unwrap();
+    assert_eq!(report.declined_cells(), report.cells.len());
+    assert!(!report.passed());
+    assert!(report.row().ends_with("FAIL"), "{}", report.row());
+    assert!(report.sensitivity().contains("no cell checked"));
+    // The controls found no cell to run on, and so rejected nothing.
+    assert!(!report.controls.is_empty());
+    for control in &report.controls {
+        assert_eq!(control.cells, 0);
+        assert!(control.line().contains("NOT RUN"), "{}", control.line());
+    }
+}
+
+#[test]
+fn a_refusal_after_the_first_call_accepted_the_cell_is_a_failure() {
+    let report = Conformance::<f64>::new("declines-forward", || Picky {
+        declines_gradients: false,
+        ..Picky::naive(up_to_8)
+    })
+    .quick()
+    .without_controls()
+    .run()
+    .unwrap();
+    assert_eq!(report.declined_cells(), 0);
+    assert!(!report.passed());
+    let failed = report.cells.iter().flat_map(|cell| &cell.checks);
+    let forward = failed
+        .filter(|check| check.kind == CheckKind::Forward && !check.passed())
+        .count();
+    assert!(forward > 0);
+    let failures = report.failures(usize::MAX).join("\n");
+    assert!(
+        failures.contains("does not support this problem"),
+        "{failures}"
+    );
+}
+
+#[test]
+fn a_kernel_for_the_authors_shape_alone_meets_the_limits_and_the_controls_there() {
+    let report = Conformance::<f64>::new("only-5-6-3", || Picky::naive(only_5_6_3))
+        .quick()
+        .shape("mine", &[5, 6, 3], 4)
+        .run()
+        .unwrap();
+    let checked: Vec<&str> = report
+        .cells
+        .iter()
+        .filter(|cell| cell.declined.is_none())
+        .map(|cell| cell.shape.as_str())
+        .collect();
+    assert!(checked.contains(&"mine"));
+    assert!(checked.contains(&"saturated tanh mse at mine"));
+    assert!(checked.contains(&"overflow sigmoid softmax-cross-entropy at mine"));
+    assert!(checked.iter().all(|shape| shape.ends_with("mine")));
+    assert!(report.passed(), "{report}");
+    for control in &report.controls {
+        assert_eq!(control.cells, checked.len(), "{}", control.line());
+        assert!(control.rejected(), "{}", control.line());
+    }
+    // The premise: without the author's shape, no control cell is accepted.
+    let matrix = Matrix::new(&[1], &[]).unwrap();
+    assert!(
+        matrix
+            .control_cells()
+            .all(|cell| only_5_6_3(cell.case.network.architecture()).is_err())
+    );
+}
+
+#[test]
+fn a_kernel_that_declines_the_cells_at_the_limits_fails_until_it_meets_them_at_a_shape_of_its_own()
+{
+    let run = |shapes: &[(&str, &[usize], usize)]| {
+        let mut conformance = Conformance::<f64>::new("not-4-6-5", || Picky::naive(not_4_6_5))
+            .quick()
+            .without_controls();
+        for &(name, widths, rows) in shapes {
+            conformance = conformance.shape(name, widths, rows);
+        }
+        conformance.run().unwrap()
+    };
+    let report = run(&[]);
+    assert_eq!(
+        report.unproven_limits(),
+        [
+            "saturating tanh",
+            "overflowing tanh",
+            "saturating sigmoid",
+            "overflowing sigmoid"
+        ]
+    );
+    assert!(!report.passed());
+    let shown = report.to_string();
+    assert!(
+        shown.contains("FAIL: every saturating tanh cell declined"),
+        "{shown}"
+    );
+    let report = run(&[("mine", &[5, 6, 3], 4)]);
+    assert!(report.unproven_limits().is_empty());
+    assert!(report.passed(), "{report}");
+}
+
+#[test]
+fn a_wrong_kernel_that_declines_some_cells_still_fails_on_those_it_accepts() {
+    // Slopes formed from the rounded activation show only where units
+    // saturate: on the author's shape, once the matrix's own such cells
+    // are declined.
+    let report = Conformance::<f64>::new("wrong-not-4-6-5", || Picky {
+        inner: Control::Kernel(Flaw::SlopesFromActivation).backend::<f64>(),
+        ..Picky::naive(not_4_6_5)
+    })
+    .quick()
+    .without_controls()
+    .shape("mine", &[5, 6, 3], 4)
+    .run()
+    .unwrap();
+    assert!(report.declined_cells() > 0);
+    assert!(report.unproven_limits().is_empty());
+    assert!(!report.passed());
+    let saturated_at_mine = report
+        .cells
+        .iter()
+        .filter(|cell| cell.shape.starts_with("saturated") && cell.shape.ends_with("mine"));
+    assert!(saturated_at_mine.clone().count() == 4);
+    assert!(saturated_at_mine.clone().any(|cell| !cell.passed()));
+}
