@@ -184,18 +184,48 @@ fn weights_packed_once_and_known_by_address_are_caught_by_the_reused_buffers_che
     }
 }
 
-/// A kernel with a fast path for class labels: it notes whether the
-/// targets are one-hot the first time it sees their buffer, and knows the
-/// answer again by the buffer's address, so soft targets loaded later into
-/// a buffer that once held labels are taken for the labels of their
-/// largest class.
-struct LabelsKnownByAddress {
-    one_hot: Option<(usize, bool)>,
+/// What a kernel with a fast path notes about its buffers' contents the
+/// first time it sees them, and knows again by their address.
+#[derive(Clone, Copy, Debug)]
+enum Noted {
+    /// That the targets are one-hot (class labels): soft targets loaded
+    /// later into a buffer that once held labels are taken for the labels
+    /// of their largest class.
+    OneHotTargets,
+    /// Which input features are zero on every sample (to skip them): inputs
+    /// loaded later into the buffer lose those features.
+    ZeroFeatures,
 }
 
-impl Backend<f64> for LabelsKnownByAddress {
+/// A kernel that keeps what [`Noted`] says, by address.
+struct ContentsKnownByAddress {
+    noted: Noted,
+    /// The buffer's address, and for each row position (one-hot targets:
+    /// the first) or feature (zero features) whether the fast path applies.
+    seen: Option<(usize, Vec<bool>)>,
+}
+
+impl ContentsKnownByAddress {
+    fn new(noted: Noted) -> Self {
+        ContentsKnownByAddress { noted, seen: None }
+    }
+
+    /// What the fast path notes about `values`, `width` to a row.
+    fn note(&self, values: &[f64], width: usize) -> Vec<bool> {
+        match self.noted {
+            Noted::OneHotTargets => vec![values.chunks(width).all(|row| {
+                row.iter().all(|&y| y == 0.0 || y == 1.0) && row.iter().sum::<f64>() == 1.0
+            })],
+            Noted::ZeroFeatures => (0..width)
+                .map(|k| values.chunks(width).all(|row| row[k] == 0.0))
+                .collect(),
+        }
+    }
+}
+
+impl Backend<f64> for ContentsKnownByAddress {
     fn name(&self) -> &'static str {
-        "labels-known-by-address"
+        "contents-known-by-address"
     }
 
     fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
@@ -205,43 +235,64 @@ impl Backend<f64> for LabelsKnownByAddress {
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
         let network = task.layers().network().clone();
         let batch = task.batch();
-        let m = network.architecture().output_width();
-        let targets = batch.targets().as_slice();
-        let address = targets.as_ptr() as usize;
-        let one_hot = match self.one_hot {
-            Some((at, one_hot)) if at == address => one_hot,
-            _ => {
-                let one_hot = targets.chunks(m).all(|row| {
-                    row.iter().all(|&y| y == 0.0 || y == 1.0) && row.iter().sum::<f64>() == 1.0
-                });
-                self.one_hot.insert((address, one_hot)).1
-            }
+        let (n, m) = (
+            network.architecture().input_width(),
+            network.architecture().output_width(),
+        );
+        let mut inputs = batch.inputs().matrix().as_slice().to_vec();
+        let mut targets = batch.targets().as_slice().to_vec();
+        let (watched, width) = match self.noted {
+            Noted::OneHotTargets => (batch.targets().as_slice(), m),
+            Noted::ZeroFeatures => (batch.inputs().matrix().as_slice(), n),
         };
-        let mut labels = targets.to_vec();
-        if one_hot {
-            for row in labels.chunks_mut(m) {
-                let top = (0..m).fold(0, |top, k| if row[k] > row[top] { k } else { top });
-                row.fill(0.0);
-                row[top] = 1.0;
+        let address = watched.as_ptr() as usize;
+        let noted = match &self.seen {
+            Some((at, noted)) if *at == address => noted.clone(),
+            _ => self
+                .seen
+                .insert((address, self.note(watched, width)))
+                .1
+                .clone(),
+        };
+        match self.noted {
+            Noted::OneHotTargets if noted[0] => {
+                for row in targets.chunks_mut(m) {
+                    let top = (0..m).fold(0, |top, k| if row[k] > row[top] { k } else { top });
+                    row.fill(0.0);
+                    row[top] = 1.0;
+                }
+            }
+            Noted::OneHotTargets => {}
+            Noted::ZeroFeatures => {
+                for row in inputs.chunks_mut(n) {
+                    for (x, &zero) in row.iter_mut().zip(&noted) {
+                        if zero {
+                            *x = 0.0;
+                        }
+                    }
+                }
             }
         }
-        let inputs = batch.inputs().matrix().as_slice();
-        let labelled = Batch::from_slices(network.architecture(), batch.rows(), inputs, &labels)?;
-        Ok(answer_with(task, &network, &labelled)?.0)
+        let seen_as = Batch::from_slices(network.architecture(), batch.rows(), &inputs, &targets)?;
+        Ok(answer_with(task, &network, &seen_as)?.0)
     }
 }
 
 #[test]
-fn targets_known_as_labels_by_address_are_caught_by_the_reused_buffers_check() {
-    for case in cases() {
-        let mut kernel = LabelsKnownByAddress { one_hot: None };
-        // The decoy's one-hot targets go into the buffers before the case's.
-        let report = checks::reused_buffers(&mut kernel, &case, &Oracle::of(&case));
-        assert!(!report.passed(), "{report:?}");
-        // Right on targets it sees first.
-        let mut kernel = LabelsKnownByAddress { one_hot: None };
-        let report = checks::dual_numbers(&mut kernel, &case, &Oracle::of(&case));
-        assert!(report.passed(), "{report:?}");
+fn targets_known_as_labels_or_features_known_as_zero_by_address_are_caught_by_the_reused_buffers_check()
+ {
+    for noted in [Noted::OneHotTargets, Noted::ZeroFeatures] {
+        for case in cases() {
+            // The decoy's one-hot targets and zero features go into the
+            // buffers before the case's.
+            let mut kernel = ContentsKnownByAddress::new(noted);
+            let report = checks::reused_buffers(&mut kernel, &case, &Oracle::of(&case));
+            assert!(!report.passed(), "{noted:?}: {report:?}");
+            // Right on buffers it sees first.
+            let mut kernel = ContentsKnownByAddress::new(noted);
+            let report = checks::dual_numbers(&mut kernel, &case, &Oracle::of(&case));
+            assert!(report.passed(), "{noted:?}: {report:?}");
+        }
     }
 }
 
