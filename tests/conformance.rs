@@ -3,9 +3,11 @@
 use backprop::{
     Architecture, Backend, Error, ForwardTask, GradientTask, Loss, NaiveBackend, Scalar,
 };
+use backprop_verify::matrix::Cell;
 use backprop_verify::suite::describe;
 use backprop_verify::{
-    Case, CheckKind, CheckPrecision, Conformance, Flawed, Oracle, OutputFlaw, checks,
+    Cancellation, Case, CheckKind, CheckPrecision, Conformance, Flawed, Matrix, Oracle, OutputFlaw,
+    checks, conformance,
 };
 
 /// The reference kernel, except that its loss is summed another way, as a
@@ -144,4 +146,53 @@ fn a_conformance_run_passes_the_reference_and_reports_what_caught_each_control()
     );
     let described = describe(&report.cells[0].checks);
     assert!(described.contains("dual"), "{described}");
+}
+
+#[test]
+fn a_control_report_names_exactly_the_checks_that_failed_in_their_order_and_none_for_a_right_kernel()
+ {
+    let matrix = Matrix::new(&[1], &[]).unwrap();
+    let report = |flaw: Option<OutputFlaw>| {
+        let mut backend: Box<dyn Backend<f64>> = match flaw {
+            Some(flaw) => Box::new(Flawed::new(NaiveBackend::new(), flaw)),
+            None => Box::new(NaiveBackend::new()),
+        };
+        conformance::control_report::<f64>(
+            "control".to_owned(),
+            &mut *backend,
+            &matrix,
+            Cancellation::Forbidden,
+        )
+    };
+    let permuted = report(Some(OutputFlaw::ForwardRowsPermuted));
+    assert_eq!(
+        permuted.caught_by,
+        [
+            CheckKind::Forward,
+            CheckKind::SgdStep,
+            CheckKind::ReusedBuffers
+        ]
+    );
+    assert_eq!(permuted.cells, matrix.control_cells().count());
+    let right = report(None);
+    assert!(right.caught_by.is_empty() && !right.rejected());
+    assert!(right.line().contains("ACCEPTED"), "{}", right.line());
+}
+
+#[test]
+fn the_sensitivity_is_measured_where_only_a_check_other_than_the_oracle_fails() {
+    // Rows permuted in the forward outputs: the forward check fails, the
+    // gradient is right, and how small an error dual still sees is measured.
+    let architecture = Architecture::seed(4, 5, 3).unwrap();
+    let matrix = Matrix {
+        cells: vec![Cell::new("seed", 1, Case::random(architecture, 6, 1))],
+    };
+    let report = Conformance::<f64>::new("permuted", || {
+        Flawed::new(NaiveBackend::new(), OutputFlaw::ForwardRowsPermuted)
+    })
+    .without_controls()
+    .run_on(&matrix, |_| {});
+    assert!(!report.passed());
+    assert_eq!(report.already_rejected_cells(), 0);
+    assert!(report.detectable() <= 1e-9, "{}", report.sensitivity());
 }
