@@ -73,6 +73,15 @@ fn not_4_6_5(architecture: &Architecture) -> Result<(), String> {
     }
 }
 
+/// Everything but the widths of the matrix's own softmax cells at the
+/// exponential's limits (4-6-5-4).
+fn not_4_6_5_4(architecture: &Architecture) -> Result<(), String> {
+    match architecture.widths() {
+        [4, 6, 5, 4] => Err("widths 4-6-5-4 are not supported".to_owned()),
+        _ => Ok(()),
+    }
+}
+
 // The property tests draw other cases for those it declines; the matrix
 // tests pass on the cells it accepts.
 conformance_tests!(up_to_8_wide, f64: Picky::naive(up_to_8));
@@ -235,19 +244,20 @@ fn a_kernel_that_declines_the_cells_at_the_limits_fails_until_it_meets_them_at_a
         conformance.run().unwrap()
     };
     let report = run(&[]);
-    assert_eq!(
-        report.unproven_limits(),
-        [
-            "saturating tanh",
-            "overflowing tanh",
-            "saturating sigmoid",
-            "overflowing sigmoid"
-        ]
-    );
+    let mut unproven = report.unproven_limits();
+    unproven.sort();
+    let mut expected = Vec::new();
+    for kind in ["overflowing", "saturating"] {
+        for network in ["sigmoid mse", "sigmoid softmax-cross-entropy", "tanh mse"] {
+            expected.push(format!("{kind} {network}"));
+        }
+        expected.push(format!("{kind} tanh softmax-cross-entropy"));
+    }
+    assert_eq!(unproven, expected);
     assert!(!report.passed());
     let shown = report.to_string();
     assert!(
-        shown.contains("FAIL: every saturating tanh cell declined"),
+        shown.contains("FAIL: every saturating tanh mse cell declined"),
         "{shown}"
     );
     let report = run(&[("mine", &[5, 6, 3], 4)]);
@@ -278,4 +288,90 @@ fn a_wrong_kernel_that_declines_some_cells_still_fails_on_those_it_accepts() {
         .filter(|cell| cell.shape.starts_with("saturated") && cell.shape.ends_with("mine"));
     assert!(saturated_at_mine.clone().count() == 4);
     assert!(saturated_at_mine.clone().any(|cell| !cell.passed()));
+}
+
+#[test]
+fn declining_the_softmax_cells_at_the_limits_alone_leaves_them_unproven() {
+    // The MSE cells at the limits, checked, do not stand in for them.
+    let report = Conformance::<f64>::new("not-4-6-5-4", || Picky::naive(not_4_6_5_4))
+        .quick()
+        .without_controls()
+        .run()
+        .unwrap();
+    let mut unproven = report.unproven_limits();
+    unproven.sort();
+    assert_eq!(
+        unproven,
+        [
+            "overflowing sigmoid softmax-cross-entropy",
+            "overflowing tanh softmax-cross-entropy",
+            "saturating sigmoid softmax-cross-entropy",
+            "saturating tanh softmax-cross-entropy"
+        ]
+    );
+    assert!(!report.passed());
+}
+
+/// A wrong kernel (slopes from the rounded activation, softmax without its
+/// largest logit taken out) that declines every zero-valued problem whose
+/// architecture and batch size it has met before: the cells at the limits
+/// on an author's shape come after the shape's own cells, so it would
+/// decline just them.
+struct DeclinesWhatItMetBefore {
+    inner: Box<dyn Backend<f64>>,
+    met: Vec<String>,
+}
+
+impl Backend<f64> for DeclinesWhatItMetBefore {
+    fn name(&self) -> &'static str {
+        "declines-what-it-met"
+    }
+
+    fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
+        self.inner.run_forward(task)
+    }
+
+    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
+        let network = task.layers().network();
+        let batch = task.batch();
+        let zero = |values: &[f64]| values.iter().all(|&v| v == 0.0);
+        if zero(network.params().as_slice()) && zero(batch.inputs().matrix().as_slice()) {
+            let problem = format!("{} rows {}", network.architecture(), batch.rows());
+            if self.met.contains(&problem) {
+                return Err(Error::Unsupported {
+                    backend: "declines-what-it-met",
+                    reason: format!("{problem} met before"),
+                });
+            }
+            self.met.push(problem);
+        }
+        self.inner.run_loss_and_gradient(task)
+    }
+}
+
+#[test]
+fn a_decline_that_changes_with_what_the_kernel_met_before_fails() {
+    let report = Conformance::<f64>::new("declines-what-it-met", || DeclinesWhatItMetBefore {
+        inner: Control::Kernel(Flaw::SlopesFromActivation).backend::<f64>(),
+        met: Vec::new(),
+    })
+    .quick()
+    .without_controls()
+    .shape("mine", &[5, 6, 3], 4)
+    .run()
+    .unwrap();
+    assert!(!report.inconsistent_declines().is_empty());
+    assert!(
+        report
+            .inconsistent_declines()
+            .contains(&"5-6-3 [tanh,tanh] mse rows 4".to_owned()),
+        "{:?}",
+        report.inconsistent_declines()
+    );
+    assert!(!report.passed());
+    let shown = report.to_string();
+    assert!(
+        shown.contains("declined in some cells and accepted in others"),
+        "{shown}"
+    );
 }

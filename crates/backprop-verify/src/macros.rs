@@ -20,6 +20,9 @@
 /// draws another; too many rejections fail the test, as for any property.
 /// The matrix tests pass with declined cells only if some cell was checked.
 ///
+/// The module takes the first argument's name, so that name must not be
+/// the name of a crate the constructors use (the module would hide it).
+///
 /// ```text
 /// backprop_verify::conformance_tests!(my_kernel, f64: MyKernel::<f64>::new(), f32: MyKernel::<f32>::new());
 /// backprop_verify::conformance_tests!(classic, f64: Classic::<f64>::new(), cancellation: Allowed);

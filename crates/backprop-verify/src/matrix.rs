@@ -341,4 +341,40 @@ mod tests {
         assert_eq!(marked(|cell| cell.saturating, "saturated "), 4);
         assert_eq!(marked(|cell| cell.overflowing, "overflow "), 4);
     }
+
+    #[test]
+    fn the_controls_run_on_the_first_seed_of_the_protocol_the_saturating_cells_and_added_shapes() {
+        let mine = Shape::new("mine", &[5, 6, 3], 4);
+        let matrix = Matrix::new(&[1, 2], &[mine]).expect("a valid matrix");
+        let protocol: Vec<String> = protocol_shapes().into_iter().map(|s| s.name).collect();
+        let names: Vec<(&str, u64)> = matrix
+            .control_cells()
+            .map(|cell| (cell.shape.as_str(), cell.seed))
+            .collect();
+        for cell in &matrix.cells {
+            let chosen = names.contains(&(cell.shape.as_str(), cell.seed));
+            let of_protocol = protocol.contains(&cell.shape);
+            let expected = cell.shows_every_mistake()
+                && ((of_protocol && cell.seed == 1) || cell.saturating || cell.added);
+            assert_eq!(chosen, expected, "{} seed {}", cell.shape, cell.seed);
+        }
+        // Some cells of each kind, and none of the second seed or the edges.
+        assert!(names.iter().any(|&(shape, _)| shape == "mine"));
+        assert!(
+            names
+                .iter()
+                .any(|&(shape, _)| shape == "saturated tanh mse at mine")
+        );
+        assert!(
+            names
+                .iter()
+                .all(|&(shape, seed)| seed == 1 && !shape.starts_with("edges"))
+        );
+        // A single layer and a batch of one cannot show every mistake.
+        assert!(
+            names
+                .iter()
+                .all(|&(shape, _)| shape != "1 layer" && shape != "batch 1")
+        );
+    }
 }

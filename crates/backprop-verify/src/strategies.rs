@@ -31,7 +31,8 @@ pub const REJECTS_PER_CASE: u32 = 10;
 
 /// Proptest's configuration: seeded, `PROPTEST_CASES` raises the count for
 /// long runs, rejections allowed in proportion ([`REJECTS_PER_CASE`]),
-/// failures are kept under `proptest-regressions/`.
+/// failures are kept beside the test's source file, as
+/// `<file>.proptest-regressions` (proptest's default).
 pub fn config() -> Config {
     let mut config = Config::default();
     if std::env::var_os("PROPTEST_CASES").is_none() {

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::{Value, json};
 
-use backprop_core::Activation;
+use backprop_core::{Activation, Loss};
 
 use crate::checks::Cancellation;
 use crate::matrix::Cell;
@@ -38,8 +38,10 @@ pub struct CellReport {
     /// Whether the cell's values overflow a naive exponential (see
     /// `Case::overflowing`).
     pub overflowing: bool,
-    /// The cell's activations, each once.
-    activations: Vec<Activation>,
+    /// The first layer's activation.
+    activation: Activation,
+    /// The loss.
+    loss: Loss,
     json: Value,
 }
 
@@ -68,6 +70,8 @@ impl CellReport {
             "loss": architecture.loss().name(),
             "rows": cell.case.rows,
             "seed": cell.seed,
+            "saturating": cell.saturating,
+            "overflowing": cell.overflowing,
         });
         CellReport {
             shape: cell.shape.clone(),
@@ -79,10 +83,12 @@ impl CellReport {
             declined,
             saturating: cell.saturating,
             overflowing: cell.overflowing,
-            activations: Activation::ALL
-                .into_iter()
-                .filter(|a| architecture.activations().contains(a))
-                .collect(),
+            activation: architecture
+                .activations()
+                .first()
+                .copied()
+                .unwrap_or(Activation::Identity),
+            loss: architecture.loss(),
             json,
         }
     }
@@ -90,11 +96,6 @@ impl CellReport {
     /// Whether the cell was checked (not declined) and every check passed.
     pub fn passed(&self) -> bool {
         self.declined.is_none() && self.checks.iter().all(CheckReport::passed)
-    }
-
-    /// Whether some layer of the cell has `activation`.
-    fn uses(&self, activation: Activation) -> bool {
-        self.activations.contains(&activation)
     }
 
     /// The cell and its checks as JSON.
@@ -178,54 +179,75 @@ const COLUMN: usize = 9;
 impl ConformanceReport {
     /// Whether every check passed on every cell checked, some cell was
     /// checked (not declined), no limit went unproven (see
-    /// [`ConformanceReport::unproven_limits`]), and every control was
-    /// rejected.
+    /// [`ConformanceReport::unproven_limits`]), no architecture and batch
+    /// size was both declined and accepted
+    /// ([`ConformanceReport::inconsistent_declines`]), and every control
+    /// was rejected.
     pub fn passed(&self) -> bool {
         self.cells_passed() && self.controls.iter().all(ControlReport::rejected)
     }
 
     /// Whether every check passed on every cell checked, some cell was
-    /// checked, and no limit went unproven.
+    /// checked, no limit went unproven and no decline changed its mind.
     fn cells_passed(&self) -> bool {
         self.checked().all(CellReport::passed)
             && self.checked().next().is_some()
             && self.unproven_limits().is_empty()
+            && self.inconsistent_declines().is_empty()
     }
 
-    /// The cells at the exponential's limits the backend declined
-    /// throughout although it accepted their activation: for tanh and the
-    /// sigmoid, if some checked cell has it, some saturating and some
-    /// overflowing cell with it must be checked too, else the run cannot
-    /// show how the backend meets that activation's limits. Each entry
-    /// reads like `saturating tanh`.
+    /// The kinds of cells at the exponential's limits the backend declined
+    /// throughout although it accepts their kind of network elsewhere: for
+    /// each kind (saturating or overflowing), first layer's activation and
+    /// loss among the limit cells, if some other checked cell has that
+    /// activation and loss, some limit cell of them must be checked too,
+    /// else the run cannot show how the backend meets those limits. Each
+    /// entry reads like `saturating tanh mse`.
     pub fn unproven_limits(&self) -> Vec<String> {
-        let mut unproven = Vec::new();
-        for activation in [Activation::Tanh, Activation::Sigmoid] {
-            if !self.checked().any(|cell| cell.uses(activation)) {
-                continue;
-            }
-            for saturating in [true, false] {
-                let kind = if saturating {
-                    "saturating"
-                } else {
-                    "overflowing"
-                };
-                let at_limit = |cell: &CellReport| {
-                    let of_kind = if saturating {
-                        cell.saturating
-                    } else {
-                        cell.overflowing
-                    };
-                    of_kind && cell.uses(activation)
-                };
-                let mut cells = self.cells.iter().filter(|cell| at_limit(cell)).peekable();
-                let present = cells.peek().is_some();
-                if present && cells.all(|cell| cell.declined.is_some()) {
-                    unproven.push(format!("{kind} {activation}"));
-                }
+        let at_limits = |cell: &&CellReport| cell.saturating || cell.overflowing;
+        let mut unproven: Vec<String> = Vec::new();
+        for cell in self.cells.iter().filter(at_limits) {
+            let kind = if cell.saturating {
+                "saturating"
+            } else {
+                "overflowing"
+            };
+            let limit = format!("{kind} {} {}", cell.activation, cell.loss);
+            let same_network =
+                |other: &CellReport| (other.activation, other.loss) == (cell.activation, cell.loss);
+            let same_limit = |other: &&CellReport| {
+                other.saturating == cell.saturating
+                    && other.overflowing == cell.overflowing
+                    && same_network(other)
+            };
+            let accepted_elsewhere = self
+                .checked()
+                .any(|other| !at_limits(&other) && same_network(other));
+            let proven = self.checked().any(|other| same_limit(&other));
+            if accepted_elsewhere && !proven && !unproven.contains(&limit) {
+                unproven.push(limit);
             }
         }
         unproven
+    }
+
+    /// The architectures and batch sizes the backend declined in some cells
+    /// and accepted in others: a decline asked on the same zero-valued
+    /// problem must not change with what the backend saw before. Each entry
+    /// reads like `4-6-5-3 [tanh,tanh] mse rows 8`.
+    pub fn inconsistent_declines(&self) -> Vec<String> {
+        let mut inconsistent: Vec<String> = Vec::new();
+        for cell in &self.cells {
+            let problem = format!("{} rows {}", cell.architecture, cell.rows);
+            let differs = self.cells.iter().any(|other| {
+                (&other.architecture, other.rows) == (&cell.architecture, cell.rows)
+                    && other.declined.is_some() != cell.declined.is_some()
+            });
+            if differs && !inconsistent.contains(&problem) {
+                inconsistent.push(problem);
+            }
+        }
+        inconsistent
     }
 
     /// The cells the backend did not decline.
@@ -463,6 +485,7 @@ impl ConformanceReport {
             "passed": self.passed(),
             "declined_cells": self.declined_cells(),
             "unproven_limits": self.unproven_limits(),
+            "inconsistent_declines": self.inconsistent_declines(),
             "kinks": self.kinks(),
             "detectable_scale_error": finite_or_null(self.detectable()),
             "worst": self.worst().values().map(|r| check_json(r)).collect::<Vec<_>>(),
@@ -495,8 +518,14 @@ impl fmt::Display for ConformanceReport {
             for unproven in self.unproven_limits() {
                 writeln!(
                     f,
-                    "  FAIL: every {unproven} cell declined, though {} accepts the activation; add a shape it accepts with .shape(...), and the cells at the limits are built on it too",
+                    "  FAIL: every {unproven} cell declined, though {} accepts such networks elsewhere; add a shape it accepts with .shape(...), and the cells at the limits are built on it too",
                     self.name
+                )?;
+            }
+            for problem in self.inconsistent_declines() {
+                writeln!(
+                    f,
+                    "  FAIL: {problem} declined in some cells and accepted in others"
                 )?;
             }
         }
