@@ -1,6 +1,6 @@
 //! Kernels built for some problems only: the cells they decline are reported as declined, never passed.
 
-use backprop::{Architecture, Backend, Error, ForwardTask, GradientTask, NaiveBackend};
+use backprop::{Activation, Architecture, Backend, Error, ForwardTask, GradientTask, NaiveBackend};
 use backprop_verify::{CheckKind, Conformance, Control, Flaw, Matrix, conformance_tests};
 
 /// A kernel, `inner`, that declines every architecture `accepts` refuses:
@@ -374,4 +374,24 @@ fn a_decline_that_changes_with_what_the_kernel_met_before_fails() {
         shown.contains("declined in some cells and accepted in others"),
         "{shown}"
     );
+}
+
+/// Every network but those with a tanh layer.
+fn no_tanh(architecture: &Architecture) -> Result<(), String> {
+    match architecture.activations().contains(&Activation::Tanh) {
+        true => Err("tanh is not supported".to_owned()),
+        false => Ok(()),
+    }
+}
+
+#[test]
+fn a_kernel_that_declines_a_whole_kind_of_network_is_not_asked_for_its_limits() {
+    let report = Conformance::<f64>::new("no-tanh", || Picky::naive(no_tanh))
+        .quick()
+        .without_controls()
+        .run()
+        .unwrap();
+    assert!(report.declined_cells() > 0);
+    assert!(report.unproven_limits().is_empty(), "{report}");
+    assert!(report.passed(), "{report}");
 }
