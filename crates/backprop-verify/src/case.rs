@@ -332,7 +332,7 @@ impl<T: Scalar> Case<T> {
             row.iter_mut().step_by(2).for_each(|x| *x = T::ZERO);
         }
         for row in decoy.targets.chunks_mut(m) {
-            let top = (0..m).fold(0, |top, k| {
+            let top = (0..row.len()).fold(0, |top, k| {
                 if row[k].to_f64() > row[top].to_f64() {
                     k
                 } else {

@@ -592,16 +592,37 @@ pub fn forward_outputs<T: Scalar>(
             return CheckReport::failed(CheckKind::Forward, e);
         }
     };
-    let m = case.network.architecture().output_width();
-    for (i, (&actual, expected)) in outputs.iter().zip(&oracle.outputs).enumerate() {
-        let tolerance = 2.0 * rounding_bound::<T>(oracle.depth, expected.value_magnitude);
+    let exact: Vec<f64> = oracle.outputs.iter().map(|d| d.re).collect();
+    compare_outputs::<T>(
+        &mut report,
+        case.network.architecture().output_width(),
+        (&outputs, &exact),
+        &oracle.outputs,
+        oracle.depth,
+        2.0,
+    );
+    report
+}
+
+/// Compares each output `actual[i]` with `expected[i]` (both `rows x m`,
+/// row-major) into `report`, within `copies` times the rounding bound in
+/// precision `T` of the terms `terms[i]` carries.
+fn compare_outputs<T: Scalar>(
+    report: &mut CheckReport,
+    m: usize,
+    (actual, expected): (&[f64], &[f64]),
+    terms: &[Dual],
+    depth: f64,
+    copies: f64,
+) {
+    for (i, ((&actual, &expected), terms)) in actual.iter().zip(expected).zip(terms).enumerate() {
+        let tolerance = copies * rounding_bound::<T>(depth, terms.value_magnitude);
         let quantity = Quantity::Output {
             row: i / m,
             col: i % m,
         };
-        report.compare(quantity, actual, expected.re, tolerance);
+        report.compare(quantity, actual, expected, tolerance);
     }
-    report
 }
 
 /// The learning rates of the SGD check's three steps, in order: neither a
@@ -712,15 +733,15 @@ fn compare_updated_outputs<T: Scalar>(
     let exact = wide
         .problem()
         .outputs(&constants(wide.network.params().as_slice()));
-    let m = stepped.network.architecture().output_width();
-    for (i, (&actual, expected)) in outputs.iter().zip(&exact).enumerate() {
-        let tolerance = 2.0 * 2.0 * rounding_bound::<T>(oracle.depth, expected.value_magnitude);
-        let quantity = Quantity::Output {
-            row: i / m,
-            col: i % m,
-        };
-        report.compare(quantity, actual.to_f64(), expected.re, tolerance);
-    }
+    let expected: Vec<f64> = exact.iter().map(|d| d.re).collect();
+    compare_outputs::<T>(
+        report,
+        stepped.network.architecture().output_width(),
+        (&widen(&outputs), &expected),
+        &exact,
+        oracle.depth,
+        2.0 * 2.0,
+    );
     Ok(())
 }
 
@@ -1043,6 +1064,9 @@ pub fn reused_buffers<T: Scalar>(
     let mut report = CheckReport::new(kind);
     let architecture = case.network.architecture();
     let (rows, m) = (case.rows, architecture.output_width());
+    if let Err(e) = case.batch() {
+        return CheckReport::failed(kind, e);
+    }
     // One copy of the case: every call reads its buffers.
     let mut reused = case.decoy();
     let first = answers(backend, &reused)
@@ -1117,22 +1141,14 @@ impl Answers {
             oracle,
             gradient_copies,
         );
-        let m = architecture.output_width();
-        for (i, ((&actual, &expected), exact)) in self
-            .outputs
-            .iter()
-            .zip(&expected.outputs)
-            .zip(&oracle.outputs)
-            .enumerate()
-        {
-            let tolerance =
-                output_copies * rounding_bound::<T>(oracle.depth, exact.value_magnitude);
-            let quantity = Quantity::Output {
-                row: i / m,
-                col: i % m,
-            };
-            report.compare(quantity, actual, expected, tolerance);
-        }
+        compare_outputs::<T>(
+            report,
+            architecture.output_width(),
+            (&self.outputs, &expected.outputs),
+            &oracle.outputs,
+            oracle.depth,
+            output_copies,
+        );
     }
 }
 
