@@ -34,8 +34,8 @@ pub const SWEEP: [usize; 6] = [1, 8, 64, 256, 1024, 4096];
 /// The side of the square product that measures the GEMM peak.
 pub const PEAK_SIDE: usize = 2048;
 
-/// Steps of the FMA loop that measures one core's peak (16 independent
-/// chains of vector multiply-adds per step; about 0.1 ms a loop).
+/// Steps of the FMA loop that measures one core's peak (12 independent
+/// chains of vector multiply-adds per step; under 0.1 ms a loop).
 pub const FMA_ROUNDS: usize = 20_000;
 
 /// Makes a fresh backend in precision `T`.

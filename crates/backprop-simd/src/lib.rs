@@ -331,9 +331,9 @@ impl<T: SimdScalar> SimdBackend<T> {
     }
 }
 
-/// Runs `rounds` steps of 16 independent chains of vector multiply-adds on
+/// Runs `rounds` steps of 12 independent chains of vector multiply-adds on
 /// `path` (the widest available if the CPU lacks it) and returns their sum:
-/// `rounds x 16 x lanes x 2` flops with no memory traffic, so that a
+/// `rounds x 12 x lanes x 2` flops with no memory traffic, so that a
 /// benchmark can measure one core's FMA peak, the bound of every product.
 pub fn fma_peak_loop<T: SimdScalar>(path: Path, rounds: usize, seed: T) -> T {
     struct Chains<T>(usize, T);
@@ -351,14 +351,14 @@ pub fn fma_peak_loop<T: SimdScalar>(path: Path, rounds: usize, seed: T) -> T {
     T::dispatch(path, Chains(rounds, seed))
 }
 
-/// The flops of [`fma_peak_loop`] on `path` for `T`: `rounds x 16 x lanes x 2`.
+/// The flops of [`fma_peak_loop`] on `path` for `T`: `rounds x 12 x lanes x 2`.
 pub fn fma_peak_flops<T: SimdScalar>(path: Path, rounds: usize) -> f64 {
     let path = if path.is_available() {
         path
     } else {
         Path::widest()
     };
-    (rounds * 16 * lanes_of::<T>(path) * 2) as f64
+    (rounds * kernels::FMA_CHAINS * lanes_of::<T>(path) * 2) as f64
 }
 
 /// The forward pass into the caller's output.
