@@ -1,6 +1,8 @@
 //! Kernels built for some problems only: the cells they decline are reported as declined, never passed.
 
-use backprop::{Activation, Architecture, Backend, Error, ForwardTask, GradientTask, NaiveBackend};
+use backprop::{
+    Activation, Architecture, Backend, Error, ForwardTask, GradientTask, Loss, NaiveBackend,
+};
 use backprop_verify::{CheckKind, Conformance, Control, Flaw, Matrix, conformance_tests};
 
 /// A kernel, `inner`, that declines every architecture `accepts` refuses:
@@ -46,6 +48,16 @@ impl Backend<f64> for Picky {
         }
         self.inner.run_loss_and_gradient(task)
     }
+}
+
+/// The quick conformance run of `make`'s kernel, without the wrapped controls.
+fn quick_run<B: Backend<f64> + 'static>(
+    name: &str,
+    make: impl Fn() -> B + 'static,
+) -> Conformance<f64> {
+    Conformance::<f64>::new(name, make)
+        .quick()
+        .without_controls()
 }
 
 /// Widths up to 8, as a kernel whose tiles hold 8 values.
@@ -178,12 +190,10 @@ fn a_kernel_that_declines_every_cell_fails() {
 
 #[test]
 fn a_refusal_after_the_first_call_accepted_the_cell_is_a_failure() {
-    let report = Conformance::<f64>::new("declines-forward", || Picky {
+    let report = quick_run("declines-forward", || Picky {
         declines_gradients: false,
         ..Picky::naive(up_to_8)
     })
-    .quick()
-    .without_controls()
     .run()
     .unwrap();
     assert_eq!(report.declined_cells(), 0);
@@ -235,9 +245,7 @@ fn a_kernel_for_the_authors_shape_alone_meets_the_limits_and_the_controls_there(
 fn a_kernel_that_declines_the_cells_at_the_limits_fails_until_it_meets_them_at_a_shape_of_its_own()
 {
     let run = |shapes: &[(&str, &[usize], usize)]| {
-        let mut conformance = Conformance::<f64>::new("not-4-6-5", || Picky::naive(not_4_6_5))
-            .quick()
-            .without_controls();
+        let mut conformance = quick_run("not-4-6-5", || Picky::naive(not_4_6_5));
         for &(name, widths, rows) in shapes {
             conformance = conformance.shape(name, widths, rows);
         }
@@ -246,13 +254,17 @@ fn a_kernel_that_declines_the_cells_at_the_limits_fails_until_it_meets_them_at_a
     let report = run(&[]);
     let mut unproven = report.unproven_limits();
     unproven.sort();
-    let mut expected = Vec::new();
+    let mut expected = vec![
+        "overflowing identity softmax-cross-entropy".to_owned(),
+        "overflowing relu softmax-cross-entropy".to_owned(),
+    ];
     for kind in ["overflowing", "saturating"] {
         for network in ["sigmoid mse", "sigmoid softmax-cross-entropy", "tanh mse"] {
             expected.push(format!("{kind} {network}"));
         }
         expected.push(format!("{kind} tanh softmax-cross-entropy"));
     }
+    expected.sort();
     assert_eq!(unproven, expected);
     assert!(!report.passed());
     let shown = report.to_string();
@@ -270,12 +282,10 @@ fn a_wrong_kernel_that_declines_some_cells_still_fails_on_those_it_accepts() {
     // Slopes formed from the rounded activation show only where units
     // saturate: on the author's shape, once the matrix's own such cells
     // are declined.
-    let report = Conformance::<f64>::new("wrong-not-4-6-5", || Picky {
+    let report = quick_run("wrong-not-4-6-5", || Picky {
         inner: Control::Kernel(Flaw::SlopesFromActivation).backend::<f64>(),
         ..Picky::naive(not_4_6_5)
     })
-    .quick()
-    .without_controls()
     .shape("mine", &[5, 6, 3], 4)
     .run()
     .unwrap();
@@ -293,9 +303,7 @@ fn a_wrong_kernel_that_declines_some_cells_still_fails_on_those_it_accepts() {
 #[test]
 fn declining_the_softmax_cells_at_the_limits_alone_leaves_them_unproven() {
     // The MSE cells at the limits, checked, do not stand in for them.
-    let report = Conformance::<f64>::new("not-4-6-5-4", || Picky::naive(not_4_6_5_4))
-        .quick()
-        .without_controls()
+    let report = quick_run("not-4-6-5-4", || Picky::naive(not_4_6_5_4))
         .run()
         .unwrap();
     let mut unproven = report.unproven_limits();
@@ -303,6 +311,8 @@ fn declining_the_softmax_cells_at_the_limits_alone_leaves_them_unproven() {
     assert_eq!(
         unproven,
         [
+            "overflowing identity softmax-cross-entropy",
+            "overflowing relu softmax-cross-entropy",
             "overflowing sigmoid softmax-cross-entropy",
             "overflowing tanh softmax-cross-entropy",
             "saturating sigmoid softmax-cross-entropy",
@@ -351,12 +361,10 @@ impl Backend<f64> for DeclinesWhatItMetBefore {
 
 #[test]
 fn a_decline_that_changes_with_what_the_kernel_met_before_fails() {
-    let report = Conformance::<f64>::new("declines-what-it-met", || DeclinesWhatItMetBefore {
+    let report = quick_run("declines-what-it-met", || DeclinesWhatItMetBefore {
         inner: Control::Kernel(Flaw::SlopesFromActivation).backend::<f64>(),
         met: Vec::new(),
     })
-    .quick()
-    .without_controls()
     .shape("mine", &[5, 6, 3], 4)
     .run()
     .unwrap();
@@ -386,12 +394,85 @@ fn no_tanh(architecture: &Architecture) -> Result<(), String> {
 
 #[test]
 fn a_kernel_that_declines_a_whole_kind_of_network_is_not_asked_for_its_limits() {
-    let report = Conformance::<f64>::new("no-tanh", || Picky::naive(no_tanh))
-        .quick()
-        .without_controls()
+    let report = quick_run("no-tanh", || Picky::naive(no_tanh))
         .run()
         .unwrap();
     assert!(report.declined_cells() > 0);
     assert!(report.unproven_limits().is_empty(), "{report}");
+    assert!(report.passed(), "{report}");
+}
+
+/// Networks with neither tanh nor sigmoid layers: ReLU and identity only.
+fn relu_and_identity_only(architecture: &Architecture) -> Result<(), String> {
+    let saturating = [Activation::Tanh, Activation::Sigmoid];
+    match architecture
+        .activations()
+        .iter()
+        .find(|a| saturating.contains(a))
+    {
+        Some(activation) => Err(format!("{activation} is not supported")),
+        None => Ok(()),
+    }
+}
+
+/// A kernel for ReLU and identity networks that forms the softmax as
+/// `e^z / sum e^z`, without taking the largest logit out: the reference
+/// kernel's answers wherever that is finite, and NaN, as such a kernel
+/// returns, wherever a logit passes `ln` of the largest `f64` (709.78).
+struct SoftmaxWithoutItsLargestLogit(Picky);
+
+impl Backend<f64> for SoftmaxWithoutItsLargestLogit {
+    fn name(&self) -> &'static str {
+        "softmax-without-its-largest-logit"
+    }
+
+    fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
+        self.0.run_forward(task)
+    }
+
+    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
+        let network = task.layers().network();
+        let batch = task.batch();
+        let mut logits = vec![0.0; batch.rows() * network.architecture().output_width()];
+        self.0.forward(network, &batch.inputs(), &mut logits)?;
+        let softmax = network.architecture().loss() == Loss::SoftmaxCrossEntropy;
+        if softmax && logits.iter().any(|&z| z.exp().is_infinite()) {
+            let (_, _, mut gradient) = task.into_parts();
+            gradient.as_mut_slice().fill(f64::NAN);
+            return Ok(f64::NAN);
+        }
+        self.0.run_loss_and_gradient(task)
+    }
+}
+
+#[test]
+fn a_relu_kernel_whose_softmax_overflows_is_caught_at_the_limits() {
+    // Its ReLU and identity cells elsewhere keep their logits small; only
+    // the overflowing cells of those networks show the mistake.
+    let report = quick_run("softmax-without-its-largest-logit", || {
+        SoftmaxWithoutItsLargestLogit(Picky::naive(relu_and_identity_only))
+    })
+    .run()
+    .unwrap();
+    assert!(report.declined_cells() > 0);
+    assert!(report.unproven_limits().is_empty(), "{report}");
+    let failed: Vec<&str> = report
+        .cells
+        .iter()
+        .filter(|cell| cell.declined.is_none() && !cell.passed())
+        .map(|cell| cell.shape.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "overflow relu softmax-cross-entropy",
+            "overflow identity softmax-cross-entropy"
+        ]
+    );
+    assert!(!report.passed());
+    // The same kernel with the reference softmax passes.
+    let report = quick_run("relu-and-identity", || Picky::naive(relu_and_identity_only))
+        .run()
+        .unwrap();
     assert!(report.passed(), "{report}");
 }

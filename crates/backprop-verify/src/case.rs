@@ -208,9 +208,11 @@ impl Case<f64> {
     /// of such a unit, or the softmax without subtracting the largest logit,
     /// meets an infinity and returns NaN or an error; the answer is finite:
     /// every such unit sits at its limit, with a slope of exactly 0 in both
-    /// precisions (`e^-750` is below `f64`'s smallest subnormal), so only
-    /// the output layer's parameters have a gradient, which the output
-    /// units, left as drawn, keep from vanishing.
+    /// precisions (`e^-750` is below `f64`'s smallest subnormal), so behind
+    /// such a layer only the output layer's parameters have a gradient,
+    /// which the output units, left as drawn, keep from vanishing. ReLU and
+    /// identity layers are left as drawn: behind them only the softmax
+    /// overflows, and every layer has a gradient.
     pub fn overflowing(architecture: Architecture, rows: usize, seed: u64) -> Self {
         let mut case = Case::random(architecture, rows, seed);
         let architecture = case.network.architecture().clone();

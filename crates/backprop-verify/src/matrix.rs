@@ -6,7 +6,8 @@
 //! sides of the vector and tile edges 8, 16, 32 and 64, for every activation
 //! and loss with the first seed; cells whose tanh and sigmoid units
 //! saturate and cells whose values overflow a naive exponential, with both
-//! losses and the first seed; and an author's added shapes, with the cells
+//! losses (and softmax logits past its range behind ReLU and identity
+//! layers too) and the first seed; and an author's added shapes, with the cells
 //! at those limits on them too, among the cells the negative controls run
 //! on. Each cell's oracles are computed once, when first needed, and shared
 //! by every backend checked on the matrix.
@@ -80,20 +81,25 @@ pub fn saturating_cells(seed: u64) -> Result<Vec<Cell>, Error> {
 }
 
 /// The cells whose values overflow a naive exponential (see
-/// [`Case::overflowing`]), with the first seed, on the architectures of
-/// [`saturating_cells`].
+/// [`Case::overflowing`]), with the first seed: on the architectures of
+/// [`saturating_cells`], and on a ReLU and an identity network with a
+/// softmax cross-entropy output, so that a kernel for those hidden
+/// activations alone also meets logits past the exponential's range.
 pub fn overflowing_cells(seed: u64) -> Result<Vec<Cell>, Error> {
-    let architectures = limit_architectures(&[4, 6, 5, 3], &[4, 6, 5, 4], "")?;
+    let mut architectures = limit_architectures(&[4, 6, 5, 3], &[4, 6, 5, 4], "")?;
+    architectures.extend(softmax_architectures(&[4, 6, 5, 4], "")?);
     Ok(limit_cells(Limit::Overflowing, architectures, 8, seed))
 }
 
 /// Both kinds of cells at the exponential's limits on an author's shape,
-/// its widths and rows for both losses: a kernel that declines the fixed
-/// ones' widths meets them at the shapes it accepts.
+/// its widths and rows, as [`saturating_cells`] and [`overflowing_cells`]
+/// have them: a kernel that declines the fixed ones' widths meets them at
+/// the shapes it accepts.
 fn limit_cells_at(shape: &Shape, seed: u64) -> Result<Vec<Cell>, Error> {
     let suffix = format!(" at {}", shape.name);
-    let architectures = limit_architectures(&shape.widths, &shape.widths, &suffix)?;
+    let mut architectures = limit_architectures(&shape.widths, &shape.widths, &suffix)?;
     let mut cells = limit_cells(Limit::Saturated, architectures.clone(), shape.rows, seed);
+    architectures.extend(softmax_architectures(&shape.widths, &suffix)?);
     cells.extend(limit_cells(
         Limit::Overflowing,
         architectures,
@@ -155,6 +161,28 @@ fn limit_architectures(
         }
     }
     Ok(architectures)
+}
+
+/// The ReLU and identity networks on `widths` with a softmax cross-entropy
+/// output, named as [`limit_architectures`] names them: activations that
+/// do not saturate, whose only exponential is the softmax's.
+fn softmax_architectures(
+    widths: &[usize],
+    suffix: &str,
+) -> Result<Vec<(String, Architecture)>, Error> {
+    let loss = Loss::SoftmaxCrossEntropy;
+    [Activation::Relu, Activation::Identity]
+        .into_iter()
+        .map(|activation| {
+            let architecture = Architecture::with_hidden_and_output(
+                widths,
+                activation,
+                Activation::Identity,
+                loss,
+            )?;
+            Ok((format!("{activation} {loss}{suffix}"), architecture))
+        })
+        .collect()
 }
 
 /// One case of the matrix, what it is, and its oracles (computed once).
@@ -339,7 +367,7 @@ mod tests {
             cells.len()
         };
         assert_eq!(marked(|cell| cell.saturating, "saturated "), 4);
-        assert_eq!(marked(|cell| cell.overflowing, "overflow "), 4);
+        assert_eq!(marked(|cell| cell.overflowing, "overflow "), 6);
     }
 
     #[test]
