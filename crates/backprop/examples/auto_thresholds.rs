@@ -21,8 +21,8 @@
 use std::time::Instant;
 
 use backprop::{
-    Activation, Architecture, Backend, BackendKind, Batch, FaerBackend, Loss, Network,
-    UNITS_MAX_ROWS, auto, first_layer_dominates, synthetic_batch,
+    Activation, Architecture, Backend, BackendKind, Batch, FaerBackend, Loss, Network, SimdPath,
+    auto, first_layer_dominates, synthetic_batch, units_max_rows_on,
 };
 
 /// The kernels `auto` chooses among.
@@ -316,8 +316,9 @@ fn derive(results: &[Measured]) {
             .unwrap_or(0)
     };
     let flops = |m: &Measured| architecture(&m.widths).step_flops(m.rows);
+    let units_max_rows = units_max_rows_on(SimdPath::widest());
     let cut =
-        |m: &Measured| m.rows <= UNITS_MAX_ROWS && first_layer_dominates(&architecture(&m.widths));
+        |m: &Measured| m.rows <= units_max_rows && first_layer_dominates(&architecture(&m.widths));
     let min_batch = results
         .iter()
         .filter(|m| simd(m) && !cut(m))

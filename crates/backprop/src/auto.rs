@@ -7,8 +7,8 @@ use backprop_core::{Architecture, Backend, Error, ForwardTask, GradientTask, Sca
 use rayon::ThreadPool;
 
 use crate::{
-    BackendKind, DEFAULT_PARALLEL_THRESHOLD_FLOPS, Partitions, Precision, UNITS_MAX_ROWS,
-    first_layer_dominates,
+    BackendKind, DEFAULT_PARALLEL_THRESHOLD_FLOPS, Partitions, Precision, SimdPath,
+    first_layer_dominates, units_max_rows_on,
 };
 
 /// Batches below this many rows go to the faer kernels: the SIMD kernels
@@ -25,7 +25,7 @@ pub const AUTO_SIMD_MIN_BATCH: usize = 16;
 /// Batches of at least this many rows go to the SIMD kernels, whatever
 /// [`AUTO_SIMD_MIN_BATCH`] says, where `rayon-simd` cuts the first layer by
 /// hidden units (a first layer that [dominates](first_layer_dominates), at
-/// most [`UNITS_MAX_ROWS`] rows): each thread then reads half of the first
+/// most [`units_max_rows_on`] the SIMD path rows): each thread then reads half of the first
 /// layer's weights, which a small batch's step is mostly spent reading.
 /// Such a step goes to `rayon-simd` as soon as it would fork there (from
 /// [`DEFAULT_PARALLEL_THRESHOLD_FLOPS`]), not from
@@ -75,15 +75,22 @@ pub const AUTO_SIMD_MAX_PRODUCT: usize = 1 << 28;
 /// parallel and the sequential kernels were within 3% of each other.
 pub const AUTO_PARALLEL_MIN_FLOPS: f64 = 3e6;
 
-/// The kernel `auto` runs a step of `rows` samples of `architecture` with.
+/// The kernel `auto` runs a step of `rows` samples of `architecture` with,
+/// on this CPU's widest SIMD path.
 pub fn choose(architecture: &Architecture, rows: usize) -> BackendKind {
+    choose_on(SimdPath::widest(), architecture, rows)
+}
+
+/// [`choose`] on a CPU whose widest SIMD path is `path`: where `rayon-simd`
+/// cuts the first layer by hidden units depends on it ([`units_max_rows_on`]).
+pub fn choose_on(path: SimdPath, architecture: &Architecture, rows: usize) -> BackendKind {
     let largest = architecture
         .widths()
         .windows(2)
         .map(|pair| rows.saturating_mul(pair[0]).saturating_mul(pair[1]))
         .max()
         .unwrap_or(0);
-    let cut_by_units = (AUTO_UNITS_MIN_BATCH..=UNITS_MAX_ROWS).contains(&rows)
+    let cut_by_units = (AUTO_UNITS_MIN_BATCH..=units_max_rows_on(path)).contains(&rows)
         && first_layer_dominates(architecture);
     let simd = (rows >= AUTO_SIMD_MIN_BATCH || cut_by_units) && largest < AUTO_SIMD_MAX_PRODUCT;
     let min_flops = if cut_by_units {
@@ -186,18 +193,24 @@ impl<T: Precision> Backend<T> for AutoBackend<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::{AUTO_SIMD_MIN_BATCH, AUTO_UNITS_MIN_BATCH, choose};
-    use crate::{Architecture, BackendKind, UNITS_MAX_ROWS};
+    use super::{AUTO_SIMD_MIN_BATCH, AUTO_UNITS_MIN_BATCH, choose_on};
+    use crate::{Architecture, BackendKind, SimdPath, UNITS_MAX_ROWS, UNITS_MAX_ROWS_AVX2};
 
     fn seed(n: usize, h: usize, m: usize) -> Architecture {
         Architecture::seed(n, h, m).expect("a valid architecture")
+    }
+
+    /// The choice on a CPU whose widest path is AVX-512.
+    fn choose(architecture: &Architecture, rows: usize) -> BackendKind {
+        choose_on(SimdPath::Avx512, architecture, rows)
     }
 
     #[test]
     fn each_kernel_gets_the_steps_its_constants_say() {
         use BackendKind::*;
         const { assert!(AUTO_UNITS_MIN_BATCH < AUTO_SIMD_MIN_BATCH) };
-        const { assert!(AUTO_SIMD_MIN_BATCH <= UNITS_MAX_ROWS) };
+        const { assert!(AUTO_SIMD_MIN_BATCH <= UNITS_MAX_ROWS_AVX2) };
+        const { assert!(UNITS_MAX_ROWS_AVX2 < UNITS_MAX_ROWS) };
         let (m, s) = (seed(784, 256, 10), seed(64, 32, 10));
         // 784-256-10: its first layer dominates, so from AUTO_UNITS_MIN_BATCH
         // rows on it goes to the SIMD kernels, parallel from 1.5 Mflop
@@ -235,5 +248,29 @@ mod tests {
         assert_eq!(choose(&s, 211), Simd);
         assert_eq!(choose(&s, 212), RayonSimd);
         assert_eq!(choose(&seed(1024, 1024, 1024), 1024), RayonFaer);
+    }
+
+    #[test]
+    fn on_avx2_the_first_layer_is_cut_by_units_up_to_its_own_crossover() {
+        use BackendKind::*;
+        let avx2 = |architecture: &Architecture, rows: usize| {
+            choose_on(SimdPath::Avx2, architecture, rows)
+        };
+        // 120-20-1 (14.5 kflop a row): up to UNITS_MAX_ROWS_AVX2 rows its
+        // steps are cut by units and fork from 1.5 Mflop (1.63 Mflop at 112
+        // rows); past it they are not, and stay on one thread below 3 Mflop,
+        // where on AVX-512 machines they would still be cut.
+        let small = seed(120, 20, 1);
+        let flops = |rows: usize| small.step_flops(rows);
+        let rows = UNITS_MAX_ROWS_AVX2;
+        assert!(flops(rows) >= 1.5e6 && flops(rows + 1) < 3e6);
+        assert_eq!(avx2(&small, rows), RayonSimd);
+        assert_eq!(avx2(&small, rows + 1), Simd);
+        assert_eq!(choose(&small, rows + 1), RayonSimd);
+        // Every other rule is the same on both paths.
+        let m = seed(784, 256, 10);
+        for rows in [1, 2, 8, 16, 128, 256, 1337, 1338] {
+            assert_eq!(avx2(&m, rows), choose(&m, rows), "784-256-10 at {rows}");
+        }
     }
 }

@@ -70,9 +70,9 @@ pub enum BackendKind {
     Simd,
     /// [`RayonBackend`] over SIMD workers, the first layer's weight gradient
     /// split by hidden units as for `rayon-faer`; on batches of at most
-    /// [`UNITS_MAX_ROWS`] rows of a network whose first layer dominates, its
-    /// forward pass too, with no partition of the batch
-    /// ([`RayonBackend::first_layer_by_units`]).
+    /// [`units_max_rows_on`] the CPU's widest SIMD path rows of a network
+    /// whose first layer dominates, its forward pass too, with no partition
+    /// of the batch ([`RayonBackend::first_layer_by_units`]).
     RayonSimd,
     /// [`AutoBackend`]: for each step, the kernel among `simd`, `rayon-simd`,
     /// `faer` and `rayon-faer` that was fastest on the measured machine for
@@ -165,7 +165,8 @@ impl BackendKind {
             ),
             BackendKind::Simd => Box::new(SimdBackend::<T>::new()),
             BackendKind::RayonSimd => forking_on(
-                RayonBackend::first_layer_by_units(self.name(), SimdBackend::<T>::new),
+                RayonBackend::first_layer_by_units(self.name(), SimdBackend::<T>::new)
+                    .with_units_max_rows(units_max_rows_on(SimdPath::widest())),
                 forking,
             ),
             BackendKind::Auto => match forking {
@@ -173,6 +174,33 @@ impl BackendKind {
                 Some((pool, partitions)) => Box::new(AutoBackend::forking_on(pool, partitions)),
             },
         }
+    }
+}
+
+/// The most rows on which `rayon-simd` cuts the first layer by hidden units
+/// where the widest SIMD path is AVX2 ([`UNITS_MAX_ROWS`], measured on
+/// AVX-512 machines, elsewhere): past it the batch is partitioned.
+///
+/// Measured on 784-256-10 with `cargo run --release -p backprop-rayon
+/// --example units_crossover -- 784 256 10 64,80,96,112,128,160 9` on a
+/// 2-core AMD EPYC of the Zen 2 family (AVX2, no AVX-512), twice: the cut
+/// came out 0.99x-1.03x as fast as the partitioned batch at 64 rows, 1.08x
+/// at 80, 1.02x-1.03x at 96, 1.01x-1.02x at 112, 0.99x at 128 and
+/// 0.94x-0.97x at 160; in `f64` (`-- 784 256 10 64,96,128,160 9 f64`)
+/// 1.03x, 1.00x, 0.97x and 0.94x. At 256 rows the cut took 1463 us, the
+/// partitioned batch 1338 and `rayon-faer` 1411 (`-- 784 256 10
+/// 64,128,192,256 9`), so with the AVX-512 machines' 256, `auto` ran that
+/// batch 1.06x slower than the fastest kernel.
+pub const UNITS_MAX_ROWS_AVX2: usize = 112;
+
+/// The most rows on which `rayon-simd` cuts the first layer by hidden
+/// units when its SIMD workers run `path`: [`UNITS_MAX_ROWS_AVX2`] on AVX2,
+/// [`UNITS_MAX_ROWS`] on the others. `rayon-simd` and `auto` take it for
+/// the CPU's widest path ([`SimdPath::widest`]).
+pub fn units_max_rows_on(path: SimdPath) -> usize {
+    match path {
+        SimdPath::Avx2 => UNITS_MAX_ROWS_AVX2,
+        SimdPath::Avx512 | SimdPath::Portable => UNITS_MAX_ROWS,
     }
 }
 
