@@ -151,13 +151,11 @@ fn limit_architectures(
     let mut architectures = Vec::new();
     for activation in [Activation::Tanh, Activation::Sigmoid] {
         for loss in Loss::ALL {
-            let (output, widths) = match loss {
-                Loss::Mse => (activation, mse_widths),
-                Loss::SoftmaxCrossEntropy => (Activation::Identity, softmax_widths),
+            let widths = match loss {
+                Loss::Mse => mse_widths,
+                Loss::SoftmaxCrossEntropy => softmax_widths,
             };
-            let architecture =
-                Architecture::with_hidden_and_output(widths, activation, output, loss)?;
-            architectures.push((format!("{activation} {loss}{suffix}"), architecture));
+            architectures.push(named_architecture(widths, activation, loss, suffix)?);
         }
     }
     Ok(architectures)
@@ -170,19 +168,37 @@ fn softmax_architectures(
     widths: &[usize],
     suffix: &str,
 ) -> Result<Vec<(String, Architecture)>, Error> {
-    let loss = Loss::SoftmaxCrossEntropy;
     [Activation::Relu, Activation::Identity]
         .into_iter()
-        .map(|activation| {
-            let architecture = Architecture::with_hidden_and_output(
-                widths,
-                activation,
-                Activation::Identity,
-                loss,
-            )?;
-            Ok((format!("{activation} {loss}{suffix}"), architecture))
-        })
+        .map(|activation| named_architecture(widths, activation, Loss::SoftmaxCrossEntropy, suffix))
         .collect()
+}
+
+/// [`cell_architecture`] named for the cells at the exponential's limits:
+/// `tanh mse` and the like, then `suffix`.
+fn named_architecture(
+    widths: &[usize],
+    activation: Activation,
+    loss: Loss,
+    suffix: &str,
+) -> Result<(String, Architecture), Error> {
+    let architecture = cell_architecture(widths, activation, loss)?;
+    Ok((format!("{activation} {loss}{suffix}"), architecture))
+}
+
+/// The network of a cell on `widths`: `activation` in every hidden layer,
+/// and in the output layer too for MSE; identity outputs (the logits) for
+/// softmax cross-entropy.
+fn cell_architecture(
+    widths: &[usize],
+    activation: Activation,
+    loss: Loss,
+) -> Result<Architecture, Error> {
+    let output = match loss {
+        Loss::Mse => activation,
+        Loss::SoftmaxCrossEntropy => Activation::Identity,
+    };
+    Architecture::with_hidden_and_output(widths, activation, output, loss)
 }
 
 /// One case of the matrix, what it is, and its oracles (computed once).
@@ -289,16 +305,7 @@ impl Matrix {
         for (shape, seeds, blank_last, added) in runs {
             for activation in Activation::ALL {
                 for loss in Loss::ALL {
-                    let output = match loss {
-                        Loss::Mse => activation,
-                        Loss::SoftmaxCrossEntropy => Activation::Identity,
-                    };
-                    let architecture = Architecture::with_hidden_and_output(
-                        &shape.widths,
-                        activation,
-                        output,
-                        loss,
-                    )?;
+                    let architecture = cell_architecture(&shape.widths, activation, loss)?;
                     for &seed in &seeds {
                         let case = Case::random(architecture.clone(), shape.rows, seed);
                         let case = match (activation, shape.name.as_str()) {
