@@ -118,6 +118,9 @@ pub struct AutoBackend<T> {
     forking: Option<(Arc<ThreadPool>, Partitions)>,
     /// The kernels used so far, in the order of first use.
     kernels: Vec<(BackendKind, Box<dyn Backend<T>>)>,
+    /// The widest SIMD path of this CPU, which its SIMD kernels run and
+    /// the choice depends on ([`choose_on`]), found once.
+    path: SimdPath,
 }
 
 impl<T: Precision> AutoBackend<T> {
@@ -127,6 +130,7 @@ impl<T: Precision> AutoBackend<T> {
         AutoBackend {
             forking: None,
             kernels: Vec::new(),
+            path: SimdPath::widest(),
         }
     }
 
@@ -136,12 +140,13 @@ impl<T: Precision> AutoBackend<T> {
         AutoBackend {
             forking: Some((pool, partitions)),
             kernels: Vec::new(),
+            path: SimdPath::widest(),
         }
     }
 
     /// The kernel for a step of `rows` samples of `architecture`, created on first use.
     fn kernel(&mut self, architecture: &Architecture, rows: usize) -> &mut dyn Backend<T> {
-        let kind = choose(architecture, rows);
+        let kind = choose_on(self.path, architecture, rows);
         let index = match self.kernels.iter().position(|(k, _)| *k == kind) {
             Some(index) => index,
             None => {
