@@ -154,6 +154,27 @@ fn transposed_blocks_deeper_than_one_block_with_ragged_batches() {
 }
 
 #[test]
+fn batches_whose_rows_fall_in_one_cache_set() {
+    // 1021 and 1024 samples: rows of 1024 values, 4 or 8 KiB apart, so the
+    // 36- and 40-unit layers' products copy their activations and deltas a
+    // block at a time, and the loss takes its widest blocks of vectors, the
+    // last with padding lanes at 1021; 1000 samples leave the loss single
+    // vectors after its blocks.
+    for loss in [Loss::Mse, Loss::SoftmaxCrossEntropy] {
+        let output = match loss {
+            Loss::Mse => Activation::Sigmoid,
+            Loss::SoftmaxCrossEntropy => Activation::Identity,
+        };
+        let activations = [Activation::Tanh, Activation::Sigmoid, output];
+        let architecture = Architecture::new(&[20, 40, 36, 33], &activations, loss).unwrap();
+        for rows in [1000, 1021, 1024] {
+            check_all_paths::<f64>(&architecture, rows, rows as u64);
+            check_all_paths::<f32>(&architecture, rows, rows as u64);
+        }
+    }
+}
+
+#[test]
 fn every_activation_and_loss() {
     for hidden in Activation::ALL {
         for loss in Loss::ALL {
