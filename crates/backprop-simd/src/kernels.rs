@@ -370,10 +370,11 @@ unsafe fn transpose<V: Lanes>(
 /// the Zen 2 family, `perf record` put 38% of a 6.1 ms `simd` step in the
 /// loss pass (MSE, about 30 cycles a value); with 4 vectors side by side
 /// 12% of 4.0 ms, with 16 5% of 3.6 ms. A throwaway switch inside one
-/// process (medians of interleaved rounds) timed whole steps with 16 over
-/// one at a time: 256-256-256 at 256 0.97x, `rayon-simd` on 256-256-256 at
-/// 1024 0.93x, 512-512-512 at 256 0.97x, 256-256 with softmax at 1024
-/// 0.93x; S, M and 64-128-128-128-10 unchanged.
+/// process (medians of interleaved rounds, the copies of `spaced_operand`
+/// on) timed whole steps with 16 over one at a time: 256-256-256 at 1024
+/// 0.80x and at 256 0.97x, `rayon-simd` on 256-256-256 at 1024 0.93x,
+/// 512-512-512 at 256 0.97x, 256-256 with softmax at 1024 0.93x; S, M and
+/// 64-128-128-128-10 unchanged.
 const LOSS_VECTORS: usize = 16;
 
 /// The loss pass over the output layer, samples in lanes: writes `delta^L`

@@ -356,7 +356,7 @@ fn derive(results: &[Measured]) {
         "\nderived from the winners above (each a range; a constant between its ends splits the grid as measured):"
     );
     println!(
-        "  AUTO_SIMD_MIN_BATCH: the smallest batch a SIMD kernel won where rayon-simd does not cut the first layer by units: {min_batch:?}"
+        "  AUTO_SIMD_MIN_BATCH (AUTO_SIMD_MIN_BATCH_AVX2 on AVX2): the smallest batch a SIMD kernel won where rayon-simd does not cut the first layer by units: {min_batch:?}"
     );
     println!(
         "  AUTO_UNITS_MIN_BATCH: the smallest batch a SIMD kernel won where it does: {units_min_batch:?}"

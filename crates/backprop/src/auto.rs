@@ -22,6 +22,33 @@ use crate::{
 /// 147 us against faer's 163 us).
 pub const AUTO_SIMD_MIN_BATCH: usize = 16;
 
+/// [`AUTO_SIMD_MIN_BATCH`] where the widest SIMD path is AVX2: one vector
+/// of 8 `f32` samples, which a batch of 8 fills (AVX-512's hold 16).
+///
+/// Measured on a 2-core AMD EPYC of the Zen 2 family (AVX2, no AVX-512)
+/// with `cargo run --release -p backprop --example auto_thresholds`: in two
+/// runs of the grid `simd` won 64-32-10 at batch 8 (3.2 us against the faer
+/// kernels' 3.9 us), and `-- 64-32-10 8 256-256-256 8 64-128-128-128-10 8
+/// 512-512-512 8 32-16-4 8 128-64-10 8 15` (medians of paired ratios) put
+/// the faer kernels 1.23x behind `simd` on 64-32-10 and 1.61x on 32-16-4,
+/// and `simd` 1.07x, 1.10x and 1.05x behind faer on 256-256-256,
+/// 64-128-128-128-10 and 512-512-512, whose steps stream more weights
+/// (`-- ... 12 ...`: 1.20x for `simd` on 64-32-10, 1.02x and 1.08x for
+/// faer on the two others). From batch 16 the SIMD kernels won every one
+/// of them.
+pub const AUTO_SIMD_MIN_BATCH_AVX2: usize = 8;
+
+/// The smallest batch `auto` gives the SIMD kernels (unless `rayon-simd`
+/// would cut its first layer by units) when the widest SIMD path is
+/// `path`: [`AUTO_SIMD_MIN_BATCH_AVX2`] on AVX2, [`AUTO_SIMD_MIN_BATCH`] on
+/// the others.
+pub fn simd_min_batch_on(path: SimdPath) -> usize {
+    match path {
+        SimdPath::Avx2 => AUTO_SIMD_MIN_BATCH_AVX2,
+        SimdPath::Avx512 | SimdPath::Portable => AUTO_SIMD_MIN_BATCH,
+    }
+}
+
 /// Batches of at least this many rows go to the SIMD kernels, whatever
 /// [`AUTO_SIMD_MIN_BATCH`] says, where `rayon-simd` cuts the first layer by
 /// hidden units (a first layer that [dominates](first_layer_dominates), at
@@ -82,7 +109,8 @@ pub fn choose(architecture: &Architecture, rows: usize) -> BackendKind {
 }
 
 /// [`choose`] on a CPU whose widest SIMD path is `path`: where `rayon-simd`
-/// cuts the first layer by hidden units depends on it ([`units_max_rows_on`]).
+/// cuts the first layer by hidden units depends on it ([`units_max_rows_on`]),
+/// and so does the smallest batch the SIMD kernels get ([`simd_min_batch_on`]).
 pub fn choose_on(path: SimdPath, architecture: &Architecture, rows: usize) -> BackendKind {
     let largest = architecture
         .widths()
@@ -92,7 +120,7 @@ pub fn choose_on(path: SimdPath, architecture: &Architecture, rows: usize) -> Ba
         .unwrap_or(0);
     let cut_by_units = (AUTO_UNITS_MIN_BATCH..=units_max_rows_on(path)).contains(&rows)
         && first_layer_dominates(architecture);
-    let simd = (rows >= AUTO_SIMD_MIN_BATCH || cut_by_units) && largest < AUTO_SIMD_MAX_PRODUCT;
+    let simd = (rows >= simd_min_batch_on(path) || cut_by_units) && largest < AUTO_SIMD_MAX_PRODUCT;
     let min_flops = if cut_by_units {
         DEFAULT_PARALLEL_THRESHOLD_FLOPS
     } else {
@@ -198,7 +226,7 @@ impl<T: Precision> Backend<T> for AutoBackend<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::{AUTO_SIMD_MIN_BATCH, AUTO_UNITS_MIN_BATCH, choose_on};
+    use super::{AUTO_SIMD_MIN_BATCH, AUTO_SIMD_MIN_BATCH_AVX2, AUTO_UNITS_MIN_BATCH, choose_on};
     use crate::{Architecture, BackendKind, SimdPath, UNITS_MAX_ROWS, UNITS_MAX_ROWS_AVX2};
 
     fn seed(n: usize, h: usize, m: usize) -> Architecture {
@@ -216,6 +244,8 @@ mod tests {
         const { assert!(AUTO_UNITS_MIN_BATCH < AUTO_SIMD_MIN_BATCH) };
         const { assert!(AUTO_SIMD_MIN_BATCH <= UNITS_MAX_ROWS_AVX2) };
         const { assert!(UNITS_MAX_ROWS_AVX2 < UNITS_MAX_ROWS) };
+        const { assert!(AUTO_UNITS_MIN_BATCH < AUTO_SIMD_MIN_BATCH_AVX2) };
+        const { assert!(AUTO_SIMD_MIN_BATCH_AVX2 < AUTO_SIMD_MIN_BATCH) };
         let (m, s) = (seed(784, 256, 10), seed(64, 32, 10));
         // 784-256-10: its first layer dominates, so from AUTO_UNITS_MIN_BATCH
         // rows on it goes to the SIMD kernels, parallel from 1.5 Mflop
@@ -256,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn on_avx2_the_first_layer_is_cut_by_units_up_to_its_own_crossover() {
+    fn on_avx2_the_cut_by_units_and_the_simd_kernels_start_at_their_own_batches() {
         use BackendKind::*;
         let avx2 = |architecture: &Architecture, rows: usize| {
             choose_on(SimdPath::Avx2, architecture, rows)
@@ -272,10 +302,21 @@ mod tests {
         assert_eq!(avx2(&small, rows), RayonSimd);
         assert_eq!(avx2(&small, rows + 1), Simd);
         assert_eq!(choose(&small, rows + 1), RayonSimd);
+        // From one vector of 8 `f32` samples the SIMD kernels, where AVX-512
+        // machines wait for two.
+        let (s, even) = (seed(64, 32, 10), seed(256, 256, 256));
+        assert_eq!(avx2(&s, AUTO_SIMD_MIN_BATCH_AVX2 - 1), Faer);
+        assert_eq!(avx2(&s, AUTO_SIMD_MIN_BATCH_AVX2), Simd);
+        assert_eq!(choose(&s, AUTO_SIMD_MIN_BATCH_AVX2), Faer);
+        assert_eq!(avx2(&even, AUTO_SIMD_MIN_BATCH_AVX2 - 1), RayonFaer);
+        assert_eq!(avx2(&even, AUTO_SIMD_MIN_BATCH_AVX2), RayonSimd);
         // Every other rule is the same on both paths.
         let m = seed(784, 256, 10);
         for rows in [1, 2, 8, 16, 128, 256, 1337, 1338] {
             assert_eq!(avx2(&m, rows), choose(&m, rows), "784-256-10 at {rows}");
+        }
+        for rows in [AUTO_SIMD_MIN_BATCH, 211, 212] {
+            assert_eq!(avx2(&s, rows), choose(&s, rows), "64-32-10 at {rows}");
         }
     }
 }
