@@ -404,21 +404,23 @@ unsafe fn loss_pass<V: Lanes>(
         while col < stride {
             let live = valid.saturating_sub(col).div_ceil(l);
             let taken = if live >= LOSS_VECTORS {
-                total += loss_block::<V, LOSS_VECTORS>(
+                loss_block::<V, LOSS_VECTORS>(
                     loss,
                     (a.add(col), slopes.add(col), y.add(col)),
                     delta.add(col),
                     (outputs, stride, valid - col),
                     inverse_batch,
+                    &mut total,
                 );
                 LOSS_VECTORS
             } else if live > 0 {
-                total += loss_block::<V, 1>(
+                loss_block::<V, 1>(
                     loss,
                     (a.add(col), slopes.add(col), y.add(col)),
                     delta.add(col),
                     (outputs, stride, valid - col),
                     inverse_batch,
+                    &mut total,
                 );
                 1
             } else {
@@ -434,7 +436,8 @@ unsafe fn loss_pass<V: Lanes>(
 }
 
 /// [`loss_pass`] over `G` vectors of samples from the matrices' first
-/// column, each holding at least one sample (`valid >= (G - 1) LANES + 1`).
+/// column, each holding at least one sample (`valid >= (G - 1) LANES + 1`):
+/// each vector's share of the loss added to `total` in turn.
 ///
 /// # Safety
 /// As for [`loss_pass`], with `G` vectors in every row.
@@ -445,13 +448,13 @@ unsafe fn loss_block<V: Lanes, const G: usize>(
     delta: *mut V::T,
     (outputs, stride, valid): (usize, usize, usize),
     inverse_batch: V::T,
-) -> V::T {
+    total: &mut V::T,
+) {
     let l = V::LANES;
     let zero = V::splat(V::T::ZERO);
     let one = V::splat(V::T::ONE);
     let ones = [V::T::ONE; MAX_LANES];
     let at = |i: usize, j: usize| i * stride + j * l;
-    let mut total = V::T::ZERO;
     // SAFETY: the positions lie in the matrices the caller vouches for, and
     // `ones` holds `MAX_LANES >= LANES` values.
     unsafe {
@@ -473,7 +476,7 @@ unsafe fn loss_block<V: Lanes, const G: usize>(
                 }
                 let halves = V::splat(V::T::from_usize(2 * outputs));
                 for j in 0..G {
-                    total += squares[j].div(halves).mul(masks[j]).reduce_add();
+                    *total += squares[j].div(halves).mul(masks[j]).reduce_add();
                 }
             }
             Loss::SoftmaxCrossEntropy => {
@@ -527,12 +530,11 @@ unsafe fn loss_block<V: Lanes, const G: usize>(
                     }
                 }
                 for j in 0..G {
-                    total += value[j].mul(masks[j]).reduce_add();
+                    *total += value[j].mul(masks[j]).reduce_add();
                 }
             }
         }
     }
-    total
 }
 
 /// Independent chains of the FMA loop: enough to keep two FMA units busy
@@ -935,6 +937,65 @@ mod x86_kernels {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The loss pass over `outputs x stride` values (`valid` samples), in
+    /// blocks as it runs, and one vector at a time with the same running
+    /// total: the same bits in `delta^L` and in the total.
+    fn blocks_change_no_bit<T: Math>(loss: Loss, outputs: usize, stride: usize, valid: usize) {
+        let value = |i: usize, scale: f64| T::from_f64(((i * 37 % 101) as f64 - 50.0) * scale);
+        let len = outputs * stride;
+        let a: Vec<T> = (0..len).map(|i| value(i, 0.02)).collect();
+        let slopes: Vec<T> = (0..len).map(|i| value(i + 7, 0.005)).collect();
+        let y: Vec<T> = (0..len).map(|i| value(i + 3, 0.01)).collect();
+        let inverse_batch = T::ONE / T::from_usize(valid);
+        let (ptrs, shape) = (
+            (a.as_ptr(), slopes.as_ptr(), y.as_ptr()),
+            (outputs, stride, valid),
+        );
+        let mut blocked = vec![T::from_f64(f64::NAN); len];
+        let mut single = blocked.clone();
+        // SAFETY: every matrix holds `outputs x stride` values, and each
+        // vector of the walk below holds at least one sample.
+        let (blocked_total, single_total) = unsafe {
+            let blocked_total =
+                loss_pass::<Portable<T>>(loss, ptrs, blocked.as_mut_ptr(), shape, inverse_batch);
+            let mut single_total = T::ZERO;
+            for col in (0..valid).step_by(4) {
+                let (a, slopes, y) = ptrs;
+                loss_block::<Portable<T>, 1>(
+                    loss,
+                    (a.add(col), slopes.add(col), y.add(col)),
+                    single.as_mut_ptr().add(col),
+                    (outputs, stride, valid - col),
+                    inverse_batch,
+                    &mut single_total,
+                );
+            }
+            for i in 0..outputs {
+                single[i * stride + valid.next_multiple_of(4)..(i + 1) * stride].fill(T::ZERO);
+            }
+            (blocked_total, single_total)
+        };
+        assert!(blocked_total.to_f64().is_finite());
+        assert_eq!(
+            blocked_total.to_f64().to_bits(),
+            single_total.to_f64().to_bits()
+        );
+        let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&blocked), bits(&single), "{loss:?}");
+    }
+
+    #[test]
+    fn the_loss_passs_blocks_change_no_bit() {
+        // 37 vectors of 4 lanes: two whole blocks, then five single vectors,
+        // the last ragged; and a stride past the samples.
+        for loss in [Loss::Mse, Loss::SoftmaxCrossEntropy] {
+            for (stride, valid) in [(148, 146), (148, 148), (160, 129)] {
+                blocks_change_no_bit::<f64>(loss, 5, stride, valid);
+                blocks_change_no_bit::<f32>(loss, 5, stride, valid);
+            }
+        }
+    }
 
     /// A 2 x 2-vector tile of depth 3 with `lanes` lanes, rows packed.
     fn tile(lanes: usize) -> TileSpec {

@@ -100,11 +100,17 @@ const SPACED_COPY_MIN_ROWS: usize = 32;
 
 /// `b`, its steps `step` values apart (a matrix of activations or deltas,
 /// one row per unit, a batch of samples wide), as the `B` of a product of
-/// `rows x depth`: copied a block at a time into `room`
-/// ([`Operand::Copied`]) when its steps are so far apart (a multiple of 256
-/// bytes, [`strided`]) that a depth block read in place would hold fewer
-/// than `depth` of them, and the product has [`SPACED_COPY_MIN_ROWS`] rows
-/// to share the copy; read where it lies otherwise.
+/// `rows x depth` on `K`'s tiles: copied a block at a time into `room`
+/// ([`Operand::Copied`]) when its steps are [`strided`] for `K`'s widest
+/// column panel and so far apart that a depth block read in place would
+/// hold fewer than `depth` of them, and the product has
+/// [`SPACED_COPY_MIN_ROWS`] rows to share the copy; read where it lies
+/// otherwise.
+///
+/// The tiles sum each depth block from zero and add it to the stored
+/// partial sum, so the copy's longer blocks round differently: the bits
+/// differ from the in-place ones, as any change of block would, and stay
+/// the same from run to run.
 ///
 /// In place, a batch of 1024 `f32` samples (steps 4 KiB apart, every one
 /// in the same first-level cache set) gave depth blocks of 16 steps, whose
@@ -116,14 +122,14 @@ const SPACED_COPY_MIN_ROWS: usize = 32;
 /// 256-256-256 at 1024 0.80x; 784-256-10 at 128 and 64-32-10 at 1024
 /// unchanged once the rows rule kept the copy off their output layers
 /// (1.005x and 1.023x with it there).
-fn spaced_operand<'a, T>(
+fn spaced_operand<'a, T: Math, K: Kernels<T>>(
     b: &'a [T],
     step: usize,
     (rows, depth): (usize, usize),
     room: &'a mut [T],
 ) -> Operand<'a, T> {
     let span = step * size_of::<T>();
-    let short = span.is_multiple_of(256) && (PANEL_BYTES / span).max(16) < depth;
+    let short = strided::<T>(step, K::NR_MAX * K::LANES) && (PANEL_BYTES / span).max(16) < depth;
     if short && rows >= SPACED_COPY_MIN_ROWS {
         Operand::Copied { b, step, room }
     } else {
@@ -415,7 +421,7 @@ fn forward_above_first<T: Math, K: Kernels<T>>(
         let slope = slopes.then_some(&mut buffers.slopes[l][..]);
         let units = 0..plan.shapes[l].outputs;
         let shape = (plan.shapes[l].outputs, plan.shapes[l].inputs);
-        let input = spaced_operand(input, stride, shape, &mut buffers.block_room);
+        let input = spaced_operand::<T, K>(input, stride, shape, &mut buffers.block_room);
         layer_forward(
             k,
             plan,
@@ -566,7 +572,7 @@ pub(crate) fn gradient<T: Math, K: Kernels<T>>(
                 k,
                 product,
                 w,
-                spaced_operand(d, stride, (n_in, n_out), &mut buffers.block_room),
+                spaced_operand::<T, K>(d, stride, (n_in, n_out), &mut buffers.block_room),
                 below,
                 |c, rows, cols| {
                     if !identity {
@@ -786,16 +792,15 @@ mod tests {
         let b = vec![0.5_f32; 1024 * 40];
         let mut room = vec![0.0; block_room_len::<f32>()];
         let mut copied = |step: usize, rows: usize, depth: usize| {
-            match spaced_operand(&b, step, (rows, depth), &mut room) {
+            match spaced_operand::<f32, PortableKernels>(&b, step, (rows, depth), &mut room) {
                 Operand::Copied { step: s, .. } | Operand::InPlace { step: s, .. } => {
                     assert_eq!(s, step);
                 }
                 Operand::Transposed { .. } => panic!("transposed"),
             }
-            matches!(
-                spaced_operand(&b, step, (rows, depth), &mut room),
-                Operand::Copied { .. }
-            )
+            let operand =
+                spaced_operand::<f32, PortableKernels>(&b, step, (rows, depth), &mut room);
+            matches!(operand, Operand::Copied { .. })
         };
         let many = SPACED_COPY_MIN_ROWS;
         // Steps 4 KiB apart: blocks of 16 steps in place.
