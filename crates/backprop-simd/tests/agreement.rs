@@ -414,10 +414,15 @@ fn the_first_layer_by_units_gives_the_whole_steps_bits() {
             32,
         ),
         (&[12, 5], &[Sigmoid], Loss::Mse, 16),
-        // Rows 1 or 4 KiB apart (8 KiB in `f64`): the layers above the
+        // Rows 1 or 4 KiB apart (2 or 8 KiB in `f64`): the layers above the
         // given block copy their activations and deltas a block at a time.
         (&[20, 40, 36, 33], &[Tanh, Sigmoid, Sigmoid], Loss::Mse, 256),
-        (&[20, 40, 36, 33], &[Tanh, Sigmoid, Sigmoid], Loss::Mse, 1024),
+        (
+            &[20, 40, 36, 33],
+            &[Tanh, Sigmoid, Sigmoid],
+            Loss::Mse,
+            1024,
+        ),
     ] {
         let architecture = Architecture::new(widths, activations, loss).unwrap();
         check_units::<f64>(&architecture, rows);
