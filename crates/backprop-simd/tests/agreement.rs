@@ -172,6 +172,12 @@ fn batches_whose_rows_fall_in_one_cache_set() {
             check_all_paths::<f32>(&architecture, rows, rows as u64);
         }
     }
+    // A 600-unit layer: the products above it copy more than one depth
+    // block of its activations (and of the 40 units' deltas below it).
+    let activations = [Activation::Sigmoid, Activation::Relu, Activation::Sigmoid];
+    let architecture = Architecture::new(&[8, 600, 40, 3], &activations, Loss::Mse).unwrap();
+    check_all_paths::<f64>(&architecture, 1024, 7);
+    check_all_paths::<f32>(&architecture, 1024, 7);
 }
 
 #[test]
