@@ -787,25 +787,25 @@ mod tests {
         ));
     }
 
+    /// Whether [`spaced_operand`] on `K`'s tiles copies a `B` of steps
+    /// `step` values apart into a product of `rows x depth`.
+    fn copied<K: Kernels<f32>>(step: usize, rows: usize, depth: usize) -> bool {
+        let b = vec![0.5_f32; step * depth];
+        let mut room = vec![0.0; block_room_len::<f32>()];
+        match spaced_operand::<f32, K>(&b, step, (rows, depth), &mut room) {
+            Operand::Copied { step: s, .. } => s == step,
+            Operand::InPlace { step: s, .. } => {
+                assert_eq!(s, step);
+                false
+            }
+            Operand::Transposed { .. } => panic!("transposed"),
+        }
+    }
+
     #[test]
     fn spaced_steps_are_copied_only_when_a_block_would_be_short() {
-        let b = vec![0.5_f32; 1024 * 40];
-        let mut room = vec![0.0; block_room_len::<f32>()];
-        let mut copied =
-            |step: usize, rows: usize, depth: usize| match spaced_operand::<f32, PortableKernels>(
-                &b,
-                step,
-                (rows, depth),
-                &mut room,
-            ) {
-                Operand::Copied { step: s, .. } => s == step,
-                Operand::InPlace { step: s, .. } => {
-                    assert_eq!(s, step);
-                    false
-                }
-                Operand::Transposed { .. } => panic!("transposed"),
-            };
         let many = SPACED_COPY_MIN_ROWS;
+        let copied = copied::<PortableKernels>;
         // Steps 4 KiB apart: blocks of 16 steps in place.
         assert!(copied(1024, many, 17));
         assert!(!copied(1024, many, 16));
@@ -815,6 +815,22 @@ mod tests {
         assert!(!copied(256, many, 32));
         // Not a multiple of 256 bytes: the block is sized by the panel.
         assert!(!copied(1020, many, 40));
+    }
+
+    /// AVX-512's widest `f32` panel is 4 vectors of 16, 256 bytes: a batch
+    /// no wider is one panel, whose block is sized by its own width, and
+    /// is never copied; one twice as wide is. Only the tiles' sizes are
+    /// read, so this runs on any x86-64 CPU.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn a_batch_of_one_panel_is_never_copied() {
+        use crate::kernels::Avx512Kernels;
+        let width = <Avx512Kernels as Kernels<f32>>::NR_MAX * 16;
+        assert_eq!(width * size_of::<f32>(), 256);
+        let many = SPACED_COPY_MIN_ROWS;
+        assert!(!copied::<Avx512Kernels>(width, many, 1000));
+        assert!(copied::<Avx512Kernels>(2 * width, many, 65));
+        assert!(!copied::<Avx512Kernels>(2 * width, many, 64));
     }
 
     /// The widest column panel of `K`'s products keeps a depth block of
