@@ -402,30 +402,19 @@ unsafe fn loss_pass<V: Lanes>(
     // SAFETY: every block lies in the matrices the caller vouches for.
     unsafe {
         while col < stride {
-            let live = valid.saturating_sub(col).div_ceil(l);
+            let samples = valid.saturating_sub(col);
+            let live = samples.div_ceil(l);
+            let inputs = (a.add(col), slopes.add(col), y.add(col));
+            let (out, shape) = (delta.add(col), (outputs, stride, samples));
             let taken = if live >= LOSS_VECTORS {
-                loss_block::<V, LOSS_VECTORS>(
-                    loss,
-                    (a.add(col), slopes.add(col), y.add(col)),
-                    delta.add(col),
-                    (outputs, stride, valid - col),
-                    inverse_batch,
-                    &mut total,
-                );
+                loss_block::<V, LOSS_VECTORS>(loss, inputs, out, shape, inverse_batch, &mut total);
                 LOSS_VECTORS
             } else if live > 0 {
-                loss_block::<V, 1>(
-                    loss,
-                    (a.add(col), slopes.add(col), y.add(col)),
-                    delta.add(col),
-                    (outputs, stride, valid - col),
-                    inverse_batch,
-                    &mut total,
-                );
+                loss_block::<V, 1>(loss, inputs, out, shape, inverse_batch, &mut total);
                 1
             } else {
                 for i in 0..outputs {
-                    V::splat(V::T::ZERO).store(delta.add(i * stride + col));
+                    V::splat(V::T::ZERO).store(out.add(i * stride));
                 }
                 1
             };
