@@ -5,12 +5,14 @@
 //! `cargo bench -- faer` one backend everywhere. Parallel backends run on the
 //! global rayon pool, built explicitly with one thread per core.
 
+use std::cell::RefCell;
+use std::fmt;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use backprop::{
-    Architecture, Backend, BackendKind, Batch, FaerBackend, Network, Precision, SimdPath,
+    Architecture, Backend, BackendKind, Batch, Error, FaerBackend, Network, Precision, SimdPath,
     synthetic_batch,
 };
 use backprop_simd::{fma_peak_flops, fma_peak_loop};
@@ -91,6 +93,32 @@ impl Timed for f64 {
 pub struct Harness {
     contenders: Vec<Contender>,
     peak: bool,
+    /// The steps that failed, each as a [`Failure`], in the order met.
+    failures: RefCell<Vec<Failure>>,
+}
+
+/// A contender's step that failed in one benchmark, so that it was not
+/// timed (or, failing while timed, its time is left out of the table).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// The contender's name.
+    pub contender: String,
+    /// The shape as the table names it: `S`, or `M@64` for a point of the sweep.
+    pub shape: String,
+    /// `f32` or `f64`.
+    pub dtype: &'static str,
+    /// What the step returned.
+    pub error: Error,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} on {} {}: not timed, a step failed: {}",
+            self.contender, self.shape, self.dtype, self.error
+        )
+    }
 }
 
 impl Harness {
@@ -110,25 +138,54 @@ impl Harness {
         Harness {
             contenders,
             peak: true,
+            failures: RefCell::new(Vec::new()),
         }
     }
 
     /// Adds a contender named `name` beside the others.
+    ///
+    /// # Panics
+    ///
+    /// If a contender of that name is there already (criterion needs every
+    /// name of a group to differ): the message lists the names taken.
     pub fn with(
         mut self,
         name: impl Into<String>,
         f32: impl Fn() -> Box<dyn Backend<f32>> + 'static,
         f64: impl Fn() -> Box<dyn Backend<f64>> + 'static,
     ) -> Self {
+        let name = name.into();
+        assert!(
+            !self.names().contains(&name.as_str()),
+            "Harness::with: a contender named {name:?} is there already; the names taken: {:?}",
+            self.names()
+        );
         self.contenders.push(Contender::new(name, f32, f64));
         self
     }
 
     /// Keeps only the contenders named in `names`, and leaves out the GEMM peak.
+    ///
+    /// # Panics
+    ///
+    /// If a name in `names` is no contender's (a misspelt name would
+    /// otherwise leave its contender out without a word): the message lists
+    /// the contenders' names.
     pub fn only(mut self, names: &[&str]) -> Self {
+        let known = self.names();
+        let unknown: Vec<&&str> = names.iter().filter(|name| !known.contains(name)).collect();
+        assert!(
+            unknown.is_empty(),
+            "Harness::only: no contender is named {unknown:?}; the contenders: {known:?}"
+        );
         self.contenders.retain(|c| names.contains(&c.name.as_str()));
         self.peak = false;
         self
+    }
+
+    /// The steps that failed in the benchmarks run so far (see [`Failure`]).
+    pub fn failures(&self) -> Vec<Failure> {
+        self.failures.borrow().clone()
     }
 
     /// The contenders' names.
@@ -137,22 +194,34 @@ impl Harness {
     }
 
     /// Runs every group on criterion, then prints the table of this run's
-    /// results (read back from criterion's own files).
+    /// results (read back from criterion's own files), without the steps
+    /// that failed, which it lists after the table.
     pub fn run(&self, c: &mut Criterion) {
         let started = SystemTime::now();
         self.bench(c);
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map_or_else(|| PathBuf::from("target"), PathBuf::from);
+        let failures = self.failures();
         match results::read(&target.join("criterion"), started) {
             Ok((steps, peaks)) if !steps.is_empty() => {
+                let failed = |r: &results::Record| {
+                    failures.iter().any(|f| {
+                        (&f.contender, &f.shape, f.dtype)
+                            == (&r.backend, &r.shape, r.dtype.as_str())
+                    })
+                };
                 let steps: Vec<_> = steps
                     .into_iter()
                     .filter(|r| self.contenders.iter().any(|c| c.name == r.backend))
+                    .filter(|r| !failed(r))
                     .collect();
                 println!("{}", results::table(&steps, &peaks));
             }
             Ok(_) => {}
             Err(error) => eprintln!("could not read criterion's results: {error}"),
+        }
+        for failure in &failures {
+            println!("{failure}");
         }
     }
 
@@ -180,60 +249,80 @@ impl Harness {
             configure(&mut group, widths, rows);
             for contender in &self.contenders {
                 let id = BenchmarkId::from_parameter(&contender.name);
-                bench_step::<T>(&mut group, id, T::make(contender), widths, rows);
+                let timed = bench_step::<T>(&mut group, id, T::make(contender), widths, rows);
+                self.note::<T>(contender, shape.to_owned(), timed);
             }
             group.finish();
         }
     }
 
     fn sweep(&self, c: &mut Criterion) {
-        let (_, widths, _) = SHAPES[1];
-        let mut group = c.benchmark_group("sweep-M/f32");
+        let (shape, widths, _) = SHAPES[1];
+        let mut group = c.benchmark_group(format!("sweep-{shape}/f32"));
         for rows in SWEEP {
             configure(&mut group, widths, rows);
             for contender in &self.contenders {
                 let id = BenchmarkId::new(&contender.name, rows);
-                bench_step::<f32>(&mut group, id, f32::make(contender), widths, rows);
+                let timed = bench_step::<f32>(&mut group, id, f32::make(contender), widths, rows);
+                self.note::<f32>(contender, format!("{shape}@{rows}"), timed);
             }
         }
         group.finish();
     }
+
+    /// Keeps a failed step of `contender` on `shape`, and says so at once.
+    fn note<T: Precision>(&self, contender: &Contender, shape: String, timed: Result<(), Error>) {
+        if let Err(error) = timed {
+            let failure = Failure {
+                contender: contender.name.clone(),
+                shape,
+                dtype: T::NAME,
+                error,
+            };
+            eprintln!("{failure}");
+            self.failures.borrow_mut().push(failure);
+        }
+    }
 }
 
-/// Benchmarks one SGD step of `backend` on a sigmoid/MSE network of `widths` and `rows` samples.
+/// Benchmarks one SGD step of `backend` on a sigmoid/MSE network of
+/// `widths` and `rows` samples, after one step outside the timing.
+///
+/// A step that fails there (a kernel that declines the shape, say) is not
+/// timed, and its error is returned; a step that fails while timed is
+/// returned too (the first such error), and the time criterion keeps for
+/// it is not to be trusted.
 pub fn bench_step<T: Precision>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     id: BenchmarkId,
     mut backend: Box<dyn Backend<T>>,
     widths: [usize; 3],
     rows: usize,
-) {
+) -> Result<(), Error> {
     let [n, h, m] = widths;
-    let Ok(architecture) = Architecture::seed(n, h, m) else {
-        return;
-    };
-    let Ok((inputs, targets)) = synthetic_batch::<T>(rows, n, m) else {
-        return;
-    };
-    let Ok(batch) = Batch::from_slices(&architecture, rows, &inputs, &targets) else {
-        return;
-    };
-    let mut network = Network::<T>::init(architecture, 1);
-    let mut gradient = network.zero_gradient();
+    let architecture = Architecture::seed(n, h, m)?;
+    let (inputs, targets) = synthetic_batch::<T>(rows, n, m)?;
+    let batch = Batch::from_slices(&architecture, rows, &inputs, &targets)?;
+    let mut network = Network::<T>::try_init(architecture, 1)?;
+    let mut gradient = network.try_zero_gradient()?;
     let learning_rate = T::from_f64(1e-3);
+    backend.sgd_step(&mut network, &batch, &mut gradient, learning_rate)?;
+    let mut failure = None;
     group.throughput(Throughput::Elements(rows as u64));
     group.bench_function(id, |b| {
         b.iter(|| {
-            backend
-                .sgd_step(
-                    &mut network,
-                    black_box(&batch),
-                    &mut gradient,
-                    learning_rate,
-                )
-                .map_err(|error| error.to_string())
+            let step = backend.sgd_step(
+                &mut network,
+                black_box(&batch),
+                &mut gradient,
+                learning_rate,
+            );
+            if let Err(error) = step {
+                failure.get_or_insert(error);
+            }
         })
     });
+    failure.map_or(Ok(()), Err)
 }
 
 /// Long steps (the naive backends on L take seconds) get the fewest samples criterion allows.
@@ -284,4 +373,89 @@ fn peak<T: Precision>(c: &mut Criterion) {
         bencher.iter(|| fma_peak_loop(path, black_box(FMA_ROUNDS), black_box(T::ONE)))
     });
     group.finish();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use backprop::{Backend, Error, ForwardTask, GradientTask, NaiveBackend};
+    use criterion::{BenchmarkId, Criterion};
+
+    use super::{Contender, Harness, bench_step};
+
+    /// A kernel that declines every problem.
+    struct Declining;
+
+    impl Backend<f32> for Declining {
+        fn name(&self) -> &'static str {
+            "declining"
+        }
+
+        fn run_forward(&mut self, _: ForwardTask<'_, f32>) -> Result<(), Error> {
+            Err(self.decline())
+        }
+
+        fn run_loss_and_gradient(&mut self, _: GradientTask<'_, f32>) -> Result<f32, Error> {
+            Err(self.decline())
+        }
+    }
+
+    impl Declining {
+        fn decline(&self) -> Error {
+            Error::Unsupported {
+                backend: "declining",
+                reason: "no shape at all".to_owned(),
+            }
+        }
+    }
+
+    fn quick_criterion() -> Criterion {
+        Criterion::default()
+            .without_plots()
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(1))
+            .measurement_time(Duration::from_millis(10))
+    }
+
+    #[test]
+    fn a_step_that_fails_is_returned_not_timed() {
+        let mut criterion = quick_criterion();
+        let mut group = criterion.benchmark_group("harness-test");
+        let id = BenchmarkId::from_parameter("declining");
+        let error = bench_step::<f32>(&mut group, id, Box::new(Declining), [4, 3, 2], 8)
+            .expect_err("a declined step");
+        assert!(matches!(error, Error::Unsupported { .. }), "{error}");
+        let id = BenchmarkId::from_parameter("naive");
+        let naive = Box::new(NaiveBackend::<f32>::new());
+        bench_step::<f32>(&mut group, id, naive, [4, 3, 2], 8).expect("a timed step");
+    }
+
+    #[test]
+    fn a_failed_step_is_kept_and_named() {
+        let harness = Harness::builtin();
+        let contender = Contender::registered(backprop::BackendKind::Naive);
+        let error = Declining.decline();
+        harness.note::<f32>(&contender, "M@64".to_owned(), Err(error));
+        harness.note::<f32>(&contender, "S".to_owned(), Ok(()));
+        let failures = harness.failures();
+        assert_eq!(failures.len(), 1);
+        let line = failures[0].to_string();
+        assert!(line.starts_with("naive on M@64 f32: not timed"), "{line}");
+        assert!(line.contains("no shape at all"), "{line}");
+    }
+
+    #[test]
+    #[should_panic(expected = "no contender is named [\"faerr\"]")]
+    fn only_names_a_misspelt_contender() {
+        let _ = Harness::builtin().only(&["naive", "faerr"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "a contender named \"faer\" is there already")]
+    fn with_refuses_a_name_taken() {
+        let naive = || Box::new(NaiveBackend::<f32>::new()) as Box<dyn Backend<f32>>;
+        let naive64 = || Box::new(NaiveBackend::<f64>::new()) as Box<dyn Backend<f64>>;
+        let _ = Harness::builtin().with("faer", naive, naive64);
+    }
 }

@@ -8,7 +8,7 @@
 //! ```no_run
 //! use backprop::{Backend, NaiveBackend};
 //! use backprop_benches::Harness;
-//! use criterion::Criterion;
+//! use backprop_benches::criterion::Criterion;
 //!
 //! fn main() {
 //!     let mut criterion = Criterion::default().configure_from_args();
@@ -23,5 +23,8 @@ pub mod harness;
 pub mod plot;
 pub mod results;
 
-pub use harness::{Contender, Harness, PEAK_SIDE, SHAPES, SWEEP};
+/// The criterion this harness runs on, so that a bench of an author's own
+/// needs no version of it to match.
+pub use criterion;
+pub use harness::{Contender, Failure, Harness, PEAK_SIDE, SHAPES, SWEEP};
 pub use results::{Record, human};
