@@ -445,11 +445,9 @@ fn a_kernel_that_panics_fails_every_check_it_panics_in_and_the_run_goes_on() {
     // All ten f64 checks call the kernel, so each meets the panic and names it.
     assert_eq!(reports.len(), 10);
     for report in &reports {
-        assert_eq!(
-            report.failure.as_deref(),
-            Some("panicked: no kernel for a hidden width of 1"),
-            "{report}"
-        );
+        let failure = report.failure.as_deref().unwrap_or_default();
+        let expected = "panicked: no kernel for a hidden width of 1 (at tests/controls.rs:";
+        assert!(failure.starts_with(expected), "{report}");
     }
     // The same instance, on a shape it takes, passes.
     let reports = check_f64(&mut PanicsOnWidthOne, &cases()[0], 3);
@@ -736,4 +734,31 @@ fn a_kernel_that_takes_the_targets_sum_as_one_fails_on_other_sums_and_passes_on_
         5,
     );
     assert!(all_passed(&reports), "{}", describe(&reports));
+}
+
+#[test]
+fn one_activation_everywhere_shows_only_where_the_layers_differ_in_activation() {
+    use backprop_verify::conformance::cell_checks;
+    use backprop_verify::{Cancellation, Matrix};
+    let matrix = Matrix::new(&[1], &[]).unwrap();
+    let control = Control::Kernel(Flaw::OneActivation);
+    let mut backend = control.backend::<f64>();
+    let (mut mixed, mut caught) = (0, 0);
+    for cell in matrix.control_cells() {
+        let reports = cell_checks(&mut *backend, cell, Cancellation::Forbidden);
+        if cell.mixed {
+            mixed += 1;
+            caught += usize::from(!all_passed(&reports));
+        } else {
+            assert!(
+                all_passed(&reports),
+                "{}\n{}",
+                cell.shape,
+                describe(&reports)
+            );
+        }
+    }
+    // The cells whose layers share one activation alone would pass it.
+    assert!(mixed > 0);
+    assert_eq!(caught, mixed, "caught in {caught} of {mixed} mixed cells");
 }

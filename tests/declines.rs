@@ -94,9 +94,30 @@ fn not_4_6_5_4(architecture: &Architecture) -> Result<(), String> {
     }
 }
 
+/// Only 5-6-3 networks of sigmoid layers with MSE, as a kernel made for one network.
+fn only_sigmoid_5_6_3(architecture: &Architecture) -> Result<(), String> {
+    only_5_6_3(architecture)?;
+    let sigmoid = architecture
+        .activations()
+        .iter()
+        .all(|&activation| activation == Activation::Sigmoid);
+    match (sigmoid, architecture.loss()) {
+        (true, Loss::Mse) => Ok(()),
+        _ => Err(format!("{architecture} is not sigmoid layers with MSE")),
+    }
+}
+
 // The property tests draw other cases for those it declines; the matrix
 // tests pass on the cells it accepts.
 conformance_tests!(up_to_8_wide, f64: Picky::naive(up_to_8));
+
+// A kernel for one network: the property tests draw on its shape alone,
+// and the matrix and the controls meet it there.
+conformance_tests!(
+    one_network,
+    f64: Picky::naive(only_sigmoid_5_6_3),
+    shapes: [("mine", &[5, 6, 3], 4)],
+);
 
 #[test]
 fn an_unsupported_problem_names_the_kernel_and_its_reason() {
@@ -198,6 +219,9 @@ fn a_refusal_after_the_first_call_accepted_the_cell_is_a_failure() {
     .unwrap();
     assert_eq!(report.declined_cells(), 0);
     assert!(!report.passed());
+    // Run without controls, the verdict says so rather than "0 of 0".
+    let shown = report.to_string();
+    assert!(shown.contains("; no controls run;"), "{shown}");
     let failed = report.cells.iter().flat_map(|cell| &cell.checks);
     let forward = failed
         .filter(|check| check.kind == CheckKind::Forward && !check.passed())
@@ -475,4 +499,94 @@ fn a_relu_kernel_whose_softmax_overflows_is_caught_at_the_limits() {
         .run()
         .unwrap();
     assert!(report.passed(), "{report}");
+}
+
+/// A kernel, `inner`, that takes batches of whole vectors of 8 samples
+/// alone, as a SIMD kernel without a ragged edge might, and declines the
+/// others from both calls.
+struct WholeVectors(Box<dyn Backend<f64>>);
+
+impl WholeVectors {
+    fn check(rows: usize) -> Result<(), Error> {
+        match rows % 8 {
+            0 => Ok(()),
+            _ => Err(Error::Unsupported {
+                backend: "whole-vectors",
+                reason: format!("a batch of {rows} rows is not a multiple of 8"),
+            }),
+        }
+    }
+}
+
+impl Backend<f64> for WholeVectors {
+    fn name(&self) -> &'static str {
+        "whole-vectors"
+    }
+
+    fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
+        Self::check(task.inputs().rows())?;
+        self.0.run_forward(task)
+    }
+
+    fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
+        Self::check(task.batch().rows())?;
+        self.0.run_loss_and_gradient(task)
+    }
+}
+
+/// The reference kernel's gradient summed over the batch, not averaged:
+/// right on one row, wrong by the batch size elsewhere.
+struct Summed(NaiveBackend<f64>);
+
+impl Backend<f64> for Summed {
+    fn name(&self) -> &'static str {
+        "summed"
+    }
+
+    fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
+        self.0.run_forward(task)
+    }
+
+    fn run_loss_and_gradient(&mut self, mut task: GradientTask<'_, f64>) -> Result<f64, Error> {
+        let rows = task.batch().rows() as f64;
+        let loss = self.0.run_loss_and_gradient(task.reborrow())?;
+        let (_, _, mut gradient) = task.into_parts();
+        gradient.as_mut_slice().iter_mut().for_each(|g| *g *= rows);
+        Ok(loss)
+    }
+}
+
+#[test]
+fn a_kernel_for_whole_vectors_of_samples_meets_the_golden_loss_and_the_batch_law_at_its_sizes() {
+    let report = quick_run("whole-vectors", || {
+        WholeVectors(Box::new(NaiveBackend::new()))
+    })
+    .run()
+    .unwrap();
+    assert!(report.passed(), "{report}");
+    let checked: Vec<_> = report
+        .cells
+        .iter()
+        .filter(|cell| cell.declined.is_none())
+        .collect();
+    assert!(checked.len() > 10, "{report}");
+    assert!(checked.iter().all(|cell| cell.rows % 8 == 0));
+    let kinds = |cell: &&backprop_verify::CellReport| -> Vec<CheckKind> {
+        cell.checks.iter().map(|check| check.kind).collect()
+    };
+    assert!(checked.iter().all(|cell| {
+        let kinds = kinds(cell);
+        kinds.contains(&CheckKind::GoldenLoss) && kinds.contains(&CheckKind::BatchLaw)
+    }));
+
+    // The batch law on the batch twice over still fails a gradient summed
+    // over the batch, which the single rows would have shown.
+    let case = backprop_verify::Case::random(Architecture::seed(4, 5, 3).unwrap(), 8, 1);
+    let oracle = backprop_verify::Oracle::of(&case);
+    let mut summed = WholeVectors(Box::new(Summed(NaiveBackend::new())));
+    let law = backprop_verify::checks::batch_law(&mut summed, &case, &oracle);
+    assert!(!law.passed(), "{law}");
+    let mut right = WholeVectors(Box::new(NaiveBackend::new()));
+    let law = backprop_verify::checks::batch_law(&mut right, &case, &oracle);
+    assert!(law.passed(), "{law}");
 }

@@ -179,10 +179,11 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<bool> {
     let modes = cancellation_modes(&matrix, || progress.inc(control_cells as u64));
     progress.finish_and_clear();
 
+    let mixed = matrix.cells.iter().filter(|cell| cell.mixed).count();
     let saturating = matrix.cells.iter().filter(|cell| cell.saturating).count();
     let overflowing = matrix.cells.iter().filter(|cell| cell.overflowing).count();
     println!(
-        "{} cells per backend and dtype: the protocol shapes with seeds {:?}, the tile-edge shapes with seed {}, each for every activation and loss, {saturating} cells whose units saturate and {overflowing} whose values overflow a naive exponential.",
+        "{} cells per backend and dtype: the protocol shapes with seeds {:?}, the tile-edge shapes with seed {}, each for every activation and loss, {mixed} cells whose layers differ in activation, {saturating} cells whose units saturate and {overflowing} whose values overflow a naive exponential.",
         matrix.cells.len(),
         options.seeds,
         options.seeds.first().copied().unwrap_or(1)

@@ -58,6 +58,17 @@ impl<T: Scalar> Case<T> {
         }
     }
 
+    /// The batch twice over, each sample twice: `2 B` rows whose mean loss
+    /// and gradient are the batch's own.
+    pub fn doubled(&self) -> Case<T> {
+        Case {
+            network: self.network.clone(),
+            inputs: self.inputs.repeat(2),
+            targets: self.targets.repeat(2),
+            rows: 2 * self.rows,
+        }
+    }
+
     /// The sample `b` alone, as a case of one row.
     pub fn sample(&self, b: usize) -> Case<T> {
         let (n, m) = (

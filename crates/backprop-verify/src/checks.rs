@@ -152,11 +152,21 @@ pub fn loss_and_gradient<T: Scalar>(
 /// alone: a kernel cannot decline the values that would show its mistakes
 /// (saturated units, say) and keep the same shape elsewhere.
 pub fn declined<T: Scalar>(backend: &mut dyn Backend<T>, case: &Case<T>) -> Option<String> {
+    declined_at(backend, case.network.architecture(), case.rows)
+}
+
+/// [`declined`], asked of `architecture` with `rows` samples.
+pub fn declined_at<T: Scalar>(
+    backend: &mut dyn Backend<T>,
+    architecture: &Architecture,
+    rows: usize,
+) -> Option<String> {
+    let (n, m) = (architecture.input_width(), architecture.output_width());
     let probe = Case {
-        network: Network::try_zeros(case.network.architecture().clone()).ok()?,
-        inputs: vec![T::ZERO; case.inputs.len()],
-        targets: vec![T::ZERO; case.targets.len()],
-        rows: case.rows,
+        network: Network::try_zeros(architecture.clone()).ok()?,
+        inputs: vec![T::ZERO; rows.checked_mul(n)?],
+        targets: vec![T::ZERO; rows.checked_mul(m)?],
+        rows,
     };
     match caught(|| loss_and_gradient_typed(backend, &probe, Prefill::Nan)) {
         Ok(Err(error @ backprop_core::Error::Unsupported { .. })) => Some(error.to_string()),
@@ -972,6 +982,10 @@ fn first_layer_report<T: Scalar>(
 
 /// The batch gradient against the mean of the per-sample gradients, both
 /// from the same backend in precision `T`; tolerance `2 k u S`.
+///
+/// A backend that declines batches of one row (one that takes only whole
+/// vectors of samples, say) is held to the same law on the batch twice
+/// over ([`Case::doubled`]): its gradient must be the batch's own.
 pub fn batch_law<T: Scalar>(
     backend: &mut dyn Backend<T>,
     case: &Case<T>,
@@ -982,12 +996,21 @@ pub fn batch_law<T: Scalar>(
         Ok((_, gradient)) => widen(gradient.as_slice()),
         Err(e) => return CheckReport::failed(CheckKind::BatchLaw, e),
     };
+    let single_rows_declined =
+        case.rows > 1 && declined_at(backend, case.network.architecture(), 1).is_some();
+    let parts = if single_rows_declined {
+        vec![case.doubled()]
+    } else {
+        (0..case.rows).map(|b| case.sample(b)).collect()
+    };
+    // Each part's gradient is the mean over its rows: weighted by them.
+    let total: usize = parts.iter().map(|part| part.rows).sum();
     let mut mean = vec![0.0; whole.len()];
-    for b in 0..case.rows {
-        match loss_and_gradient(backend, &case.sample(b)) {
+    for part in &parts {
+        match loss_and_gradient(backend, part) {
             Ok((_, gradient)) => {
                 for (sum, g) in mean.iter_mut().zip(gradient.as_slice()) {
-                    *sum += g.to_f64() / case.rows as f64;
+                    *sum += g.to_f64() / total as f64 * part.rows as f64;
                 }
             }
             Err(e) => return CheckReport::failed(CheckKind::BatchLaw, e),

@@ -39,18 +39,34 @@ pub enum Flaw {
     /// `s` of the targets taken as 1: right for one-hot targets and
     /// distributions, wrong for any other targets.
     RowSumTakenAsOne,
+    /// The first layer's activation applied in every layer (softmax
+    /// cross-entropy's identity outputs aside), in the forward pass and the
+    /// gradient alike: right wherever the layers share one activation, so
+    /// only cells whose layers differ in activation show it.
+    OneActivation,
 }
 
 impl Flaw {
     /// Every kernel flaw.
-    pub const ALL: [Flaw; 6] = [
+    pub const ALL: [Flaw; 7] = [
         Flaw::ScalarStepOne,
         Flaw::MissingActivationDerivative,
         Flaw::TransposedWeightGradient,
         Flaw::BiasNotSummed,
         Flaw::SlopesFromActivation,
         Flaw::RowSumTakenAsOne,
+        Flaw::OneActivation,
     ];
+
+    /// The activation layer `l` applies under this flaw, of `activations`
+    /// for `loss`.
+    fn activation(self, activations: &[Activation], loss: Loss, l: usize) -> Activation {
+        let softmax_output = loss == Loss::SoftmaxCrossEntropy && l + 1 == activations.len();
+        match self {
+            Flaw::OneActivation if !softmax_output => activations[0],
+            _ => activations[l],
+        }
+    }
 }
 
 impl fmt::Display for Flaw {
@@ -62,6 +78,7 @@ impl fmt::Display for Flaw {
             Flaw::BiasNotSummed => "bias gradient not summed",
             Flaw::SlopesFromActivation => "slopes from the rounded activation",
             Flaw::RowSumTakenAsOne => "softmax targets' sum taken as 1",
+            Flaw::OneActivation => "first activation in every layer",
         })
     }
 }
@@ -293,7 +310,15 @@ impl<T: Scalar> Backend<T> for ControlBackend<T> {
     }
 
     fn run_forward(&mut self, task: ForwardTask<'_, T>) -> Result<(), Error> {
-        self.naive.run_forward(task)
+        if self.flaw != Flaw::OneActivation {
+            return self.naive.run_forward(task);
+        }
+        let (layers, inputs, outputs) = task.into_parts();
+        let (_, mut outs) = flawed_forward(self.flaw, layers, inputs.matrix().as_slice());
+        if let Some(last) = outs.pop() {
+            outputs.copy_from_slice(&last);
+        }
+        Ok(())
     }
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, T>) -> Result<T, Error> {
@@ -305,7 +330,8 @@ impl<T: Scalar> Backend<T> for ControlBackend<T> {
             Flaw::ScalarStepOne
             | Flaw::MissingActivationDerivative
             | Flaw::SlopesFromActivation
-            | Flaw::RowSumTakenAsOne => {
+            | Flaw::RowSumTakenAsOne
+            | Flaw::OneActivation => {
                 let (_, _, mut gradient) = task.into_parts();
                 flawed_backprop(self.flaw, layers, &batch, &mut gradient)
             }
@@ -363,23 +389,22 @@ fn scale<T: Scalar>(values: &mut [T], factor: T) {
     }
 }
 
-/// Backpropagation over whole-batch matrices with one of the two flaws that
-/// live inside the recursion.
-fn flawed_backprop<T: Scalar>(
+/// The forward pass over whole-batch matrices of `inputs` (`rows x n`),
+/// each layer's activation as `flaw` has it: the pre-activations `zs[l]`
+/// and the activations `outs[l + 1]` (`rows x d_{l+1}`), `outs[0]` the
+/// inputs.
+fn flawed_forward<T: Scalar>(
     flaw: Flaw,
     layers: Layers<'_, T>,
-    batch: &Batch<'_, T>,
-    gradient: &mut GradientLayers<'_, T>,
-) -> T {
+    inputs: &[T],
+) -> (Vec<Vec<T>>, Vec<Vec<T>>) {
     let architecture = layers.architecture();
-    let activations = architecture.activations();
-    let rows = batch.rows();
-    let inverse_batch = T::ONE / T::from_usize(rows);
-    // zs[l] and outs[l] are rows x d_{l+1}; outs[-1] is the input.
-    let mut outs: Vec<Vec<T>> = vec![batch.inputs().matrix().as_slice().to_vec()];
+    let (activations, loss) = (architecture.activations(), architecture.loss());
+    let rows = inputs.len() / architecture.input_width().max(1);
+    let mut outs: Vec<Vec<T>> = vec![inputs.to_vec()];
     let mut zs: Vec<Vec<T>> = Vec::new();
     for (l, layer) in layers.iter().enumerate() {
-        let activation = layer.activation;
+        let activation = flaw.activation(activations, loss, l);
         let (fan_in, fan_out) = (layer.shape.inputs, layer.shape.outputs);
         let input = &outs[l];
         let z: Vec<T> = (0..rows * fan_out)
@@ -393,12 +418,28 @@ fn flawed_backprop<T: Scalar>(
         outs.push(z.iter().map(|&z| activation.value(z)).collect());
         zs.push(z);
     }
-    let last = activations.len() - 1;
-    let m = architecture.output_width();
+    (zs, outs)
+}
+
+/// Backpropagation over whole-batch matrices with one of the flaws that
+/// live inside the recursion.
+fn flawed_backprop<T: Scalar>(
+    flaw: Flaw,
+    layers: Layers<'_, T>,
+    batch: &Batch<'_, T>,
+    gradient: &mut GradientLayers<'_, T>,
+) -> T {
+    let architecture = layers.architecture();
+    let rows = batch.rows();
+    let inverse_batch = T::ONE / T::from_usize(rows);
+    let (zs, outs) = flawed_forward(flaw, layers, batch.inputs().matrix().as_slice());
     let loss = architecture.loss();
+    let activation = |l: usize| flaw.activation(architecture.activations(), loss, l);
+    let last = architecture.layer_count() - 1;
+    let m = architecture.output_width();
     let slope = |l: usize, index: usize| match flaw {
-        Flaw::SlopesFromActivation => slope_from_activation(activations[l], outs[l + 1][index]),
-        _ => activations[l].slope(zs[l][index]),
+        Flaw::SlopesFromActivation => slope_from_activation(activation(l), outs[l + 1][index]),
+        _ => activation(l).slope(zs[l][index]),
     };
     let mut loss_sum = T::ZERO;
     let mut delta = vec![T::ZERO; rows * m];

@@ -5,23 +5,66 @@
 //! run goes on to the other checks and cells (on the same instance, so a
 //! kernel that a panic leaves broken fails them too); the report then names
 //! every cell and check that panicked, where an unguarded run would stop at
-//! the first with no report. The panic hook still prints where it happened.
+//! the first with no report.
+//!
+//! A panic on the thread of a guarded call is not printed (a kernel that
+//! panics on every cell would otherwise bury the report under a trace per
+//! check): its place in the source goes into the failure's message. The
+//! kit's panic hook, installed at the first guarded call, hands every
+//! other panic (another thread's, a kernel's own workers' among them, or
+//! this thread's outside a guarded call) to the hook it replaced.
 
 use std::any::Any;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::cell::{Cell, RefCell};
+use std::panic::{self, AssertUnwindSafe, PanicHookInfo, catch_unwind};
+use std::sync::Once;
 
 use crate::report::{CheckKind, CheckReport};
+
+thread_local! {
+    /// How many guarded calls this thread is inside.
+    static GUARDED: Cell<usize> = const { Cell::new(0) };
+    /// Where this thread's last guarded panic happened.
+    static PLACE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs the kit's panic hook, once per process (see the module docs).
+fn install_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info: &PanicHookInfo<'_>| {
+            if GUARDED.with(Cell::get) > 0 {
+                let place = info.location().map(ToString::to_string);
+                PLACE.with(|last| *last.borrow_mut() = place);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
 
 /// `check()`, or a failed report of `kind` if it panics.
 pub fn guarded(kind: CheckKind, check: impl FnOnce() -> CheckReport) -> CheckReport {
     caught(check).unwrap_or_else(|message| CheckReport::failed(kind, message))
 }
 
-/// `run()`, or `panicked: ` and the panic's message if it panics: for the
-/// measurements around the checks.
+/// `run()`, or `panicked: `, the panic's message and, for a panic on this
+/// thread, `(at file:line:column)` if it panics: for the measurements
+/// around the checks.
 pub fn caught<R>(run: impl FnOnce() -> R) -> Result<R, String> {
-    catch_unwind(AssertUnwindSafe(run))
-        .map_err(|payload| format!("panicked: {}", panic_message(&*payload)))
+    install_hook();
+    PLACE.with(|last| last.borrow_mut().take());
+    GUARDED.with(|depth| depth.set(depth.get() + 1));
+    let result = catch_unwind(AssertUnwindSafe(run));
+    GUARDED.with(|depth| depth.set(depth.get() - 1));
+    result.map_err(|payload| {
+        let message = panic_message(&*payload);
+        match PLACE.with(|last| last.borrow_mut().take()) {
+            Some(place) => format!("panicked: {message} (at {place})"),
+            None => format!("panicked: {message}"),
+        }
+    })
 }
 
 /// A panic's message, when it carries one as text.
@@ -39,15 +82,32 @@ mod tests {
 
     #[test]
     fn a_panic_fails_its_check_with_the_message() {
+        let line = line!() + 1;
         let report = guarded(CheckKind::Forward, || panic!("row {} of {}", 3, 4));
         assert!(!report.passed());
         assert_eq!(report.kind, CheckKind::Forward);
-        assert_eq!(report.failure.as_deref(), Some("panicked: row 3 of 4"));
+        let place = format!("{}:{line}:", file!());
+        let expected = format!("panicked: row 3 of 4 (at {place}");
+        let failure = report.failure.unwrap_or_default();
+        assert!(failure.starts_with(&expected), "{failure}");
         let report = guarded(CheckKind::SgdStep, || std::panic::panic_any(7u8));
-        assert_eq!(
-            report.failure.as_deref(),
-            Some("panicked: a panic without a message")
+        let failure = report.failure.unwrap_or_default();
+        assert!(
+            failure.starts_with("panicked: a panic without a message (at "),
+            "{failure}"
         );
+    }
+
+    #[test]
+    fn a_panic_on_another_thread_keeps_its_message_without_a_place() {
+        let report = guarded(CheckKind::Forward, || {
+            let worker = std::thread::spawn(|| panic!("in a worker"));
+            match worker.join() {
+                Ok(()) => CheckReport::new(CheckKind::Forward),
+                Err(payload) => std::panic::resume_unwind(payload),
+            }
+        });
+        assert_eq!(report.failure.as_deref(), Some("panicked: in a worker"));
     }
 
     #[test]
@@ -55,9 +115,9 @@ mod tests {
         let report = guarded(CheckKind::Forward, || CheckReport::new(CheckKind::Forward));
         assert!(report.passed());
         assert_eq!(caught(|| 2.0), Ok(2.0));
-        assert_eq!(
-            caught(|| -> f64 { panic!("no") }),
-            Err("panicked: no".to_owned())
-        );
+        let failure = caught(|| -> f64 { panic!("no") }).unwrap_err();
+        assert!(failure.starts_with("panicked: no (at "), "{failure}");
+        // Outside a guarded call, the hook hands panics on.
+        assert_eq!(GUARDED.with(Cell::get), 0);
     }
 }

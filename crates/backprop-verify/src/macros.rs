@@ -20,16 +20,31 @@
 /// draws another; too many rejections fail the test, as for any property.
 /// The matrix tests pass with declined cells only if some cell was checked.
 ///
+/// A kernel made for a few shapes names them after `shapes:`, each as
+/// `(name, widths, rows)`: the random cases are then drawn on those
+/// shapes alone ([`strategies::case_on`](crate::strategies::case_on),
+/// every activation and loss, declines allowed in proportion), and the
+/// matrix and the controls run on them too, as
+/// [`Conformance::shape`](crate::Conformance::shape) adds them. Every
+/// random case runs the oracles on the whole shape, so keep the shapes
+/// small (a few thousand parameters).
+///
 /// The module takes the first argument's name, so that name must not be
 /// the name of a crate the constructors use (the module would hide it).
 ///
 /// ```text
 /// backprop_verify::conformance_tests!(my_kernel, f64: MyKernel::<f64>::new(), f32: MyKernel::<f32>::new());
 /// backprop_verify::conformance_tests!(classic, f64: Classic::<f64>::new(), cancellation: Allowed);
+/// backprop_verify::conformance_tests!(fixed, f64: Fixed::<f64>::new(), shapes: [("mine", &[4, 5, 3], 32)]);
 /// ```
 #[macro_export]
 macro_rules! conformance_tests {
-    ($module:ident, f64: $make_f64:expr $(, f32: $make_f32:expr)? $(, cancellation: $mode:ident)? $(,)?) => {
+    (
+        $module:ident, f64: $make_f64:expr
+        $(, f32: $make_f32:expr)?
+        $(, shapes: [$(($shape:expr, $widths:expr, $rows:expr)),+ $(,)?])?
+        $(, cancellation: $mode:ident)? $(,)?
+    ) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
@@ -37,12 +52,27 @@ macro_rules! conformance_tests {
             /// The mode every test judges the backend in.
             const CANCELLATION: $crate::Cancellation = $crate::__cancellation!($($mode)?);
 
+            /// The author's shapes, if any: the random cases are drawn on
+            /// them alone, and the matrix adds them.
+            fn shapes() -> ::std::vec::Vec<$crate::Shape> {
+                ::std::vec![$($($crate::Shape::new($shape, $widths, $rows)),+)?]
+            }
+
+            /// The conformance run of the matrix tests, with the author's shapes.
+            fn conformance<T: $crate::CheckPrecision>(
+                run: $crate::Conformance<T>,
+            ) -> $crate::Conformance<T> {
+                shapes().into_iter().fold(run, |run, shape| {
+                    run.shape(shape.name, &shape.widths, shape.rows)
+                })
+            }
+
             $crate::proptest::proptest! {
-                #![proptest_config($crate::strategies::config())]
+                #![proptest_config($crate::strategies::config_on(&shapes()))]
 
                 #[test]
                 fn f64_passes_every_check(
-                    case in $crate::strategies::case(),
+                    case in $crate::strategies::cases(shapes()),
                     seed in $crate::proptest::prelude::any::<u64>(),
                 ) {
                     let mut backend = $make_f64;
@@ -64,10 +94,10 @@ macro_rules! conformance_tests {
 
             $(
                 $crate::proptest::proptest! {
-                    #![proptest_config($crate::strategies::config())]
+                    #![proptest_config($crate::strategies::config_on(&shapes()))]
 
                     #[test]
-                    fn f32_passes_every_check(case in $crate::strategies::case()) {
+                    fn f32_passes_every_check(case in $crate::strategies::cases(shapes())) {
                         let mut backend = $make_f32;
                         let case = case.to_precision::<f32>();
                         $crate::proptest::prop_assume!(
@@ -88,7 +118,8 @@ macro_rules! conformance_tests {
 
                 #[test]
                 fn f32_matrix_passes_on_one_instance() {
-                    let report = $crate::Conformance::<f32>::new(stringify!($module), || $make_f32)
+                    let run = $crate::Conformance::<f32>::new(stringify!($module), || $make_f32);
+                    let report = conformance(run)
                         .cancellation(CANCELLATION)
                         .quick()
                         .without_controls()
@@ -100,7 +131,8 @@ macro_rules! conformance_tests {
 
             #[test]
             fn f64_matrix_passes_on_one_instance() {
-                let report = $crate::Conformance::<f64>::new(stringify!($module), || $make_f64)
+                let run = $crate::Conformance::<f64>::new(stringify!($module), || $make_f64);
+                let report = conformance(run)
                     .cancellation(CANCELLATION)
                     .quick()
                     .without_controls()
@@ -111,7 +143,7 @@ macro_rules! conformance_tests {
 
             #[test]
             fn every_wrapped_control_is_rejected() {
-                let matrix = $crate::Matrix::new(&[1], &[]).expect("a valid matrix");
+                let matrix = $crate::Matrix::new(&[1], &shapes()).expect("a valid matrix");
                 let error = <f64 as $crate::CheckPrecision>::CONTROL_ERROR;
                 for flaw in $crate::OutputFlaw::all(error) {
                     let mut flawed = $crate::Flawed::new($make_f64, flaw);

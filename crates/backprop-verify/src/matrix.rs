@@ -4,17 +4,18 @@
 //! width-1 layer, a single layer, a batch of one) for every activation, both
 //! losses and every seed; shapes whose widths and batch sizes sit on both
 //! sides of the vector and tile edges 8, 16, 32 and 64, for every activation
-//! and loss with the first seed; cells whose tanh and sigmoid units
-//! saturate and cells whose values overflow a naive exponential, with both
-//! losses (and softmax logits past its range behind ReLU and identity
-//! layers too) and the first seed; and an author's added shapes, with the cells
-//! at those limits on them too, among the cells the negative controls run
-//! on. Each cell's oracles are computed once, when first needed, and shared
+//! and loss with the first seed; cells whose layers differ in activation,
+//! on the deep protocol shapes with the first seed; cells whose tanh and
+//! sigmoid units saturate and cells whose values overflow a naive
+//! exponential, with both losses (and softmax logits past its range behind
+//! ReLU and identity layers too) and the first seed; and an author's added
+//! shapes, with the mixed cells and the cells at those limits on them too,
+//! among the cells the negative controls run on. Each cell's oracles are computed once, when first needed, and shared
 //! by every backend checked on the matrix.
 
 use std::sync::OnceLock;
 
-use backprop_core::{Activation, Architecture, Error, Loss};
+use backprop_core::{Activation, Architecture, Error, Loss, MatrixRole};
 
 use crate::case::Case;
 use crate::checks::Oracle;
@@ -71,6 +72,58 @@ pub fn edge_shapes() -> Vec<Shape> {
         Shape::new("257 rows", &[9, 5, 3], 257),
     ]
 }
+
+/// The cells whose layers differ in activation, with `seed`, on `widths`
+/// (at least two weight layers) and `rows`: four networks for each loss,
+/// each activation in turn in the first layer and the others after it in
+/// [`Activation::ALL`]'s order, so that over the four every activation
+/// meets every layer; the output layer's activation is the next in turn
+/// for MSE and identity for softmax cross-entropy (whose cells need two
+/// hidden layers, at least, to differ from the matrix's others). Every other cell of the
+/// matrix has one activation in all its hidden layers, so a kernel that
+/// applied one layer's activation to every layer would pass them all.
+/// Each is named `mixed` and `suffix`.
+pub fn mixed_cells(
+    widths: &[usize],
+    rows: usize,
+    seed: u64,
+    suffix: &str,
+) -> Result<Vec<Cell>, Error> {
+    let layers = widths.len().saturating_sub(1);
+    if layers < 2 {
+        return Ok(Vec::new());
+    }
+    let all = Activation::ALL;
+    let mut cells = Vec::new();
+    // Softmax cross-entropy's outputs are identity, so its networks differ
+    // from the other cells' only with two hidden layers or more.
+    let losses = Loss::ALL
+        .into_iter()
+        .filter(|&loss| loss == Loss::Mse || layers > 2);
+    for loss in losses {
+        for turn in 0..all.len() {
+            let mut activations: Vec<Activation> =
+                (0..layers).map(|l| all[(turn + l) % all.len()]).collect();
+            if loss == Loss::SoftmaxCrossEntropy {
+                activations[layers - 1] = Activation::Identity;
+            }
+            let architecture = Architecture::new(widths, &activations, loss)?;
+            cells.push(Cell {
+                mixed: true,
+                ..Cell::new(
+                    format!("mixed{suffix}"),
+                    seed,
+                    Case::random(architecture, rows, seed),
+                )
+            });
+        }
+    }
+    Ok(cells)
+}
+
+/// The protocol shapes the cells whose layers differ in activation are
+/// built on ([`mixed_cells`]): the deep ones.
+const MIXED_SHAPES: [&str; 2] = ["4 layers", "9 layers"];
 
 /// The cells whose units saturate (see [`Case::saturated`]), with the
 /// first seed: a tanh and a sigmoid network, each with an MSE output of the
@@ -214,6 +267,8 @@ pub struct Cell {
     /// Whether the case's values overflow a naive exponential (see
     /// [`overflowing_cells`]).
     pub overflowing: bool,
+    /// Whether the case's layers differ in activation (see [`mixed_cells`]).
+    pub mixed: bool,
     /// Whether the shape is one an author added (the `extra` shapes of
     /// [`Matrix::new`]).
     pub added: bool,
@@ -232,6 +287,7 @@ impl Cell {
             seed,
             saturating: false,
             overflowing: false,
+            mixed: false,
             added: false,
             case,
             oracle: OnceLock::new(),
@@ -282,10 +338,19 @@ impl Matrix {
     /// of the first layer on its kink, to show that such components are
     /// excluded and counted, and the 9-layer ReLU cells one of every hidden
     /// layer, where the slope at 0 must be 0 in every layer. Then the cells
-    /// at the exponential's limits ([`saturating_cells`],
-    /// [`overflowing_cells`]), and the same on each `extra` shape's widths
-    /// and rows.
+    /// whose layers differ in activation on the deep protocol shapes
+    /// ([`mixed_cells`]), the cells at the exponential's limits
+    /// ([`saturating_cells`], [`overflowing_cells`]), and both on each
+    /// `extra` shape's widths and rows.
+    ///
+    /// Fails with [`Error::EmptyBatch`] if an `extra` shape has no rows, or
+    /// with the architecture's error if its widths make no network.
     pub fn new(seeds: &[u64], extra: &[Shape]) -> Result<Self, Error> {
+        if extra.iter().any(|shape| shape.rows == 0) {
+            return Err(Error::EmptyBatch {
+                role: MatrixRole::Inputs,
+            });
+        }
         let mut cells = Vec::new();
         let first = seeds.first().copied().unwrap_or(1);
         // Each shape with its seeds, whether its last sample is blank (the
@@ -328,11 +393,19 @@ impl Matrix {
                 }
             }
         }
+        for shape in protocol_shapes() {
+            if MIXED_SHAPES.contains(&shape.name.as_str()) {
+                let suffix = format!(" {}", shape.name);
+                cells.extend(mixed_cells(&shape.widths, shape.rows, first, &suffix)?);
+            }
+        }
         cells.extend(saturating_cells(first)?);
         cells.extend(overflowing_cells(first)?);
         for shape in extra {
-            let at_limits = limit_cells_at(shape, first)?;
-            cells.extend(at_limits.into_iter().map(|cell| Cell {
+            let suffix = format!(" at {}", shape.name);
+            let mut added = mixed_cells(&shape.widths, shape.rows, first, &suffix)?;
+            added.extend(limit_cells_at(shape, first)?);
+            cells.extend(added.into_iter().map(|cell| Cell {
                 added: true,
                 ..cell
             }));
@@ -341,15 +414,17 @@ impl Matrix {
     }
 
     /// The cells where every negative control's mistake is visible: of the
-    /// protocol shapes with the first seed only, the saturating cells, and
-    /// those of the shapes an author added (so that a kernel that declines
-    /// the protocol shapes still meets the controls at its own).
+    /// protocol shapes with the first seed only, the cells whose layers
+    /// differ in activation, the saturating cells, and those of the shapes
+    /// an author added (so that a kernel that declines the protocol shapes
+    /// still meets the controls at its own).
     pub fn control_cells(&self) -> impl Iterator<Item = &Cell> {
         let first = self.cells.first().map(|cell| cell.seed);
         let protocol: Vec<String> = protocol_shapes().into_iter().map(|s| s.name).collect();
         self.cells.iter().filter(move |cell| {
             let protocol_cell = Some(cell.seed) == first && protocol.contains(&cell.shape);
-            cell.shows_every_mistake() && (protocol_cell || cell.saturating || cell.added)
+            let kind = protocol_cell || cell.mixed || cell.saturating || cell.added;
+            cell.shows_every_mistake() && kind
         })
     }
 }
@@ -390,7 +465,7 @@ mod tests {
             let chosen = names.contains(&(cell.shape.as_str(), cell.seed));
             let of_protocol = protocol.contains(&cell.shape);
             let expected = cell.shows_every_mistake()
-                && ((of_protocol && cell.seed == 1) || cell.saturating || cell.added);
+                && ((of_protocol && cell.seed == 1) || cell.mixed || cell.saturating || cell.added);
             assert_eq!(chosen, expected, "{} seed {}", cell.shape, cell.seed);
         }
         // Some cells of each kind, and none of the second seed or the edges.
@@ -405,11 +480,91 @@ mod tests {
                 .iter()
                 .all(|&(shape, seed)| seed == 1 && !shape.starts_with("edges"))
         );
+        assert!(names.iter().any(|&(shape, _)| shape == "mixed 4 layers"));
+        assert!(names.iter().any(|&(shape, _)| shape == "mixed at mine"));
         // A single layer and a batch of one cannot show every mistake.
         assert!(
             names
                 .iter()
                 .all(|&(shape, _)| shape != "1 layer" && shape != "batch 1")
         );
+    }
+
+    /// The activations of the weight layers of the matrix's cells named `shape` with `loss`.
+    fn mixed_networks(matrix: &Matrix, shape: &str, loss: Loss) -> Vec<Vec<Activation>> {
+        matrix
+            .cells
+            .iter()
+            .filter(|cell| cell.shape == shape)
+            .map(|cell| cell.case.network.architecture())
+            .filter(|architecture| architecture.loss() == loss)
+            .map(|architecture| architecture.activations().to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn the_mixed_cells_put_every_activation_in_every_layer() {
+        let mine = Shape::new("mine", &[4, 5, 3], 6);
+        let single = Shape::new("single", &[4, 3], 6);
+        let matrix = Matrix::new(&[7, 8], &[mine, single]).expect("a valid matrix");
+        for (shape, layers) in [
+            ("mixed 4 layers", 4),
+            ("mixed 9 layers", 9),
+            ("mixed at mine", 2),
+        ] {
+            for loss in Loss::ALL {
+                let networks = mixed_networks(&matrix, shape, loss);
+                if loss == Loss::SoftmaxCrossEntropy && layers == 2 {
+                    assert!(networks.is_empty(), "{shape}: one hidden layer");
+                    continue;
+                }
+                assert_eq!(networks.len(), Activation::ALL.len(), "{shape} {loss}");
+                for l in 0..layers {
+                    let mut seen: Vec<Activation> = networks.iter().map(|a| a[l]).collect();
+                    seen.sort_by_key(|a| a.name());
+                    seen.dedup();
+                    let expected = match loss {
+                        Loss::SoftmaxCrossEntropy if l + 1 == layers => vec![Activation::Identity],
+                        _ => {
+                            let mut all = Activation::ALL.to_vec();
+                            all.sort_by_key(|a| a.name());
+                            all
+                        }
+                    };
+                    assert_eq!(seen, expected, "{shape} {loss} layer {l}");
+                }
+                // Each network's first two layers differ.
+                assert!(networks.iter().all(|a| a[0] != a[1]), "{shape} {loss}");
+            }
+        }
+        let mixed: Vec<&Cell> = matrix.cells.iter().filter(|cell| cell.mixed).collect();
+        assert_eq!(mixed.len(), (2 * 2 + 1) * Activation::ALL.len());
+        assert!(
+            mixed
+                .iter()
+                .all(|cell| cell.seed == 7 && cell.shape.starts_with("mixed"))
+        );
+        assert!(
+            mixed
+                .iter()
+                .all(|cell| cell.added == cell.shape.ends_with("at mine"))
+        );
+        // Every other cell has one activation in all its hidden layers.
+        for cell in matrix.cells.iter().filter(|cell| !cell.mixed) {
+            let activations = cell.case.network.architecture().activations();
+            let hidden = &activations[..activations.len() - 1];
+            assert!(
+                hidden.windows(2).all(|pair| pair[0] == pair[1]),
+                "{}",
+                cell.shape
+            );
+        }
+    }
+
+    #[test]
+    fn an_added_shape_without_rows_is_an_error_naming_it() {
+        let empty = Shape::new("empty", &[3, 2], 0);
+        let error = Matrix::new(&[1], &[empty]).expect_err("no rows");
+        assert!(matches!(error, Error::EmptyBatch { .. }), "{error}");
     }
 }

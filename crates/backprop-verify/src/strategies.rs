@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
 use crate::case::Case;
+use crate::matrix::Shape;
 
 /// Cases per property when `PROPTEST_CASES` is not set.
 pub const DEFAULT_CASES: u32 = 24;
@@ -28,6 +29,22 @@ pub const ORACLE_BUDGET: usize = 4_000_000;
 /// unless `PROPTEST_MAX_GLOBAL_REJECTS` is set: enough for a kernel that
 /// accepts one case in ten.
 pub const REJECTS_PER_CASE: u32 = 10;
+
+/// Cases a property on an author's shapes ([`config_on`]) may reject per
+/// case it runs: enough for a kernel of one activation and one loss, which
+/// accepts one case of [`case_on`]'s in 16 or more.
+pub const REJECTS_PER_CASE_ON_SHAPES: u32 = 40;
+
+/// [`config`], for properties on `shapes` ([`case_on`]) when there are
+/// any: rejections allowed in proportion [`REJECTS_PER_CASE_ON_SHAPES`].
+pub fn config_on(shapes: &[Shape]) -> Config {
+    let mut config = config();
+    if !shapes.is_empty() && std::env::var_os("PROPTEST_MAX_GLOBAL_REJECTS").is_none() {
+        let in_proportion = config.cases.saturating_mul(REJECTS_PER_CASE_ON_SHAPES);
+        config.max_global_rejects = config.max_global_rejects.max(in_proportion);
+    }
+    config
+}
 
 /// Proptest's configuration: seeded, `PROPTEST_CASES` raises the count for
 /// long runs, rejections allowed in proportion ([`REJECTS_PER_CASE`]),
@@ -101,30 +118,68 @@ pub fn affordable_rows(architecture: &Architecture, rows: usize) -> usize {
     rows.min(ORACLE_BUDGET / per_row.max(1)).max(1)
 }
 
-/// A random architecture with a batch from [`rows`]: parameters and inputs in
+/// A random architecture with a batch from [`rows`], its values from
+/// [`values`].
+pub fn case() -> impl Strategy<Value = Case<f64>> {
+    (architecture(), rows()).prop_flat_map(|(architecture, rows)| {
+        let rows = affordable_rows(&architecture, rows);
+        values(architecture, rows)
+    })
+}
+
+/// A random case on one of `shapes` (at least one), its widths and rows as
+/// they are: half the time one activation in every layer, else any in
+/// each, and either loss (softmax cross-entropy gets an identity output);
+/// its values from [`values`]. The rows are not cut to [`ORACLE_BUDGET`],
+/// so the oracles' cost grows with the shapes.
+pub fn case_on(shapes: Vec<Shape>) -> impl Strategy<Value = Case<f64>> {
+    prop::sample::select(shapes)
+        .prop_flat_map(|shape| {
+            let layers = shape.widths.len().saturating_sub(1);
+            let activations = prop_oneof![
+                activation().prop_map(move |activation| vec![activation; layers]),
+                prop::collection::vec(activation(), layers),
+            ];
+            (Just(shape), activations, loss())
+        })
+        .prop_filter_map("a valid architecture", |(shape, mut activations, loss)| {
+            if loss == Loss::SoftmaxCrossEntropy {
+                *activations.last_mut()? = Activation::Identity;
+            }
+            let architecture = Architecture::new(&shape.widths, &activations, loss).ok()?;
+            Some((architecture, shape.rows))
+        })
+        .prop_flat_map(|(architecture, rows)| values(architecture, rows))
+}
+
+/// [`case_on`] the shapes if there are any, [`case`] otherwise.
+pub fn cases(shapes: Vec<Shape>) -> BoxedStrategy<Case<f64>> {
+    if shapes.is_empty() {
+        case().boxed()
+    } else {
+        case_on(shapes).boxed()
+    }
+}
+
+/// A case of `architecture` with `rows` samples: parameters and inputs in
 /// `[-1, 1)`, targets in `[0, 1)` (for softmax cross-entropy, rows scaled to
 /// sum to between 1/2 and 3/2: the general form, `s` not taken as 1).
-pub fn case() -> impl Strategy<Value = Case<f64>> {
-    (architecture(), rows())
-        .prop_flat_map(|(architecture, rows)| {
-            let rows = affordable_rows(&architecture, rows);
-            let (params, n, m) = (
-                architecture.param_count(),
-                architecture.input_width(),
-                architecture.output_width(),
-            );
-            (
-                Just(architecture),
-                Just(rows),
-                prop::collection::vec(-1.0..1.0f64, params),
-                prop::collection::vec(-1.0..1.0f64, rows * n),
-                prop::collection::vec(0.0..1.0f64, rows * m),
-                prop::collection::vec(0.5..1.5f64, rows),
-            )
-        })
+pub fn values(architecture: Architecture, rows: usize) -> impl Strategy<Value = Case<f64>> {
+    let (params, n, m) = (
+        architecture.param_count(),
+        architecture.input_width(),
+        architecture.output_width(),
+    );
+    (
+        Just(architecture),
+        prop::collection::vec(-1.0..1.0f64, params),
+        prop::collection::vec(-1.0..1.0f64, rows * n),
+        prop::collection::vec(0.0..1.0f64, rows * m),
+        prop::collection::vec(0.5..1.5f64, rows),
+    )
         .prop_filter_map(
             "a valid case",
-            |(architecture, rows, params, inputs, mut targets, sums)| {
+            move |(architecture, params, inputs, mut targets, sums)| {
                 let m = architecture.output_width();
                 if architecture.loss() == Loss::SoftmaxCrossEntropy {
                     for (row, sum) in targets.chunks_mut(m).zip(sums) {

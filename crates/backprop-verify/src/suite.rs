@@ -83,7 +83,8 @@ fn common_checks<T: Scalar>(
             checks::forward_outputs(backend, case, oracle)
         }),
         guarded(CheckKind::GoldenLoss, || {
-            checks::golden_loss(backend, case.network.architecture(), GOLDEN_ROWS)
+            let rows = golden_rows(backend, case);
+            checks::golden_loss(backend, case.network.architecture(), rows)
         }),
         guarded(CheckKind::BatchLaw, || {
             checks::batch_law(backend, case, oracle)
@@ -98,6 +99,17 @@ fn common_checks<T: Scalar>(
             checks::reused_buffers(backend, case, oracle)
         }),
     ]
+}
+
+/// The batch size of the golden check: [`GOLDEN_ROWS`], or the case's own
+/// for a backend that declines batches of that size (one that takes only
+/// whole vectors of samples, say), which it accepted.
+fn golden_rows<T: Scalar>(backend: &mut dyn Backend<T>, case: &Case<T>) -> usize {
+    let architecture = case.network.architecture();
+    match checks::declined_at(backend, architecture, GOLDEN_ROWS) {
+        Some(_) => case.rows,
+        None => GOLDEN_ROWS,
+    }
 }
 
 /// Whether every report passed.

@@ -541,6 +541,10 @@ impl fmt::Display for ConformanceReport {
             }
         }
         let rejected = self.controls.iter().filter(|c| c.rejected()).count();
+        let controls = match self.controls.len() {
+            0 => "no controls run".to_owned(),
+            count => format!("{rejected} of {count} controls rejected"),
+        };
         let cells = match declined {
             0 => format!("{} cells", self.cells.len()),
             _ => format!(
@@ -550,9 +554,8 @@ impl fmt::Display for ConformanceReport {
         };
         write!(
             f,
-            "\nverdict: {} ({cells}; {rejected} of {} controls rejected; judged {})",
+            "\nverdict: {} ({cells}; {controls}; judged {})",
             if self.passed() { "PASS" } else { "FAIL" },
-            self.controls.len(),
             self.cancellation.describe()
         )
     }
