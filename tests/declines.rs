@@ -111,11 +111,25 @@ fn only_sigmoid_5_6_3(architecture: &Architecture) -> Result<(), String> {
 // tests pass on the cells it accepts.
 conformance_tests!(up_to_8_wide, f64: Picky::naive(up_to_8));
 
-// A kernel for one network: the property tests draw on its shape alone,
-// and the matrix and the controls meet it there.
+/// Only 5-6-3 networks of a ReLU layer then an identity one with MSE.
+fn only_relu_identity_5_6_3(architecture: &Architecture) -> Result<(), String> {
+    only_5_6_3(architecture)?;
+    match (architecture.activations(), architecture.loss()) {
+        ([Activation::Relu, Activation::Identity], Loss::Mse) => Ok(()),
+        _ => Err(format!("{architecture} is not relu then identity with MSE")),
+    }
+}
+
+// Kernels for one network: the property tests draw among the networks on
+// its shape it accepts, and the matrix and the controls meet it there.
 conformance_tests!(
     one_network,
     f64: Picky::naive(only_sigmoid_5_6_3),
+    shapes: [("mine", &[5, 6, 3], 4)],
+);
+conformance_tests!(
+    one_mixed_network,
+    f64: Picky::naive(only_relu_identity_5_6_3),
     shapes: [("mine", &[5, 6, 3], 4)],
 );
 
@@ -502,19 +516,33 @@ fn a_relu_kernel_whose_softmax_overflows_is_caught_at_the_limits() {
 }
 
 /// A kernel, `inner`, that takes batches of whole vectors of 8 samples
-/// alone, as a SIMD kernel without a ragged edge might, and declines the
-/// others from both calls.
-struct WholeVectors(Box<dyn Backend<f64>>);
+/// alone, up to `largest` rows, as a SIMD kernel without a ragged edge
+/// might, and declines the others from both calls.
+struct WholeVectors {
+    inner: Box<dyn Backend<f64>>,
+    largest: usize,
+}
 
 impl WholeVectors {
-    fn check(rows: usize) -> Result<(), Error> {
-        match rows % 8 {
-            0 => Ok(()),
-            _ => Err(Error::Unsupported {
-                backend: "whole-vectors",
-                reason: format!("a batch of {rows} rows is not a multiple of 8"),
-            }),
+    /// Whole vectors of the reference kernel, of any number.
+    fn naive() -> Self {
+        WholeVectors {
+            inner: Box::new(NaiveBackend::new()),
+            largest: usize::MAX,
         }
+    }
+
+    fn check(&self, rows: usize) -> Result<(), Error> {
+        if rows.is_multiple_of(8) && rows <= self.largest {
+            return Ok(());
+        }
+        Err(Error::Unsupported {
+            backend: "whole-vectors",
+            reason: format!(
+                "a batch of {rows} rows is not a multiple of 8 up to {}",
+                self.largest
+            ),
+        })
     }
 }
 
@@ -524,13 +552,13 @@ impl Backend<f64> for WholeVectors {
     }
 
     fn run_forward(&mut self, task: ForwardTask<'_, f64>) -> Result<(), Error> {
-        Self::check(task.inputs().rows())?;
-        self.0.run_forward(task)
+        self.check(task.inputs().rows())?;
+        self.inner.run_forward(task)
     }
 
     fn run_loss_and_gradient(&mut self, task: GradientTask<'_, f64>) -> Result<f64, Error> {
-        Self::check(task.batch().rows())?;
-        self.0.run_loss_and_gradient(task)
+        self.check(task.batch().rows())?;
+        self.inner.run_loss_and_gradient(task)
     }
 }
 
@@ -558,11 +586,10 @@ impl Backend<f64> for Summed {
 
 #[test]
 fn a_kernel_for_whole_vectors_of_samples_meets_the_golden_loss_and_the_batch_law_at_its_sizes() {
-    let report = quick_run("whole-vectors", || {
-        WholeVectors(Box::new(NaiveBackend::new()))
-    })
-    .run()
-    .unwrap();
+    let report = quick_run("whole-vectors", WholeVectors::naive)
+        .shape("mine", &[4, 5, 3], 16)
+        .run()
+        .unwrap();
     assert!(report.passed(), "{report}");
     let checked: Vec<_> = report
         .cells
@@ -579,14 +606,31 @@ fn a_kernel_for_whole_vectors_of_samples_meets_the_golden_loss_and_the_batch_law
         kinds.contains(&CheckKind::GoldenLoss) && kinds.contains(&CheckKind::BatchLaw)
     }));
 
-    // The batch law on the batch twice over still fails a gradient summed
-    // over the batch, which the single rows would have shown.
+    // The law on parts of 8 rows (16 rows) and on the batch twice over (8
+    // rows) still fails a gradient summed over the batch, which the single
+    // rows would have shown.
+    let summed = || WholeVectors {
+        inner: Box::new(Summed(NaiveBackend::new())),
+        ..WholeVectors::naive()
+    };
+    for rows in [8, 16] {
+        let case = backprop_verify::Case::random(Architecture::seed(4, 5, 3).unwrap(), rows, 1);
+        let oracle = backprop_verify::Oracle::of(&case);
+        let law = backprop_verify::checks::batch_law(&mut summed(), &case, &oracle);
+        assert!(!law.passed(), "{rows} rows: {law}");
+        let law = backprop_verify::checks::batch_law(&mut WholeVectors::naive(), &case, &oracle);
+        assert!(law.passed(), "{rows} rows: {law}");
+    }
+
+    // A kernel of one batch size cannot meet the law: it fails, naming the
+    // sizes it declined.
     let case = backprop_verify::Case::random(Architecture::seed(4, 5, 3).unwrap(), 8, 1);
     let oracle = backprop_verify::Oracle::of(&case);
-    let mut summed = WholeVectors(Box::new(Summed(NaiveBackend::new())));
-    let law = backprop_verify::checks::batch_law(&mut summed, &case, &oracle);
-    assert!(!law.passed(), "{law}");
-    let mut right = WholeVectors(Box::new(NaiveBackend::new()));
-    let law = backprop_verify::checks::batch_law(&mut right, &case, &oracle);
-    assert!(law.passed(), "{law}");
+    let mut only_8 = WholeVectors {
+        largest: 8,
+        ..WholeVectors::naive()
+    };
+    let law = backprop_verify::checks::batch_law(&mut only_8, &case, &oracle);
+    let failure = law.failure.unwrap_or_default();
+    assert!(failure.contains("declined [1, 2, 4, 16] rows"), "{failure}");
 }

@@ -71,15 +71,20 @@ impl<T: Scalar> Case<T> {
 
     /// The sample `b` alone, as a case of one row.
     pub fn sample(&self, b: usize) -> Case<T> {
+        self.samples(b..b + 1)
+    }
+
+    /// The samples `rows` alone, as a case of `rows.len()` rows.
+    pub fn samples(&self, rows: std::ops::Range<usize>) -> Case<T> {
         let (n, m) = (
             self.network.architecture().input_width(),
             self.network.architecture().output_width(),
         );
         Case {
             network: self.network.clone(),
-            inputs: self.inputs[b * n..(b + 1) * n].to_vec(),
-            targets: self.targets[b * m..(b + 1) * m].to_vec(),
-            rows: 1,
+            inputs: self.inputs[rows.start * n..rows.end * n].to_vec(),
+            targets: self.targets[rows.start * m..rows.end * m].to_vec(),
+            rows: rows.len(),
         }
     }
 }

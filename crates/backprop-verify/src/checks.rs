@@ -984,8 +984,11 @@ fn first_layer_report<T: Scalar>(
 /// from the same backend in precision `T`; tolerance `2 k u S`.
 ///
 /// A backend that declines batches of one row (one that takes only whole
-/// vectors of samples, say) is held to the same law on the batch twice
-/// over ([`Case::doubled`]): its gradient must be the batch's own.
+/// vectors of samples, say) is held to the same law on the batch cut into
+/// parts of the smallest size it takes that divides the batch, or, if it
+/// takes none, on the batch twice over ([`Case::doubled`]), whose gradient
+/// must be the batch's own (a weaker law: it cannot see samples misplaced
+/// in a cycle). One that takes neither fails, naming the sizes asked.
 pub fn batch_law<T: Scalar>(
     backend: &mut dyn Backend<T>,
     case: &Case<T>,
@@ -996,12 +999,9 @@ pub fn batch_law<T: Scalar>(
         Ok((_, gradient)) => widen(gradient.as_slice()),
         Err(e) => return CheckReport::failed(CheckKind::BatchLaw, e),
     };
-    let single_rows_declined =
-        case.rows > 1 && declined_at(backend, case.network.architecture(), 1).is_some();
-    let parts = if single_rows_declined {
-        vec![case.doubled()]
-    } else {
-        (0..case.rows).map(|b| case.sample(b)).collect()
+    let parts = match law_parts(backend, case) {
+        Ok(parts) => parts,
+        Err(e) => return CheckReport::failed(CheckKind::BatchLaw, e),
     };
     // Each part's gradient is the mean over its rows: weighted by them.
     let total: usize = parts.iter().map(|part| part.rows).sum();
@@ -1025,6 +1025,37 @@ pub fn batch_law<T: Scalar>(
         2.0,
     );
     report
+}
+
+/// The parts [`batch_law`] compares the batch of `case` with: its samples
+/// one by one, or parts of the smallest size `backend` takes that divides
+/// the batch, or the batch twice over; an error naming the sizes asked if
+/// `backend` declines them all.
+fn law_parts<T: Scalar>(
+    backend: &mut dyn Backend<T>,
+    case: &Case<T>,
+) -> Result<Vec<Case<T>>, String> {
+    let rows = case.rows;
+    if rows == 1 {
+        return Ok(vec![case.sample(0)]);
+    }
+    let architecture = case.network.architecture();
+    let mut asked = Vec::new();
+    for size in (1..rows).filter(|size| rows.is_multiple_of(*size)) {
+        if declined_at(backend, architecture, size).is_none() {
+            let parts = (0..rows / size).map(|part| case.samples(part * size..(part + 1) * size));
+            return Ok(parts.collect());
+        }
+        asked.push(size);
+    }
+    let doubled = rows.saturating_mul(2);
+    if declined_at(backend, architecture, doubled).is_none() {
+        return Ok(vec![case.doubled()]);
+    }
+    asked.push(doubled);
+    Err(format!(
+        "the batch law needs batches of another size than {rows} rows, and the backend declined {asked:?} rows"
+    ))
 }
 
 /// `runs` repeated calls on one backend give bit-identical loss and

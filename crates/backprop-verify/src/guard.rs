@@ -12,7 +12,10 @@
 //! check): its place in the source goes into the failure's message. The
 //! kit's panic hook, installed at the first guarded call, hands every
 //! other panic (another thread's, a kernel's own workers' among them, or
-//! this thread's outside a guarded call) to the hook it replaced.
+//! this thread's outside a guarded call) to the hook it replaced, and
+//! every panic too where `RUST_BACKTRACE` asks for traces or panics abort
+//! (no report would come). A hook set after it replaces it: the failures
+//! then carry no place, and the panics print as that hook says.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -24,8 +27,8 @@ use crate::report::{CheckKind, CheckReport};
 thread_local! {
     /// How many guarded calls this thread is inside.
     static GUARDED: Cell<usize> = const { Cell::new(0) };
-    /// Where this thread's last guarded panic happened.
-    static PLACE: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The place and message of this thread's last guarded panic.
+    static PLACE: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
 }
 
 /// Installs the kit's panic hook, once per process (see the module docs).
@@ -33,11 +36,15 @@ fn install_hook() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let previous = panic::take_hook();
+        let traced = std::env::var_os("RUST_BACKTRACE").is_some_and(|value| value != "0");
+        let quiet = !traced && !cfg!(panic = "abort");
         panic::set_hook(Box::new(move |info: &PanicHookInfo<'_>| {
-            if GUARDED.with(Cell::get) > 0 {
-                let place = info.location().map(ToString::to_string);
-                PLACE.with(|last| *last.borrow_mut() = place);
-            } else {
+            let guarded = GUARDED.with(Cell::get) > 0;
+            if guarded && let Some(place) = info.location() {
+                let message = panic_message(info.payload()).to_owned();
+                PLACE.with(|last| *last.borrow_mut() = Some((place.to_string(), message)));
+            }
+            if !(guarded && quiet) {
                 previous(info);
             }
         }));
@@ -60,9 +67,11 @@ pub fn caught<R>(run: impl FnOnce() -> R) -> Result<R, String> {
     GUARDED.with(|depth| depth.set(depth.get() - 1));
     result.map_err(|payload| {
         let message = panic_message(&*payload);
+        // The place kept is this payload's only if its message is the same:
+        // a kernel may have caught a panic of its own before.
         match PLACE.with(|last| last.borrow_mut().take()) {
-            Some(place) => format!("panicked: {message} (at {place})"),
-            None => format!("panicked: {message}"),
+            Some((place, said)) if said == message => format!("panicked: {message} (at {place})"),
+            _ => format!("panicked: {message}"),
         }
     })
 }
@@ -117,7 +126,18 @@ mod tests {
         assert_eq!(caught(|| 2.0), Ok(2.0));
         let failure = caught(|| -> f64 { panic!("no") }).unwrap_err();
         assert!(failure.starts_with("panicked: no (at "), "{failure}");
-        // Outside a guarded call, the hook hands panics on.
-        assert_eq!(GUARDED.with(Cell::get), 0);
+    }
+
+    #[test]
+    fn a_place_kept_from_a_panic_caught_before_is_not_given_to_another() {
+        let failure = caught(|| {
+            let caught_inside = catch_unwind(|| panic!("handled inside"));
+            assert!(caught_inside.is_err());
+            let worker = std::thread::spawn(|| panic!("in a worker"));
+            let Err(payload) = worker.join();
+            std::panic::resume_unwind(payload);
+        })
+        .unwrap_err();
+        assert_eq!(failure, "panicked: in a worker");
     }
 }

@@ -21,13 +21,15 @@
 /// The matrix tests pass with declined cells only if some cell was checked.
 ///
 /// A kernel made for a few shapes names them after `shapes:`, each as
-/// `(name, widths, rows)`: the random cases are then drawn on those
-/// shapes alone ([`strategies::case_on`](crate::strategies::case_on),
-/// every activation and loss, declines allowed in proportion), and the
-/// matrix and the controls run on them too, as
+/// `(name, widths, rows)`: the random cases are then drawn among the
+/// networks on those shapes that the kernel accepts, asked once as the
+/// matrix asks ([`strategies::cases_for`](crate::strategies::cases_for)),
+/// and the matrix and the controls run on the shapes too, as
 /// [`Conformance::shape`](crate::Conformance::shape) adds them. Every
 /// random case runs the oracles on the whole shape, so keep the shapes
-/// small (a few thousand parameters).
+/// small (a few thousand parameters). The arguments come in this order:
+/// the module's name, `f64:`, then any of `f32:`, `shapes:` and
+/// `cancellation:`, in that order.
 ///
 /// The module takes the first argument's name, so that name must not be
 /// the name of a crate the constructors use (the module would hide it).
@@ -54,25 +56,25 @@ macro_rules! conformance_tests {
 
             /// The author's shapes, if any: the random cases are drawn on
             /// them alone, and the matrix adds them.
-            fn shapes() -> ::std::vec::Vec<$crate::Shape> {
+            fn __shapes() -> ::std::vec::Vec<$crate::Shape> {
                 ::std::vec![$($($crate::Shape::new($shape, $widths, $rows)),+)?]
             }
 
             /// The conformance run of the matrix tests, with the author's shapes.
-            fn conformance<T: $crate::CheckPrecision>(
+            fn __conformance<T: $crate::CheckPrecision>(
                 run: $crate::Conformance<T>,
             ) -> $crate::Conformance<T> {
-                shapes().into_iter().fold(run, |run, shape| {
+                __shapes().into_iter().fold(run, |run, shape| {
                     run.shape(shape.name, &shape.widths, shape.rows)
                 })
             }
 
             $crate::proptest::proptest! {
-                #![proptest_config($crate::strategies::config_on(&shapes()))]
+                #![proptest_config($crate::strategies::config())]
 
                 #[test]
                 fn f64_passes_every_check(
-                    case in $crate::strategies::cases(shapes()),
+                    case in $crate::strategies::cases_for(__shapes(), &mut $make_f64),
                     seed in $crate::proptest::prelude::any::<u64>(),
                 ) {
                     let mut backend = $make_f64;
@@ -94,10 +96,10 @@ macro_rules! conformance_tests {
 
             $(
                 $crate::proptest::proptest! {
-                    #![proptest_config($crate::strategies::config_on(&shapes()))]
+                    #![proptest_config($crate::strategies::config())]
 
                     #[test]
-                    fn f32_passes_every_check(case in $crate::strategies::cases(shapes())) {
+                    fn f32_passes_every_check(case in $crate::strategies::cases_for(__shapes(), &mut $make_f32)) {
                         let mut backend = $make_f32;
                         let case = case.to_precision::<f32>();
                         $crate::proptest::prop_assume!(
@@ -119,7 +121,7 @@ macro_rules! conformance_tests {
                 #[test]
                 fn f32_matrix_passes_on_one_instance() {
                     let run = $crate::Conformance::<f32>::new(stringify!($module), || $make_f32);
-                    let report = conformance(run)
+                    let report = __conformance(run)
                         .cancellation(CANCELLATION)
                         .quick()
                         .without_controls()
@@ -132,7 +134,7 @@ macro_rules! conformance_tests {
             #[test]
             fn f64_matrix_passes_on_one_instance() {
                 let run = $crate::Conformance::<f64>::new(stringify!($module), || $make_f64);
-                let report = conformance(run)
+                let report = __conformance(run)
                     .cancellation(CANCELLATION)
                     .quick()
                     .without_controls()
@@ -143,7 +145,7 @@ macro_rules! conformance_tests {
 
             #[test]
             fn every_wrapped_control_is_rejected() {
-                let matrix = $crate::Matrix::new(&[1], &shapes()).expect("a valid matrix");
+                let matrix = $crate::Matrix::new(&[1], &__shapes()).expect("a valid matrix");
                 let error = <f64 as $crate::CheckPrecision>::CONTROL_ERROR;
                 for flaw in $crate::OutputFlaw::all(error) {
                     let mut flawed = $crate::Flawed::new($make_f64, flaw);

@@ -562,7 +562,7 @@ mod tests {
     }
 
     #[test]
-    fn an_added_shape_without_rows_is_an_error_naming_it() {
+    fn an_added_shape_without_rows_is_an_error() {
         let empty = Shape::new("empty", &[3, 2], 0);
         let error = Matrix::new(&[1], &[empty]).expect_err("no rows");
         assert!(matches!(error, Error::EmptyBatch { .. }), "{error}");

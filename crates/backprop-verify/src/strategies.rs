@@ -6,11 +6,12 @@
 //! down to one row: a deep architecture of wide layers (rare: three widths
 //! in four are at most 9) still costs more than the budget on that row.
 
-use backprop_core::{Activation, Architecture, Loss, Network, Params};
+use backprop_core::{Activation, Architecture, Backend, Loss, Network, Params, Scalar};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
 use crate::case::Case;
+use crate::checks;
 use crate::matrix::Shape;
 
 /// Cases per property when `PROPTEST_CASES` is not set.
@@ -29,22 +30,6 @@ pub const ORACLE_BUDGET: usize = 4_000_000;
 /// unless `PROPTEST_MAX_GLOBAL_REJECTS` is set: enough for a kernel that
 /// accepts one case in ten.
 pub const REJECTS_PER_CASE: u32 = 10;
-
-/// Cases a property on an author's shapes ([`config_on`]) may reject per
-/// case it runs: enough for a kernel of one activation and one loss, which
-/// accepts one case of [`case_on`]'s in 16 or more.
-pub const REJECTS_PER_CASE_ON_SHAPES: u32 = 40;
-
-/// [`config`], for properties on `shapes` ([`case_on`]) when there are
-/// any: rejections allowed in proportion [`REJECTS_PER_CASE_ON_SHAPES`].
-pub fn config_on(shapes: &[Shape]) -> Config {
-    let mut config = config();
-    if !shapes.is_empty() && std::env::var_os("PROPTEST_MAX_GLOBAL_REJECTS").is_none() {
-        let in_proportion = config.cases.saturating_mul(REJECTS_PER_CASE_ON_SHAPES);
-        config.max_global_rejects = config.max_global_rejects.max(in_proportion);
-    }
-    config
-}
 
 /// Proptest's configuration: seeded, `PROPTEST_CASES` raises the count for
 /// long runs, rejections allowed in proportion ([`REJECTS_PER_CASE`]),
@@ -127,38 +112,100 @@ pub fn case() -> impl Strategy<Value = Case<f64>> {
     })
 }
 
-/// A random case on one of `shapes` (at least one), its widths and rows as
-/// they are: half the time one activation in every layer, else any in
-/// each, and either loss (softmax cross-entropy gets an identity output);
-/// its values from [`values`]. The rows are not cut to [`ORACLE_BUDGET`],
-/// so the oracles' cost grows with the shapes.
-pub fn case_on(shapes: Vec<Shape>) -> impl Strategy<Value = Case<f64>> {
-    prop::sample::select(shapes)
-        .prop_flat_map(|shape| {
-            let layers = shape.widths.len().saturating_sub(1);
-            let activations = prop_oneof![
-                activation().prop_map(move |activation| vec![activation; layers]),
-                prop::collection::vec(activation(), layers),
-            ];
-            (Just(shape), activations, loss())
-        })
-        .prop_filter_map("a valid architecture", |(shape, mut activations, loss)| {
-            if loss == Loss::SoftmaxCrossEntropy {
-                *activations.last_mut()? = Activation::Identity;
+/// Networks per shape and loss past which [`accepted_networks`] asks of
+/// some activations only: every combination up to this many, for up to 4
+/// weight layers (`4^4 = 256`).
+pub const ENUMERATED_NETWORKS: usize = 256;
+
+/// The networks on `shapes` that `backend` accepts, each with its shape's
+/// rows, asked as the matrix asks ([`checks::declined_at`]: on zero
+/// values, so the answer depends on the network alone): every
+/// combination of activations over the layers with either loss (identity
+/// outputs for softmax cross-entropy) where there are at most
+/// [`ENUMERATED_NETWORKS`] of them, else one activation in every layer and
+/// the mixed networks of [`mixed_cells`](crate::matrix::mixed_cells).
+pub fn accepted_networks<T: Scalar>(
+    shapes: &[Shape],
+    backend: &mut dyn Backend<T>,
+) -> Vec<(Architecture, usize)> {
+    let mut accepted = Vec::new();
+    for shape in shapes {
+        let layers = shape.widths.len().saturating_sub(1);
+        for loss in Loss::ALL {
+            for activations in activation_choices(layers, loss) {
+                let Ok(architecture) = Architecture::new(&shape.widths, &activations, loss) else {
+                    continue;
+                };
+                if checks::declined_at(backend, &architecture, shape.rows).is_none() {
+                    accepted.push((architecture, shape.rows));
+                }
             }
-            let architecture = Architecture::new(&shape.widths, &activations, loss).ok()?;
-            Some((architecture, shape.rows))
-        })
-        .prop_flat_map(|(architecture, rows)| values(architecture, rows))
+        }
+    }
+    accepted
 }
 
-/// [`case_on`] the shapes if there are any, [`case`] otherwise.
-pub fn cases(shapes: Vec<Shape>) -> BoxedStrategy<Case<f64>> {
-    if shapes.is_empty() {
-        case().boxed()
+/// The activations [`accepted_networks`] asks of, on `layers` weight layers
+/// with `loss`.
+fn activation_choices(layers: usize, loss: Loss) -> Vec<Vec<Activation>> {
+    let all = Activation::ALL;
+    let output = |mut activations: Vec<Activation>| {
+        if loss == Loss::SoftmaxCrossEntropy
+            && let Some(last) = activations.last_mut()
+        {
+            *last = Activation::Identity;
+        }
+        activations
+    };
+    let count = all.len().checked_pow(layers as u32).unwrap_or(usize::MAX);
+    let mut choices: Vec<Vec<Activation>> = if count <= ENUMERATED_NETWORKS {
+        (0..count)
+            .map(|index| {
+                (0..layers)
+                    .map(|l| all[index / all.len().pow(l as u32) % all.len()])
+                    .collect()
+            })
+            .collect()
     } else {
-        case_on(shapes).boxed()
+        let same = all.iter().map(|&a| vec![a; layers]);
+        let turns =
+            (0..all.len()).map(|turn| (0..layers).map(|l| all[(turn + l) % all.len()]).collect());
+        same.chain(turns).collect()
+    };
+    choices = choices.into_iter().map(output).collect();
+    choices.sort_by_key(|activations| activations.iter().map(|a| a.name()).collect::<Vec<_>>());
+    choices.dedup();
+    choices
+}
+
+/// A random case of one of `networks` (at least one), each with its rows
+/// as they are, its values from [`values`]. The rows are not cut to
+/// [`ORACLE_BUDGET`], so the oracles' cost grows with the networks.
+pub fn case_among(networks: Vec<(Architecture, usize)>) -> impl Strategy<Value = Case<f64>> {
+    prop::sample::select(networks).prop_flat_map(|(architecture, rows)| values(architecture, rows))
+}
+
+/// [`case`] when there are no `shapes`; else [`case_among`] the networks
+/// on them `backend` accepts ([`accepted_networks`]).
+///
+/// # Panics
+///
+/// If `backend` declines every network on the shapes, naming them: no case
+/// could be drawn.
+pub fn cases_for<T: Scalar>(
+    shapes: Vec<Shape>,
+    backend: &mut dyn Backend<T>,
+) -> BoxedStrategy<Case<f64>> {
+    if shapes.is_empty() {
+        return case().boxed();
     }
+    let networks = accepted_networks(&shapes, backend);
+    assert!(
+        !networks.is_empty(),
+        "{} declines every network on the shapes {shapes:?}",
+        backend.name()
+    );
+    case_among(networks).boxed()
 }
 
 /// A case of `architecture` with `rows` samples: parameters and inputs in
@@ -192,4 +239,42 @@ pub fn values(architecture: Architecture, rows: usize) -> impl Strategy<Value = 
                 Case::new(network, inputs, targets, rows).ok()
             },
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use backprop_core::{Activation, Loss};
+    use backprop_naive::NaiveBackend;
+
+    use super::{ENUMERATED_NETWORKS, accepted_networks};
+    use crate::matrix::Shape;
+
+    #[test]
+    fn every_network_on_a_shallow_shape_is_asked_and_a_few_on_a_deep_one() {
+        let mut naive = NaiveBackend::<f64>::new();
+        let shallow = Shape::new("shallow", &[4, 5, 3], 2);
+        let networks = accepted_networks(&[shallow], &mut naive);
+        // 4 x 4 for MSE, 4 for softmax cross-entropy (identity outputs).
+        assert_eq!(networks.len(), 20);
+        let mut names: Vec<String> = networks.iter().map(|(a, _)| a.to_string()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 20);
+        assert!(networks.iter().all(|(_, rows)| *rows == 2));
+        let softmax = networks
+            .iter()
+            .filter(|(a, _)| a.loss() == Loss::SoftmaxCrossEntropy);
+        assert!(
+            softmax
+                .clone()
+                .all(|(a, _)| a.activations()[1] == Activation::Identity)
+        );
+        assert_eq!(softmax.count(), 4);
+
+        // Past the enumerated count: one activation everywhere and the turns.
+        let deep = Shape::new("deep", &[3, 4, 4, 4, 4, 2], 2);
+        assert!(4usize.pow(5) > ENUMERATED_NETWORKS);
+        let networks = accepted_networks(&[deep], &mut naive);
+        assert_eq!(networks.len(), 8 + 8);
+    }
 }
