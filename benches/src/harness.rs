@@ -121,6 +121,42 @@ impl fmt::Display for Failure {
     }
 }
 
+/// A contender's name that [`Harness::with`] or [`Harness::only`] cannot take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContenderError {
+    /// [`Harness::with`]: a contender of that name is there already.
+    Taken {
+        /// The name given.
+        name: String,
+        /// The contenders' names.
+        contenders: Vec<String>,
+    },
+    /// [`Harness::only`]: no contender has these names.
+    Unknown {
+        /// The names no contender has.
+        names: Vec<String>,
+        /// The contenders' names.
+        contenders: Vec<String>,
+    },
+}
+
+impl fmt::Display for ContenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContenderError::Taken { name, contenders } => write!(
+                f,
+                "a contender named {name:?} is there already; the contenders: {contenders:?}"
+            ),
+            ContenderError::Unknown { names, contenders } => write!(
+                f,
+                "no contender is named {names:?}; the contenders: {contenders:?}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ContenderError {}
+
 impl Harness {
     /// Every registered backend, and the faer backend forced to run
     /// sequentially (the baseline the parallel backends are compared with);
@@ -142,45 +178,46 @@ impl Harness {
         }
     }
 
-    /// Adds a contender named `name` beside the others.
-    ///
-    /// # Panics
-    ///
-    /// If a contender of that name is there already (criterion needs every
-    /// name of a group to differ): the message lists the names taken.
+    /// Adds a contender named `name` beside the others; an error, naming
+    /// the names taken, if a contender of that name is there already
+    /// (criterion needs every name of a group to differ).
     pub fn with(
         mut self,
         name: impl Into<String>,
         f32: impl Fn() -> Box<dyn Backend<f32>> + 'static,
         f64: impl Fn() -> Box<dyn Backend<f64>> + 'static,
-    ) -> Self {
+    ) -> Result<Self, ContenderError> {
         let name = name.into();
-        assert!(
-            !self.names().contains(&name.as_str()),
-            "Harness::with: a contender named {name:?} is there already; the names taken: {:?}",
-            self.names()
-        );
+        if self.names().contains(&name.as_str()) {
+            return Err(ContenderError::Taken {
+                name,
+                contenders: self.owned_names(),
+            });
+        }
         self.contenders.push(Contender::new(name, f32, f64));
-        self
+        Ok(self)
     }
 
-    /// Keeps only the contenders named in `names`, and leaves out the GEMM peak.
-    ///
-    /// # Panics
-    ///
-    /// If a name in `names` is no contender's (a misspelt name would
-    /// otherwise leave its contender out without a word): the message lists
-    /// the contenders' names.
-    pub fn only(mut self, names: &[&str]) -> Self {
+    /// Keeps only the contenders named in `names`, and leaves out the GEMM
+    /// peak; an error, naming the contenders, if a name in `names` is no
+    /// contender's (a misspelt name would otherwise leave its contender out
+    /// without a word).
+    pub fn only(mut self, names: &[&str]) -> Result<Self, ContenderError> {
         let known = self.names();
-        let unknown: Vec<&&str> = names.iter().filter(|name| !known.contains(name)).collect();
-        assert!(
-            unknown.is_empty(),
-            "Harness::only: no contender is named {unknown:?}; the contenders: {known:?}"
-        );
+        let unknown: Vec<String> = names
+            .iter()
+            .filter(|name| !known.contains(name))
+            .map(|name| (*name).to_owned())
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ContenderError::Unknown {
+                names: unknown,
+                contenders: self.owned_names(),
+            });
+        }
         self.contenders.retain(|c| names.contains(&c.name.as_str()));
         self.peak = false;
-        self
+        Ok(self)
     }
 
     /// The steps that failed in the benchmarks run so far (see [`Failure`]).
@@ -191,6 +228,11 @@ impl Harness {
     /// The contenders' names.
     pub fn names(&self) -> Vec<&str> {
         self.contenders.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// The contenders' names, owned, for an error.
+    fn owned_names(&self) -> Vec<String> {
+        self.names().into_iter().map(str::to_owned).collect()
     }
 
     /// Runs every group on criterion, then prints the table of this run's
@@ -382,7 +424,7 @@ mod tests {
     use backprop::{Backend, Error, ForwardTask, GradientTask, NaiveBackend};
     use criterion::{BenchmarkId, Criterion};
 
-    use super::{Contender, Harness, bench_step};
+    use super::{Contender, ContenderError, Harness, bench_step};
 
     /// A kernel that declines every problem.
     struct Declining;
@@ -446,16 +488,40 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "no contender is named [\"faerr\"]")]
     fn only_names_a_misspelt_contender() {
-        let _ = Harness::builtin().only(&["naive", "faerr"]);
+        let error = Harness::builtin()
+            .only(&["naive", "faerr"])
+            .err()
+            .expect("a misspelt name");
+        assert!(matches!(&error, ContenderError::Unknown { names, .. } if names == &["faerr"]));
+        let shown = error.to_string();
+        assert!(
+            shown.starts_with("no contender is named [\"faerr\"]; the contenders: [\"naive\", "),
+            "{shown}"
+        );
+        let kept = Harness::builtin()
+            .only(&["naive", "faer"])
+            .expect("known names");
+        assert_eq!(kept.names(), ["naive", "faer"]);
     }
 
     #[test]
-    #[should_panic(expected = "a contender named \"faer\" is there already")]
     fn with_refuses_a_name_taken() {
         let naive = || Box::new(NaiveBackend::<f32>::new()) as Box<dyn Backend<f32>>;
         let naive64 = || Box::new(NaiveBackend::<f64>::new()) as Box<dyn Backend<f64>>;
-        let _ = Harness::builtin().with("faer", naive, naive64);
+        let error = Harness::builtin()
+            .with("faer", naive, naive64)
+            .err()
+            .expect("a name taken");
+        assert!(matches!(&error, ContenderError::Taken { name, .. } if name == "faer"));
+        let shown = error.to_string();
+        assert!(
+            shown.starts_with("a contender named \"faer\" is there already"),
+            "{shown}"
+        );
+        let added = Harness::builtin()
+            .with("mine", naive, naive64)
+            .expect("a new name");
+        assert_eq!(added.names().last(), Some(&"mine"));
     }
 }

@@ -10,12 +10,13 @@
 //! use backprop_benches::Harness;
 //! use backprop_benches::criterion::Criterion;
 //!
-//! fn main() {
+//! fn main() -> Result<(), backprop_benches::ContenderError> {
 //!     let mut criterion = Criterion::default().configure_from_args();
 //!     Harness::builtin()
-//!         .with("mine", || Box::new(NaiveBackend::<f32>::new()), || Box::new(NaiveBackend::<f64>::new()))
-//!         .only(&["mine", "faer"])
+//!         .with("mine", || Box::new(NaiveBackend::<f32>::new()), || Box::new(NaiveBackend::<f64>::new()))?
+//!         .only(&["mine", "faer"])? // a name misspelt or taken twice is an error naming the contenders
 //!         .run(&mut criterion); // benches, then prints this run's table
+//!     Ok(())
 //! }
 //! ```
 
@@ -26,5 +27,5 @@ pub mod results;
 /// The criterion this harness runs on, so that a bench of an author's own
 /// needs no version of it to match.
 pub use criterion;
-pub use harness::{Contender, Failure, Harness, PEAK_SIDE, SHAPES, SWEEP};
+pub use harness::{Contender, ContenderError, Failure, Harness, PEAK_SIDE, SHAPES, SWEEP};
 pub use results::{Record, human};
