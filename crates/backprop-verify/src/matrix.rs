@@ -93,7 +93,6 @@ pub fn mixed_cells(
     if layers < 2 {
         return Ok(Vec::new());
     }
-    let all = Activation::ALL;
     let mut cells = Vec::new();
     // Softmax cross-entropy's outputs are identity, so its networks differ
     // from the other cells' only with two hidden layers or more.
@@ -101,12 +100,8 @@ pub fn mixed_cells(
         .into_iter()
         .filter(|&loss| loss == Loss::Mse || layers > 2);
     for loss in losses {
-        for turn in 0..all.len() {
-            let mut activations: Vec<Activation> =
-                (0..layers).map(|l| all[(turn + l) % all.len()]).collect();
-            if loss == Loss::SoftmaxCrossEntropy {
-                activations[layers - 1] = Activation::Identity;
-            }
+        for activations in activation_turns(layers) {
+            let activations = with_output_for(loss, activations);
             let architecture = Architecture::new(widths, &activations, loss)?;
             cells.push(Cell {
                 mixed: true,
@@ -119,6 +114,25 @@ pub fn mixed_cells(
         }
     }
     Ok(cells)
+}
+
+/// The activations of `layers` weight layers, one network per turn: each
+/// activation in turn first, the others after it in [`Activation::ALL`]'s
+/// order, so that over the turns every activation meets every layer.
+pub(crate) fn activation_turns(layers: usize) -> impl Iterator<Item = Vec<Activation>> {
+    let all = Activation::ALL;
+    (0..all.len()).map(move |turn| (0..layers).map(|l| all[(turn + l) % all.len()]).collect())
+}
+
+/// `activations` as `loss` takes them: the last made identity for softmax
+/// cross-entropy, whose outputs are the logits.
+pub(crate) fn with_output_for(loss: Loss, mut activations: Vec<Activation>) -> Vec<Activation> {
+    if loss == Loss::SoftmaxCrossEntropy
+        && let Some(last) = activations.last_mut()
+    {
+        *last = Activation::Identity;
+    }
+    activations
 }
 
 /// The protocol shapes the cells whose layers differ in activation are

@@ -12,7 +12,7 @@ use proptest::test_runner::{Config, RngSeed};
 
 use crate::case::Case;
 use crate::checks;
-use crate::matrix::Shape;
+use crate::matrix::{Shape, activation_turns, with_output_for};
 
 /// Cases per property when `PROPTEST_CASES` is not set.
 pub const DEFAULT_CASES: u32 = 24;
@@ -77,11 +77,8 @@ pub fn architecture() -> impl Strategy<Value = Architecture> {
         loss(),
     )
         .prop_filter_map("a valid architecture", |(widths, mut activations, loss)| {
-            let layers = widths.len() - 1;
-            activations.truncate(layers);
-            if loss == Loss::SoftmaxCrossEntropy {
-                activations[layers - 1] = Activation::Identity;
-            }
+            activations.truncate(widths.len() - 1);
+            let activations = with_output_for(loss, activations);
             Architecture::new(&widths, &activations, loss).ok()
         })
 }
@@ -149,14 +146,6 @@ pub fn accepted_networks<T: Scalar>(
 /// with `loss`.
 fn activation_choices(layers: usize, loss: Loss) -> Vec<Vec<Activation>> {
     let all = Activation::ALL;
-    let output = |mut activations: Vec<Activation>| {
-        if loss == Loss::SoftmaxCrossEntropy
-            && let Some(last) = activations.last_mut()
-        {
-            *last = Activation::Identity;
-        }
-        activations
-    };
     let count = all.len().checked_pow(layers as u32).unwrap_or(usize::MAX);
     let mut choices: Vec<Vec<Activation>> = if count <= ENUMERATED_NETWORKS {
         (0..count)
@@ -168,11 +157,12 @@ fn activation_choices(layers: usize, loss: Loss) -> Vec<Vec<Activation>> {
             .collect()
     } else {
         let same = all.iter().map(|&a| vec![a; layers]);
-        let turns =
-            (0..all.len()).map(|turn| (0..layers).map(|l| all[(turn + l) % all.len()]).collect());
-        same.chain(turns).collect()
+        same.chain(activation_turns(layers)).collect()
     };
-    choices = choices.into_iter().map(output).collect();
+    choices = choices
+        .into_iter()
+        .map(|activations| with_output_for(loss, activations))
+        .collect();
     choices.sort_by_key(|activations| activations.iter().map(|a| a.name()).collect::<Vec<_>>());
     choices.dedup();
     choices
@@ -186,26 +176,24 @@ pub fn case_among(networks: Vec<(Architecture, usize)>) -> impl Strategy<Value =
 }
 
 /// [`case`] when there are no `shapes`; else [`case_among`] the networks
-/// on them `backend` accepts ([`accepted_networks`]).
-///
-/// # Panics
-///
-/// If `backend` declines every network on the shapes, naming them: no case
-/// could be drawn.
+/// on them `backend` accepts ([`accepted_networks`]), or, if it declines
+/// them all, an error naming the backend and the shapes: no case could be
+/// drawn.
 pub fn cases_for<T: Scalar>(
     shapes: Vec<Shape>,
     backend: &mut dyn Backend<T>,
-) -> BoxedStrategy<Case<f64>> {
+) -> Result<BoxedStrategy<Case<f64>>, String> {
     if shapes.is_empty() {
-        return case().boxed();
+        return Ok(case().boxed());
     }
     let networks = accepted_networks(&shapes, backend);
-    assert!(
-        !networks.is_empty(),
-        "{} declines every network on the shapes {shapes:?}",
-        backend.name()
-    );
-    case_among(networks).boxed()
+    if networks.is_empty() {
+        return Err(format!(
+            "{} declines every network on the shapes {shapes:?}",
+            backend.name()
+        ));
+    }
+    Ok(case_among(networks).boxed())
 }
 
 /// A case of `architecture` with `rows` samples: parameters and inputs in
@@ -246,8 +234,56 @@ mod tests {
     use backprop_core::{Activation, Loss};
     use backprop_naive::NaiveBackend;
 
-    use super::{ENUMERATED_NETWORKS, accepted_networks};
+    use super::{ENUMERATED_NETWORKS, accepted_networks, cases_for};
     use crate::matrix::Shape;
+
+    /// A kernel that declines every problem.
+    struct DeclinesAll;
+
+    impl backprop_core::Backend<f64> for DeclinesAll {
+        fn name(&self) -> &'static str {
+            "declines-all"
+        }
+
+        fn run_forward(
+            &mut self,
+            _: backprop_core::ForwardTask<'_, f64>,
+        ) -> Result<(), backprop_core::Error> {
+            Err(self.decline())
+        }
+
+        fn run_loss_and_gradient(
+            &mut self,
+            _: backprop_core::GradientTask<'_, f64>,
+        ) -> Result<f64, backprop_core::Error> {
+            Err(self.decline())
+        }
+    }
+
+    impl DeclinesAll {
+        fn decline(&self) -> backprop_core::Error {
+            backprop_core::Error::Unsupported {
+                backend: "declines-all",
+                reason: "nothing".to_owned(),
+            }
+        }
+    }
+
+    #[test]
+    fn no_case_is_drawn_for_a_kernel_that_declines_every_network_on_the_shapes() {
+        let mine = Shape::new("mine", &[4, 5, 3], 2);
+        let Err(why) = cases_for(vec![mine.clone()], &mut DeclinesAll) else {
+            panic!("a strategy for a kernel that declines everything");
+        };
+        assert!(
+            why.starts_with("declines-all declines every network on the shapes"),
+            "{why}"
+        );
+        assert!(why.contains("mine"), "{why}");
+        assert!(cases_for(vec![mine], &mut NaiveBackend::<f64>::new()).is_ok());
+        // Without shapes, any architecture, asked of no one.
+        assert!(cases_for(Vec::new(), &mut DeclinesAll).is_ok());
+    }
 
     #[test]
     fn every_network_on_a_shallow_shape_is_asked_and_a_few_on_a_deep_one() {
